@@ -1,0 +1,188 @@
+"""Throughput of :class:`unigen_sb3.rewards.perceptual.PerceptualDistance` (images per second).
+
+Compares, at 64x64:
+
+- one call on a batch of 64 vs 64 calls on one image each;
+- a cached target (the target's features computed once, one network forward per image,
+  as the env does) vs the two-image path (both images through the network every call).
+
+Each case is warmed up, repeated, and the median time is reported. The markdown table
+is printed and written (with the command, torch version, thread count and device) to
+``docs/benchmarks/perceptual_throughput.md``; ``--append`` adds a section instead, for
+results from another machine.
+
+Usage::
+
+    python benchmarks/perceptual_throughput.py                 # CPU (+ CUDA when present)
+    python benchmarks/perceptual_throughput.py --device cuda --append
+    python benchmarks/perceptual_throughput.py --threads 1     # CPUs shared with other jobs
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from unigen_sb3.rewards.perceptual import PerceptualDistance
+from unigen_sb3.utils import resolve_device
+
+DEFAULT_OUTPUT = (
+    Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "perceptual_throughput.md"
+)
+
+
+def _median_seconds(
+    cases: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int
+) -> dict[str, float]:
+    """Median wall time of each case; the cases take turns, so load drift hits all alike."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for fn in cases.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def bench_device(
+    device: torch.device, *, backend: str, batch: int, size: int, warmup: int, repeats: int
+) -> tuple[str, list[str]]:
+    """Run the four cases on one device; return a header line and the table rows."""
+    pd = PerceptualDistance(backend, device=device)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, 3, size, size, generator=g).to(device)
+    target = torch.rand(1, 3, size, size, generator=g).to(device)
+    target_feats = pd.features(target)
+    target_batch = target.expand(batch, -1, -1, -1).contiguous()
+
+    cases: dict[str, Callable[[], object]] = {
+        "batch": lambda: pd.distance_from_features(pd.features(images), target_feats),
+        "single": lambda: [
+            pd.distance_from_features(pd.features(images[i : i + 1]), target_feats)
+            for i in range(batch)
+        ],
+        "batch_pair": lambda: pd.distance(images, target_batch),
+        "single_pair": lambda: [pd.distance(images[i : i + 1], target) for i in range(batch)],
+    }
+    seconds = _median_seconds(cases, device, warmup, repeats)
+    rate = {name: batch / t for name, t in seconds.items()}
+    rows = [
+        f"| {device.type} | batch of {batch}, one call | {rate['batch']:.0f} "
+        f"| {rate['batch_pair']:.0f} | {rate['batch'] / rate['batch_pair']:.2f}x |",
+        f"| {device.type} | {batch} calls of 1 image | {rate['single']:.0f} "
+        f"| {rate['single_pair']:.0f} | {rate['single'] / rate['single_pair']:.2f}x |",
+        f"| {device.type} | batching speed-up | {rate['batch'] / rate['single']:.1f}x "
+        f"| {rate['batch_pair'] / rate['single_pair']:.1f}x | |",
+    ]
+    header = f"- {device.type}: {_device_name(device)}; backend `{pd.backend}`"
+    return header, rows
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--device",
+        nargs="+",
+        default=None,
+        help="devices to measure (default: cpu, plus cuda when available)",
+    )
+    parser.add_argument("--backend", default="auto", help="PerceptualDistance backend")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=64, help="image side length")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice); use 1 on a busy machine",
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--append", action="store_true", help="append a section to --output")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+
+    load = os.getloadavg()[0]  # other processes on the CPUs skew small-batch timings most
+    headers, rows = [], []
+    for spec in devices:
+        header, device_rows = bench_device(
+            resolve_device(spec),
+            backend=args.backend,
+            batch=args.batch,
+            size=args.size,
+            warmup=args.warmup,
+            repeats=args.repeats,
+        )
+        headers.append(header)
+        rows.extend(device_rows)
+
+    argv_used = sys.argv[1:] if argv is None else argv
+    command = "python benchmarks/perceptual_throughput.py " + shlex.join(argv_used)
+    section = "\n".join(
+        [
+            f"## {datetime.date.today().isoformat()}, {os.cpu_count()} CPUs"
+            + "".join(
+                f", {_device_name(torch.device(d))}" for d in devices if d.startswith("cuda")
+            ),
+            "",
+            f"Command: `{command.strip()}`  ",
+            f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+            f"{args.size}x{args.size} images, median of {args.repeats} runs after "
+            f"{args.warmup} warm-up runs (the cases take turns within each repeat); "
+            f"1-minute load average before the run: {load:.2f} on {os.cpu_count()} CPUs.",
+            "",
+            *headers,
+            "",
+            "Images per second (higher is better). *Cached target*: the target's features "
+            "are computed once and reused (one network forward per image). *Two-image*: "
+            "`distance(x, target)` runs both images through the network each call.",
+            "",
+            "| device | calls | cached target | two-image | cached / two-image |",
+            "|---|---|---:|---:|---:|",
+            *rows,
+            "",
+        ]
+    )
+    print(section)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if args.append and args.output.exists():
+        args.output.write_text(args.output.read_text().rstrip("\n") + "\n\n" + section)
+    else:
+        title = (
+            "# PerceptualDistance throughput\n\n"
+            "Written by `benchmarks/perceptual_throughput.py`; rerun it to refresh.\n\n"
+        )
+        args.output.write_text(title + section)
+    return section
+
+
+if __name__ == "__main__":
+    main()

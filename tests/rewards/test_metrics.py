@@ -1,0 +1,238 @@
+"""Pixel metrics against scikit-image (the reference implementation) and hand-made cases."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import color, data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from unigen_sb3.rewards.metrics import (
+    changed_mask,
+    color_accuracy,
+    mask_iou,
+    psnr,
+    rgb_to_lab,
+    ssim,
+    ssim_map,
+)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _astronaut(size: int = 48) -> torch.Tensor:
+    img = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].double() / 255
+    return F.interpolate(img, size=(size, size), mode="bilinear", antialias=True)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """A natural image and random images, each with a noisy, shifted counterpart."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([_astronaut(), torch.rand(2, 3, 48, 48, generator=g, dtype=torch.float64)])
+    y = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    y[0] = torch.roll(x[0], shifts=2, dims=-1)  # structural change, not just noise
+    return x, y
+
+
+def _sk_ssim(a: torch.Tensor, b: torch.Tensor, win_size: int = 7, **kw: Any) -> Any:
+    return structural_similarity(
+        a.double().cpu().numpy(),
+        b.double().cpu().numpy(),
+        channel_axis=0,
+        data_range=1.0,
+        win_size=win_size,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("win_size", [7, 5])
+def test_ssim_matches_skimage(pair, device, dtype, win_size):
+    x, y = (t.to(device, dtype) for t in pair)
+    ours = ssim(x, y, win_size=win_size)
+    assert ours.shape == (x.shape[0],)
+    assert ours.device.type == device
+    expected = [_sk_ssim(a, b, win_size) for a, b in zip(pair[0], pair[1], strict=True)]
+    np.testing.assert_allclose(ours.double().cpu().numpy(), expected, atol=1e-4, rtol=0)
+    # The cases must be non-trivial for the comparison to mean something.
+    assert max(expected) < 0.99
+
+
+def test_ssim_map_matches_skimage_full_map(pair):
+    x, y = pair
+    ours = ssim_map(x, y)
+    assert ours.shape == (x.shape[0], 1, *x.shape[2:])
+    for i in range(x.shape[0]):
+        _, full = _sk_ssim(x[i], y[i], full=True)
+        np.testing.assert_allclose(ours[i, 0].numpy(), full.mean(axis=0), atol=1e-10)
+
+
+def test_region_ssim_is_skimage_map_mean_over_mask_in_valid_area(pair):
+    x, y = pair
+    b, _, h, w = x.shape
+    mask = torch.zeros(b, 1, h, w)
+    mask[0, :, 0:20, 0:30] = 1  # overlaps the cropped border: those pixels must not count
+    mask[1, :, 10:40, 5:25] = 1
+    mask[2] = (torch.rand(1, h, w, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    ours = ssim(x, y, mask=mask)
+    pad = 3
+    valid = np.zeros((h, w), dtype=bool)
+    valid[pad : h - pad, pad : w - pad] = True
+    for i in range(b):
+        _, full = _sk_ssim(x[i], y[i], full=True)
+        sel = mask[i, 0].numpy().astype(bool) & valid
+        assert abs(float(ours[i]) - full.mean(axis=0)[sel].mean()) < 1e-6
+    # A full mask is the plain SSIM; bool masks work like float ones.
+    full_mask = torch.ones(b, 1, h, w, dtype=torch.bool)
+    torch.testing.assert_close(ssim(x, y, mask=full_mask), ssim(x, y), atol=1e-12, rtol=0)
+    torch.testing.assert_close(ssim(x, y, mask=mask > 0.5), ours)
+
+
+def test_region_ssim_empty_mask_gives_empty_value(pair):
+    x, y = pair
+    b, _, h, w = x.shape
+    mask = torch.zeros(b, 1, h, w)
+    mask[0, :, 0:3, :] = 1  # only border rows, all cropped away -> empty as well
+    mask[1, :, 10:20, 10:20] = 1
+    out = ssim(x, y, mask=mask)
+    assert out[0] == 1.0 and out[2] == 1.0
+    assert out[1] < 0.99
+    out0 = ssim(x, y, mask=mask, empty=0.0)
+    assert out0[0] == 0.0 and out0[2] == 0.0 and out0[1] == out[1]
+
+
+def test_ssim_batch_equals_one_by_one(pair):
+    x, y = pair
+    batched = ssim(x, y)
+    single = torch.cat([ssim(x[i : i + 1], y[i : i + 1]) for i in range(x.shape[0])])
+    torch.testing.assert_close(batched, single, atol=1e-12, rtol=0)
+
+
+def test_ssim_identical_is_one():
+    x = torch.rand(3, 3, 16, 16)
+    torch.testing.assert_close(ssim(x, x), torch.ones(3), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_psnr_matches_skimage(pair, device):
+    x, y = (t.to(device) for t in pair)
+    ours = psnr(x, y)
+    expected = [
+        peak_signal_noise_ratio(a.numpy(), b.numpy(), data_range=1.0)
+        for a, b in zip(pair[0], pair[1], strict=True)
+    ]
+    np.testing.assert_allclose(ours.cpu().numpy(), expected, rtol=1e-9)
+    half = psnr(x.float(), y.float(), data_range=2.0)
+    np.testing.assert_allclose(
+        half.cpu().numpy(), np.array(expected) + 20 * math.log10(2), rtol=1e-5
+    )
+
+
+def test_psnr_identical_is_inf_like_skimage():
+    x = torch.rand(2, 3, 8, 8)
+    out = psnr(x, x)
+    assert torch.isinf(out).all() and (out > 0).all()
+    with np.errstate(divide="ignore"):
+        assert np.isinf(peak_signal_noise_ratio(x[0].numpy(), x[0].numpy(), data_range=1.0))
+
+
+def test_mask_iou_hand_cases():
+    pred = torch.zeros(4, 1, 4, 4)
+    target = torch.zeros(4, 1, 4, 4)
+    pred[0, :, :2, :] = 1  # 8 px
+    target[0, :, 1:3, :] = 1  # 8 px, 4 shared -> 4 / 12
+    pred[1, :, :2, :2] = 0.7  # thresholded at 0.5 -> 4 px, target empty -> 0
+    target[3, :, 0, 0] = 0.4  # below threshold -> both empty -> 1
+    out = mask_iou(pred, target)
+    torch.testing.assert_close(out, torch.tensor([4 / 12, 0.0, 1.0, 1.0]))
+    torch.testing.assert_close(mask_iou(pred > 0.5, target > 0.5), out)
+    torch.testing.assert_close(mask_iou(target, target), torch.ones(4))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_rgb_to_lab_matches_skimage(device):
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 3, 10, 10, generator=g)
+    # Corner cases: black, white, primaries and values near the sRGB / Lab thresholds.
+    specials = torch.tensor(
+        [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0.04, 0.0404, 0.0405], [0.01] * 3]
+    )
+    x[0, :, 0, : len(specials)] = specials.T
+    ours = rgb_to_lab(x.to(device)).cpu()
+    assert ours.shape == x.shape
+    for i in range(2):
+        ref = color.rgb2lab(x[i].permute(1, 2, 0).double().numpy())
+        np.testing.assert_allclose(ours[i].permute(1, 2, 0).numpy(), ref, atol=1e-3, rtol=0)
+
+
+def test_color_accuracy_counts_pixels_within_tolerance():
+    g = torch.Generator().manual_seed(3)
+    target = torch.rand(2, 3, 8, 8, generator=g)
+    image = target.clone()
+    image[0, :, :2, :] = 1 - image[0, :, :2, :]  # 16 pixels recoloured
+    mask = torch.ones(2, 1, 8, 8)
+    mask[1] = 0  # empty -> 1.0
+    # Reference count with skimage's CIE76 Delta-E.
+    de = color.deltaE_cie76(
+        color.rgb2lab(image[0].permute(1, 2, 0).double().numpy()),
+        color.rgb2lab(target[0].permute(1, 2, 0).double().numpy()),
+    )
+    expected = float((de < 10.0).mean())
+    assert expected < 1.0
+    out = color_accuracy(image, target, mask)
+    torch.testing.assert_close(out, torch.tensor([expected, 1.0]))
+    # Only the mask matters: judging just the untouched rows gives 1.
+    rows = torch.zeros(2, 1, 8, 8)
+    rows[:, :, 4:, :] = 1
+    torch.testing.assert_close(color_accuracy(image, target, rows), torch.ones(2))
+    # A huge tolerance accepts everything, a tiny one only exact matches.
+    torch.testing.assert_close(color_accuracy(image, target, mask, tol=1e3), torch.ones(2))
+    assert color_accuracy(image, target, mask, tol=1e-6)[0] == pytest.approx(48 / 64)
+
+
+def test_changed_mask_threshold_is_strict():
+    before = torch.zeros(1, 3, 2, 2)
+    after = before.clone()
+    after[0, 1, 0, 0] = 0.2  # one channel changes a lot -> changed
+    after[0, :, 0, 1] = 0.05  # exactly at threshold -> unchanged
+    after[0, 2, 1, 1] = -0.06  # negative change counts too
+    out = changed_mask(before, after, threshold=0.05)
+    assert out.shape == (1, 1, 2, 2) and out.dtype == torch.float32
+    torch.testing.assert_close(out[0, 0], torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "match"),
+    [
+        (torch.rand(3, 16, 16), torch.rand(3, 16, 16), r"\(3, 16, 16\)"),
+        (torch.rand(1, 4, 16, 16), torch.rand(1, 4, 16, 16), r"\(1, 4, 16, 16\)"),
+        (torch.rand(1, 3, 16, 16), torch.rand(2, 3, 16, 16), r"same shape.*\(2, 3, 16, 16\)"),
+    ],
+)
+def test_bad_shapes_raise_with_shape(x, y, match):
+    for fn in (ssim, psnr, changed_mask):
+        with pytest.raises(ValueError, match=match):
+            fn(x, y)
+
+
+def test_bad_arguments_raise():
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match=r"mask must have shape \(1, 1, 16, 16\)"):
+        ssim(x, x, mask=torch.ones(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="win_size"):
+        ssim(x, x, win_size=4)
+    with pytest.raises(ValueError, match="smaller than win_size"):
+        ssim(x[..., :5, :5], x[..., :5, :5])
+    with pytest.raises(TypeError, match="floating-point"):
+        psnr((x * 255).to(torch.uint8), (x * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match="pred must have shape"):
+        mask_iou(torch.ones(1, 2, 4, 4), torch.ones(1, 2, 4, 4))
+    with pytest.raises(ValueError, match="tol"):
+        color_accuracy(x, x, torch.ones(1, 1, 16, 16), tol=0.0)

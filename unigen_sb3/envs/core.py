@@ -1,0 +1,221 @@
+"""The batched state machine behind both :class:`UniGenEnv` (a batch of one) and the batched VecEnv.
+
+:class:`UniGenCore` holds ``N`` episodes as tensors on one device and steps them together:
+one canvas-engine call, one perceptual-network forward and one set of metric calls per
+step for all ``N``. Task sampling (numpy/scikit-image) happens on the host at reset.
+
+Reward schedule: the raw reward is the vector ``[quality, edit, consistency]`` of the
+*final* canvas, paid once when the episode ends (``stop`` or the horizon); every other step
+pays the zero vector and reports ``info["reward_is_final"] = False``. Episode return is thus
+the score of the image the agent leaves behind, so neither stopping at once nor dawdling
+can collect more than the start image is worth. The final ``consistency`` is the mean of
+the per-step consistency over the episode (temporal coherence of the whole sequence). The
+score of the current canvas is reported every step as ``info["state_components"]`` (the
+potential for optional shaping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OP_STOP, OPS, apply_ops
+from unigen_sb3.envs.tasks import ATTRIBUTE_NAMES, Task
+from unigen_sb3.rewards.components import (
+    COMPONENT_RANGES,
+    SUB_METRICS,
+    ComponentResult,
+    RewardComputer,
+    TaskBatch,
+    component_vector,
+)
+
+RECENT_NAMES: tuple[str, ...] = ("changed_area", "mean_change", "last_op", "step_fraction")
+"""Meaning of the ``recent`` observation: the fraction of pixels the last step changed, the
+mean absolute change it made, the last op id / (K - 1), and steps taken / horizon."""
+
+_CHANGE_THRESHOLD = 1.0 / 255.0
+
+
+def op_validity(kind_is_edit: torch.Tensor) -> torch.Tensor:
+    """Which ops make sense per episode, (N, K) bool.
+
+    All ops are valid when editing. When generating there is no existing content whose
+    brightness/saturation/hue an ``attribute`` op could change as the prompt asks, so it is
+    masked; everything else stays valid.
+    """
+    valid = torch.ones(kind_is_edit.shape[0], NUM_OPS, dtype=torch.bool, device=kind_is_edit.device)
+    valid[:, OP_ATTRIBUTE] = kind_is_edit
+    return valid
+
+
+@dataclass
+class StepResult:
+    """What :meth:`UniGenCore.step` returns, all numpy on the host."""
+
+    reward: np.ndarray  # (N, 3) float32
+    terminated: np.ndarray  # (N,) bool
+    truncated: np.ndarray  # (N,) bool
+    infos: list[dict[str, Any]]
+
+
+class UniGenCore:
+    """``N`` UniGen episodes as tensors, stepped together.
+
+    :param n: number of episodes held (1 for the single env).
+    :param size: canvas side ``H = W`` in pixels.
+    :param horizon: steps before truncation.
+    :param device: where the state and the metric network live.
+    :param rewards: the component computer (shared across cores).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        size: int,
+        horizon: int,
+        device: torch.device,
+        rewards: RewardComputer,
+    ) -> None:
+        self.n, self.size, self.horizon, self.device = int(n), int(size), int(horizon), device
+        self.rewards = rewards
+        h = w = self.size
+        self.canvas = torch.zeros(n, 3, h, w, device=device)
+        self.target = torch.zeros(n, 3, h, w, device=device)
+        self.start = torch.zeros(n, 3, h, w, device=device)
+        self.mask = torch.zeros(n, 1, h, w, device=device)
+        self.segments = torch.zeros(n, h, w, dtype=torch.int64, device=device)
+        self.is_edit = torch.zeros(n, dtype=torch.bool, device=device)
+        self.target_features: list[torch.Tensor] | None = None
+        self.attributes = np.zeros((n, len(ATTRIBUTE_NAMES)), dtype=np.float32)
+        self.recent = np.zeros((n, len(RECENT_NAMES)), dtype=np.float32)
+        self.steps = np.zeros(n, dtype=np.int64)
+        self.consistency_sum = np.zeros(n, dtype=np.float64)
+        self.state_components = np.zeros((n, 3), dtype=np.float32)
+        self.tasks: list[Task | None] = [None] * n
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, indices: Sequence[int], tasks: Sequence[Task]) -> list[dict[str, Any]]:
+        """Start new episodes at ``indices`` with ``tasks``; returns their reset infos."""
+        idx = torch.as_tensor(list(indices), dtype=torch.int64, device=self.device)
+        dev = self.device
+        self.target[idx] = torch.stack([t.target for t in tasks]).to(dev)
+        self.start[idx] = torch.stack([t.start for t in tasks]).to(dev)
+        self.canvas[idx] = self.start[idx]
+        self.mask[idx] = torch.stack([t.mask for t in tasks]).to(dev)
+        self.segments[idx] = torch.stack([t.segments for t in tasks]).to(dev)
+        self.is_edit[idx] = torch.tensor([t.kind == "edit" for t in tasks], device=dev)
+        new_feats = self.rewards.target_features(self.target[idx])
+        if self.target_features is None:
+            self.target_features = [
+                torch.zeros((self.n, *f.shape[1:]), dtype=f.dtype, device=dev) for f in new_feats
+            ]
+        for cache, f in zip(self.target_features, new_feats, strict=True):
+            cache[idx] = f
+        for i, t in zip(indices, tasks, strict=True):
+            self.tasks[i] = t
+            self.attributes[i] = t.attributes
+        ids = np.asarray(indices, dtype=np.int64)
+        self.recent[ids] = 0.0
+        self.steps[ids] = 0
+        self.consistency_sum[ids] = 0.0
+        results = self._components(idx, self.canvas[idx], self.canvas[idx])
+        values = component_vector(results).cpu().numpy().astype(np.float32)
+        self.state_components[ids] = values
+        return [self._info(int(i), k, results, reward_is_final=False) for k, i in enumerate(ids)]
+
+    # ------------------------------------------------------------------ step
+    def step(self, ops: np.ndarray, params: np.ndarray) -> StepResult:
+        """Step all ``N`` episodes with validated ``ops`` (N,) and clipped ``params`` (N,P)."""
+        idx = torch.arange(self.n, device=self.device)
+        prev = self.canvas
+        op_t = torch.as_tensor(ops, dtype=torch.int64, device=self.device)
+        par_t = torch.as_tensor(params, dtype=torch.float32, device=self.device)
+        new = apply_ops(
+            prev, op_t, par_t, mask=self.mask, segments=self.segments, style_target=self.target
+        )
+        diff = (new - prev).abs()
+        changed = (diff.amax(dim=1) > _CHANGE_THRESHOLD).float().mean(dim=(1, 2))
+        mean_change = diff.mean(dim=(1, 2, 3))
+        results = self._components(idx, prev, new)
+        self.canvas = new
+        values = component_vector(results).cpu().numpy().astype(np.float32)
+        self.state_components[:] = values
+        self.steps += 1
+        self.consistency_sum += values[:, 2]
+        self.recent[:, 0] = changed.cpu().numpy()
+        self.recent[:, 1] = mean_change.cpu().numpy()
+        self.recent[:, 2] = np.asarray(ops, dtype=np.float32) / (NUM_OPS - 1)
+        self.recent[:, 3] = self.steps / self.horizon
+        terminated = np.asarray(ops) == OP_STOP
+        truncated = (self.steps >= self.horizon) & ~terminated
+        final = terminated | truncated
+        reward = np.zeros((self.n, 3), dtype=np.float32)
+        reward[final] = values[final]
+        reward[final, 2] = (self.consistency_sum[final] / self.steps[final]).astype(np.float32)
+        infos = [self._info(i, i, results, reward_is_final=bool(final[i])) for i in range(self.n)]
+        return StepResult(reward, terminated, truncated, infos)
+
+    # ------------------------------------------------------------------ helpers
+    def _components(
+        self, idx: torch.Tensor, prev: torch.Tensor, canvas: torch.Tensor
+    ) -> dict[str, ComponentResult]:
+        if self.target_features is None:
+            raise RuntimeError("reset() must run before components are computed")
+        task = TaskBatch(
+            target=self.target[idx],
+            mask=self.mask[idx],
+            start=self.start[idx],
+            target_features=[f[idx] for f in self.target_features],
+        )
+        return self.rewards(prev, canvas, task)
+
+    def _info(
+        self, i: int, k: int, results: dict[str, ComponentResult], *, reward_is_final: bool
+    ) -> dict[str, Any]:
+        task = self.tasks[i]
+        if task is None:
+            raise RuntimeError(f"episode {i} has no task; reset() it first")
+        sub = {
+            f"{comp}/{name}": float(results[comp].sub[name][k])
+            for comp in COMPONENT_RANGES
+            for name in SUB_METRICS[comp]
+            if name in results[comp].sub
+        }
+        return {
+            "prompt": task.prompt.text,
+            "prompt_id": task.prompt.id,
+            "task": task.kind,
+            "source": task.source,
+            "state_components": self.state_components[i].copy(),
+            "sub_metrics": sub,
+            "reward_is_final": reward_is_final,
+            "op_mask": op_validity(self.is_edit[i : i + 1])[0].cpu().numpy(),
+            "step": int(self.steps[i]),
+        }
+
+    def observations(self) -> dict[str, np.ndarray]:
+        """All ``N`` observations, batched (leading axis ``N``), uint8 images on the host."""
+
+        def u8(x: torch.Tensor) -> np.ndarray:
+            return (x * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+        return {
+            "canvas": u8(self.canvas),
+            "target": u8(self.target),
+            "mask": u8(self.mask),
+            "attributes": self.attributes.copy(),
+            "recent": self.recent.copy(),
+        }
+
+    def op_masks(self) -> np.ndarray:
+        """(N, K) bool: the valid ops of each episode (see :func:`op_validity`)."""
+        return op_validity(self.is_edit).cpu().numpy()
+
+
+__all__ = ["NUM_PARAMS", "OPS", "RECENT_NAMES", "StepResult", "UniGenCore", "op_validity"]

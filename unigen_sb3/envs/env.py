@@ -1,0 +1,250 @@
+"""``UniGenEnv``: one agent, generation and editing, hybrid actions, a vector reward.
+
+Spaces
+------
+- action: ``Dict{"op": Discrete(6), "params": Box(-1, 1, (8,), float32)}``; ops and the
+  parameter table are in :mod:`unigen_sb3.envs.canvas` (``docs/canvas_ops.md``).
+- observation: ``Dict`` with
+
+  ==============  ============================  =============================================
+  key             space                         content
+  ==============  ============================  =============================================
+  ``canvas``      uint8 (3, H, W)               the current canvas
+  ``target``      uint8 (3, H, W)               generation: the reference image; editing:
+                                                the ground-truth edited image (start image
+                                                with the requested attributes rendered
+                                                inside the mask, unchanged elsewhere)
+  ``mask``        uint8 (1, H, W), 0 or 255     where change is asked for (all 255 in
+                                                generation)
+  ``attributes``  float32 (12,) in [-1, 1]      prompt encoding, see ``ATTRIBUTE_NAMES``
+  ``recent``      float32 (4,) in [0, 1]        see ``RECENT_NAMES``
+  ==============  ============================  =============================================
+
+- reward: float32 vector ``[quality, edit, consistency]``, each in ``[0, 1]``
+  (``reward_space``, MO-Gymnasium's contract), paid when the episode ends (see
+  :mod:`unigen_sb3.envs.core` for the schedule and why). Sub-metrics are in
+  ``info["sub_metrics"]``, the text prompt in ``info["prompt"]``.
+
+Episodes end with ``terminated`` on the ``stop`` op and ``truncated`` at ``horizon`` steps.
+
+Action checking: a NaN or inf anywhere, a wrong shape, or an op that is not an integer in
+``[0, 5]`` raises :class:`ValueError` naming the field, and the env state is left unchanged.
+Parameters outside ``[-1, 1]`` are clipped to it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OPS
+from unigen_sb3.envs.core import RECENT_NAMES, UniGenCore
+from unigen_sb3.envs.tasks import (
+    ATTRIBUTE_NAMES,
+    TASK_KINDS,
+    Task,
+    TaskSampler,
+    reference_images,
+)
+from unigen_sb3.rewards.components import COMPONENT_RANGES, RewardComputer
+from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
+from unigen_sb3.utils import resolve_device
+
+DEFAULT_SIZE = 64
+DEFAULT_HORIZON = 12
+_MIN_SIZE = 36  # NatureCNN's smallest input
+
+
+@lru_cache(maxsize=4)
+def _perceptual(backend: str, device: str) -> PerceptualDistance:
+    return PerceptualDistance(backend, device=device)
+
+
+@lru_cache(maxsize=8)
+def shared_reward_computer(backend: str, device: str, size: int) -> RewardComputer:
+    """One reward computer per (backend, device, size), shared by every env in the process.
+
+    Building the network and the realism reference takes about a second; caching it keeps
+    many envs (and SB3's ``make_vec_env``) cheap.
+    """
+    perceptual = _perceptual(backend, device)
+    refs = reference_images(size).to(perceptual.device)
+    realism = RealismScorer(perceptual.embed(refs))
+    return RewardComputer(perceptual, realism)
+
+
+def observation_space(size: int) -> spaces.Dict:
+    """The Dict observation space for a canvas of ``size`` x ``size``."""
+    return spaces.Dict(
+        {
+            "canvas": spaces.Box(0, 255, (3, size, size), np.uint8),
+            "target": spaces.Box(0, 255, (3, size, size), np.uint8),
+            "mask": spaces.Box(0, 255, (1, size, size), np.uint8),
+            "attributes": spaces.Box(-1.0, 1.0, (len(ATTRIBUTE_NAMES),), np.float32),
+            "recent": spaces.Box(0.0, 1.0, (len(RECENT_NAMES),), np.float32),
+        }
+    )
+
+
+def action_space() -> spaces.Dict:
+    """The hybrid action space ``Dict{op: Discrete(K), params: Box(-1, 1, (P,))}``."""
+    return spaces.Dict(
+        {
+            "op": spaces.Discrete(NUM_OPS),
+            "params": spaces.Box(-1.0, 1.0, (NUM_PARAMS,), np.float32),
+        }
+    )
+
+
+def reward_space() -> spaces.Box:
+    """The vector reward's space (MO-Gymnasium's ``reward_space``)."""
+    low = np.array([r[0] for r in COMPONENT_RANGES.values()], dtype=np.float32)
+    high = np.array([r[1] for r in COMPONENT_RANGES.values()], dtype=np.float32)
+    return spaces.Box(low, high, dtype=np.float32)
+
+
+def check_hybrid_action(action: Any) -> tuple[int, np.ndarray]:
+    """Validate one raw action; return ``(op, params clipped to [-1, 1])``.
+
+    :raises ValueError: naming the field for a missing key, a wrong shape, a non-integer or
+        out-of-range op, or NaN/inf.
+    """
+    if not isinstance(action, dict) or "op" not in action or "params" not in action:
+        raise ValueError(f"action must be a dict with keys 'op' and 'params', got {action!r}")
+    op_arr = np.asarray(action["op"])
+    if op_arr.size != 1:
+        raise ValueError(f"action['op'] must be a single integer, got shape {op_arr.shape}")
+    op_val = op_arr.reshape(()).item()
+    if isinstance(op_val, float):
+        if not np.isfinite(op_val) or op_val != int(op_val):
+            raise ValueError(f"action['op'] must be an integer in [0, {NUM_OPS - 1}], got {op_val}")
+    if not isinstance(op_val, int | float | np.integer) or isinstance(op_val, bool):
+        raise ValueError(f"action['op'] must be an integer, got {op_val!r}")
+    op = int(op_val)
+    if not 0 <= op < NUM_OPS:
+        raise ValueError(f"action['op']={op} is out of range [0, {NUM_OPS - 1}] (ops: {OPS})")
+    try:
+        params = np.asarray(action["params"], dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"action['params'] is not numeric: {action['params']!r}") from exc
+    if params.shape != (NUM_PARAMS,):
+        raise ValueError(f"action['params'] must have shape ({NUM_PARAMS},), got {params.shape}")
+    if not np.all(np.isfinite(params)):
+        bad = [i for i, v in enumerate(params) if not np.isfinite(v)]
+        raise ValueError(f"action['params'] has NaN or inf at indices {bad}: {params.tolist()}")
+    return op, np.clip(params, -1.0, 1.0)
+
+
+class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
+    """Paint toward a reference (generation) or edit a masked region (editing).
+
+    :param task: ``"generate"``, ``"edit"`` or ``"unified"`` (mixture, see ``edit_fraction``).
+    :param size: canvas side in pixels (at least 36, NatureCNN's minimum).
+    :param horizon: steps before truncation.
+    :param device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``...
+    :param perceptual_backend: ``"auto"``, ``"stlpips"`` or ``"lpips"`` (see
+        :class:`~unigen_sb3.rewards.perceptual.PerceptualDistance`).
+    :param edit_fraction: probability of an editing task when ``task="unified"``.
+    :param prompt_split: ``"train"`` (default), ``"heldout"`` or ``None`` (all prompts).
+    :param seed: seeds the task sequence at construction, so episodes are reproducible even
+        when the first ``reset`` passes no seed (as SB3 does).
+    :param render_mode: ``"rgb_array"`` or ``None``.
+
+    Example:
+        >>> env = UniGenEnv(task="edit", seed=0)
+        >>> obs, info = env.reset()
+        >>> obs["canvas"].shape, info["task"]
+        ((3, 64, 64), 'edit')
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}  # noqa: RUF012 (gymnasium API)
+
+    def __init__(
+        self,
+        task: str = "unified",
+        *,
+        size: int = DEFAULT_SIZE,
+        horizon: int = DEFAULT_HORIZON,
+        device: str | torch.device = "auto",
+        perceptual_backend: str = "auto",
+        edit_fraction: float = 0.5,
+        prompt_split: str | None = "train",
+        seed: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if task not in TASK_KINDS:
+            raise ValueError(f"task={task!r} is not one of {TASK_KINDS}")
+        if not isinstance(size, int) or size < _MIN_SIZE:
+            raise ValueError(f"size={size!r} must be an int >= {_MIN_SIZE} (NatureCNN's minimum)")
+        if not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon={horizon!r} must be an int >= 1")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode={render_mode!r}; accepted: None, 'rgb_array'")
+        self.task = task
+        self.size = size
+        self.horizon = horizon
+        self.device = resolve_device(device)
+        self.render_mode = render_mode
+        self.sampler = TaskSampler(
+            task, size=size, edit_fraction=edit_fraction, prompt_split=prompt_split
+        )
+        self.rewards = shared_reward_computer(perceptual_backend, str(self.device), size)
+        self.core = UniGenCore(
+            1, size=size, horizon=horizon, device=self.device, rewards=self.rewards
+        )
+        self.observation_space = observation_space(size)  # type: ignore[assignment]
+        self.action_space = action_space()
+        self.reward_space = reward_space()
+        self.reward_dim = 3
+        self._needs_reset = True
+        if seed is not None:
+            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seed)
+
+    @property
+    def current_task(self) -> Task | None:
+        """The running episode's task (privileged information: never observed by the agent)."""
+        return self.core.tasks[0]
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {k: v[0] for k, v in self.core.observations().items()}
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode with a task drawn from this env's RNG."""
+        super().reset(seed=seed)
+        task = self.sampler.sample(self.np_random)
+        info = self.core.reset([0], [task])[0]
+        self._needs_reset = False
+        return self._obs(), info
+
+    def step(
+        self, action: dict[str, Any]
+    ) -> tuple[dict[str, np.ndarray], SupportsFloat, bool, bool, dict[str, Any]]:
+        """Apply one hybrid action; see the module docstring for checks and the reward."""
+        if self._needs_reset:
+            raise RuntimeError("step() called before reset() or after the episode ended")
+        op, params = check_hybrid_action(action)
+        res = self.core.step(np.array([op]), params[None])
+        terminated, truncated = bool(res.terminated[0]), bool(res.truncated[0])
+        self._needs_reset = terminated or truncated
+        # MO-Gymnasium contract: the reward is a numpy vector (SB3 needs the unifier wrapper).
+        return self._obs(), res.reward[0], terminated, truncated, res.infos[0]
+
+    def action_masks(self) -> np.ndarray:
+        """Op validity for the current task, (K,) bool (``attribute`` is invalid in generation)."""
+        return self.core.op_masks()[0]
+
+    def render(self) -> np.ndarray | None:
+        """``canvas | target | mask`` side by side, uint8 (H, 3W, 3)."""
+        if self.render_mode != "rgb_array":
+            return None
+        obs = self.core.observations()
+        mask = np.repeat(obs["mask"][0], 3, axis=0)
+        panel = np.concatenate([obs["canvas"][0], obs["target"][0], mask], axis=2)
+        return np.ascontiguousarray(panel.transpose(1, 2, 0))
