@@ -16,7 +16,8 @@ $(STAMP): setup.cfg pyproject.toml constraints-ci.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python examples/quickstart.py --out runs/quickstart
+	$(BIN)/unigen-sb3 train configs/quickstart.yaml --out runs/quickstart --overwrite
+	$(BIN)/python examples/compare_baselines.py runs/quickstart
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from unigen_sb3 import UniGenEnv
-from unigen_sb3.envs.canvas import NUM_PARAMS, OP_STROKE
 from unigen_sb3.envs.policies import (
+    DawdlePolicy,
     NoOpPolicy,
     OraclePolicy,
     RandomPolicy,
-    ScriptedPolicy,
     episode_returns,
 )
-from unigen_sb3.envs.tasks import Task
 
 N_EPISODES = 50
 # The smallest gap between the oracle's mean return and every other baseline's that the
 # reward must show (measured gaps are larger: see docs/baselines.md).
 MARGIN = 0.2
-
-
-class DawdlePolicy(ScriptedPolicy):
-    """Never stops and never changes anything (a stroke of zero opacity), up to the horizon."""
-
-    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> dict:
-        params = np.zeros(NUM_PARAMS, np.float32)
-        params[6] = -1.0  # opacity (p + 1) / 2 = 0
-        return {"op": OP_STROKE, "params": params}
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,8 @@ class UniGenCore:
         results = self._components(idx, self.canvas[idx], self.canvas[idx])
         values = component_vector(results).cpu().numpy().astype(np.float32)
         self.state_components[ids] = values
-        return [self._info(int(i), k, results, reward_is_final=False) for k, i in enumerate(ids)]
+        sub, masks = self._host_details(results, idx)
+        return [self._info(int(i), k, sub, masks, reward_is_final=False) for k, i in enumerate(ids)]
 
     # ------------------------------------------------------------------ step
     def step(self, ops: np.ndarray, params: np.ndarray) -> StepResult:
@@ -158,7 +159,10 @@ class UniGenCore:
         reward = np.zeros((self.n, 3), dtype=np.float32)
         reward[final] = values[final]
         reward[final, 2] = (self.consistency_sum[final] / self.steps[final]).astype(np.float32)
-        infos = [self._info(i, i, results, reward_is_final=bool(final[i])) for i in range(self.n)]
+        sub, masks = self._host_details(results, idx)
+        infos = [
+            self._info(i, i, sub, masks, reward_is_final=bool(final[i])) for i in range(self.n)
+        ]
         return StepResult(reward, terminated, truncated, infos)
 
     # ------------------------------------------------------------------ helpers
@@ -175,18 +179,37 @@ class UniGenCore:
         )
         return self.rewards(prev, canvas, task)
 
+    def _host_details(
+        self, results: dict[str, ComponentResult], idx: torch.Tensor
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Sub-metrics and op masks of a batch, moved to the host in one transfer each.
+
+        Reading them per episode and per metric would cost one device sync each (thousands
+        per step for a large batch on CUDA).
+        """
+        names = [
+            (comp, name)
+            for comp in COMPONENT_RANGES
+            for name in SUB_METRICS[comp]
+            if name in results[comp].sub
+        ]
+        stacked = torch.stack([results[c].sub[n].float() for c, n in names]).cpu().numpy()
+        sub = {f"{c}/{n}": stacked[j] for j, (c, n) in enumerate(names)}
+        return sub, op_validity(self.is_edit[idx]).cpu().numpy()
+
     def _info(
-        self, i: int, k: int, results: dict[str, ComponentResult], *, reward_is_final: bool
+        self,
+        i: int,
+        k: int,
+        sub_metrics: dict[str, np.ndarray],
+        op_masks: np.ndarray,
+        *,
+        reward_is_final: bool,
     ) -> dict[str, Any]:
         task = self.tasks[i]
         if task is None:
             raise RuntimeError(f"episode {i} has no task; reset() it first")
-        sub = {
-            f"{comp}/{name}": float(results[comp].sub[name][k])
-            for comp in COMPONENT_RANGES
-            for name in SUB_METRICS[comp]
-            if name in results[comp].sub
-        }
+        sub = {key: float(values[k]) for key, values in sub_metrics.items()}
         return {
             "prompt": task.prompt.text,
             "prompt_id": task.prompt.id,
@@ -195,22 +218,28 @@ class UniGenCore:
             "state_components": self.state_components[i].copy(),
             "sub_metrics": sub,
             "reward_is_final": reward_is_final,
-            "op_mask": op_validity(self.is_edit[i : i + 1])[0].cpu().numpy(),
+            "op_mask": op_masks[k].copy(),
             "step": int(self.steps[i]),
         }
 
-    def observations(self) -> dict[str, np.ndarray]:
-        """All ``N`` observations, batched (leading axis ``N``), uint8 images on the host."""
+    def observations(self, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+        """Observations, batched (leading axis ``N``), uint8 images on the host.
+
+        :param indices: which episodes (default: all ``N``); only their rows are converted
+            and copied off the device.
+        """
+        ids = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.int64)
+        sel = slice(None) if indices is None else torch.as_tensor(ids, device=self.device)
 
         def u8(x: torch.Tensor) -> np.ndarray:
-            return (x * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            return (x[sel] * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
         return {
             "canvas": u8(self.canvas),
             "target": u8(self.target),
             "mask": u8(self.mask),
-            "attributes": self.attributes.copy(),
-            "recent": self.recent.copy(),
+            "attributes": self.attributes[ids],
+            "recent": self.recent[ids],
         }
 
     def op_masks(self) -> np.ndarray:

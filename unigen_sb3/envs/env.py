@@ -108,6 +108,104 @@ def reward_space() -> spaces.Box:
     return spaces.Box(low, high, dtype=np.float32)
 
 
+def _check_op_values(op_arr: np.ndarray, n: int) -> np.ndarray:
+    """Validate a batch of ops ``(n,)``; return them as int64 (see :func:`check_hybrid_actions`)."""
+    where = "action['op']" if n == 1 else "action['op'][{i}]"
+    kind = op_arr.dtype.kind
+    if kind == "O":
+        # Mixed Python objects: check element by element with the scalar rules.
+        for i, v in enumerate(op_arr.tolist()):
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+                raise ValueError(f"{where.format(i=i)} must be an integer, got {v!r}")
+        op_arr = op_arr.astype(np.float64)
+        kind = "f"
+    if kind == "b" or kind not in "iuf":
+        bad = op_arr.reshape(-1)[0].item() if op_arr.size else op_arr.dtype
+        raise ValueError(f"{where.format(i=0)} must be an integer, got {bad!r} ({op_arr.dtype})")
+    if kind == "f":
+        bad_idx = np.flatnonzero(~np.isfinite(op_arr) | (op_arr != np.round(op_arr)))
+        if bad_idx.size:
+            i = int(bad_idx[0])
+            raise ValueError(
+                f"{where.format(i=i)} must be an integer in [0, {NUM_OPS - 1}], got {op_arr[i]}"
+            )
+    out_idx = np.flatnonzero((op_arr < 0) | (op_arr >= NUM_OPS))
+    if out_idx.size:
+        i = int(out_idx[0])
+        raise ValueError(
+            f"{where.format(i=i)}={op_arr[i]:g} is out of range [0, {NUM_OPS - 1}] (ops: {OPS})"
+        )
+    return op_arr.astype(np.int64)
+
+
+def check_hybrid_actions(action: Any, n_envs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a batch of raw actions; return ``(ops (N,) int64, params (N,P) float32)``.
+
+    ``action`` is either a dict of batches ``{"op": (N,), "params": (N, P)}`` or a sequence
+    of ``N`` single actions ``{"op": int, "params": (P,)}``. Params outside ``[-1, 1]`` are
+    clipped to it. :func:`check_hybrid_action` (one env) is this check with ``N = 1``.
+
+    :param action: the actions.
+    :param n_envs: ``N``, the number of envs stepped.
+    :raises ValueError: naming the field (and env index) for a missing key, a wrong shape, a
+        non-integer or out-of-range op, or NaN/inf.
+    """
+    if isinstance(action, list | tuple) and all(isinstance(a, dict) for a in action):
+        if len(action) != n_envs:
+            raise ValueError(f"got {len(action)} actions for {n_envs} envs")
+        missing = [i for i, a in enumerate(action) if "op" not in a or "params" not in a]
+        if missing:
+            raise ValueError(
+                f"actions {missing} lack the key 'op' or 'params'; each action must be a dict "
+                "{'op': int, 'params': array}"
+            )
+        for i, a in enumerate(action):
+            if np.asarray(a["op"]).size != 1:
+                raise ValueError(
+                    f"action['op'][{i}] must be a single integer, got shape "
+                    f"{np.asarray(a['op']).shape}"
+                )
+        ops = [np.asarray(a["op"]).reshape(()).item() for a in action]
+        try:
+            params_rows = [np.asarray(a["params"], dtype=np.float32) for a in action]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action['params'] is not numeric: {exc}") from exc
+        shapes = {p.shape for p in params_rows}
+        if shapes != {(NUM_PARAMS,)}:
+            raise ValueError(
+                f"each action['params'] must have shape ({NUM_PARAMS},), "
+                f"got shapes {sorted(shapes)}"
+            )
+        action = {"op": np.asarray(ops, dtype=object), "params": np.stack(params_rows)}
+    if not isinstance(action, dict) or "op" not in action or "params" not in action:
+        raise ValueError(
+            f"action must be a dict with keys 'op' and 'params' (or a list of {n_envs} such "
+            f"dicts), got {action!r}"
+        )
+    op_arr = np.asarray(action["op"])
+    if op_arr.shape != (n_envs,):
+        raise ValueError(f"action['op'] must have shape ({n_envs},), got shape {op_arr.shape}")
+    ops_checked = _check_op_values(op_arr, n_envs)
+    try:
+        params = np.asarray(action["params"], dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"action['params'] is not numeric: {action['params']!r}") from exc
+    if params.shape != (n_envs, NUM_PARAMS):
+        raise ValueError(
+            f"action['params'] must have shape ({n_envs}, {NUM_PARAMS}), got {params.shape}"
+        )
+    bad = ~np.isfinite(params)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        where = (
+            [int(c) for c in cols]
+            if n_envs == 1
+            else list(zip(rows.tolist(), cols.tolist(), strict=True))
+        )
+        raise ValueError(f"action['params'] has NaN or inf at indices {where}: {params.tolist()}")
+    return ops_checked, np.clip(params, -1.0, 1.0)
+
+
 def check_hybrid_action(action: Any) -> tuple[int, np.ndarray]:
     """Validate one raw action; return ``(op, params clipped to [-1, 1])``.
 
@@ -119,25 +217,36 @@ def check_hybrid_action(action: Any) -> tuple[int, np.ndarray]:
     op_arr = np.asarray(action["op"])
     if op_arr.size != 1:
         raise ValueError(f"action['op'] must be a single integer, got shape {op_arr.shape}")
-    op_val = op_arr.reshape(()).item()
-    if isinstance(op_val, float):
-        if not np.isfinite(op_val) or op_val != int(op_val):
-            raise ValueError(f"action['op'] must be an integer in [0, {NUM_OPS - 1}], got {op_val}")
-    if not isinstance(op_val, int | float | np.integer) or isinstance(op_val, bool):
-        raise ValueError(f"action['op'] must be an integer, got {op_val!r}")
-    op = int(op_val)
-    if not 0 <= op < NUM_OPS:
-        raise ValueError(f"action['op']={op} is out of range [0, {NUM_OPS - 1}] (ops: {OPS})")
     try:
         params = np.asarray(action["params"], dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"action['params'] is not numeric: {action['params']!r}") from exc
     if params.shape != (NUM_PARAMS,):
         raise ValueError(f"action['params'] must have shape ({NUM_PARAMS},), got {params.shape}")
-    if not np.all(np.isfinite(params)):
-        bad = [i for i, v in enumerate(params) if not np.isfinite(v)]
-        raise ValueError(f"action['params'] has NaN or inf at indices {bad}: {params.tolist()}")
-    return op, np.clip(params, -1.0, 1.0)
+    ops, clipped = check_hybrid_actions({"op": op_arr.reshape(1), "params": params[None]}, 1)
+    return int(ops[0]), clipped[0]
+
+
+def check_env_args(task: str, size: int, horizon: int, render_mode: str | None) -> None:
+    """The constructor checks shared by :class:`UniGenEnv` and the batched VecEnv.
+
+    :raises ValueError: naming the argument, the value seen and what is accepted.
+    """
+    if task not in TASK_KINDS:
+        raise ValueError(f"task={task!r} is not one of {TASK_KINDS}")
+    if not isinstance(size, int) or size < _MIN_SIZE:
+        raise ValueError(f"size={size!r} must be an int >= {_MIN_SIZE} (NatureCNN's minimum)")
+    if not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon={horizon!r} must be an int >= 1")
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode={render_mode!r}; accepted: None, 'rgb_array'")
+
+
+def render_panel(obs: dict[str, np.ndarray], i: int = 0) -> np.ndarray:
+    """``canvas | target | mask`` of episode ``i`` of batched observations, uint8 (H, 3W, 3)."""
+    mask = np.repeat(obs["mask"][i], 3, axis=0)
+    panel = np.concatenate([obs["canvas"][i], obs["target"][i], mask], axis=2)
+    return np.ascontiguousarray(panel.transpose(1, 2, 0))
 
 
 class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
@@ -177,14 +286,7 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         seed: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if task not in TASK_KINDS:
-            raise ValueError(f"task={task!r} is not one of {TASK_KINDS}")
-        if not isinstance(size, int) or size < _MIN_SIZE:
-            raise ValueError(f"size={size!r} must be an int >= {_MIN_SIZE} (NatureCNN's minimum)")
-        if not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon={horizon!r} must be an int >= 1")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r}; accepted: None, 'rgb_array'")
+        check_env_args(task, size, horizon, render_mode)
         self.task = task
         self.size = size
         self.horizon = horizon
@@ -244,7 +346,4 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         """``canvas | target | mask`` side by side, uint8 (H, 3W, 3)."""
         if self.render_mode != "rgb_array":
             return None
-        obs = self.core.observations()
-        mask = np.repeat(obs["mask"][0], 3, axis=0)
-        panel = np.concatenate([obs["canvas"][0], obs["target"][0], mask], axis=2)
-        return np.ascontiguousarray(panel.transpose(1, 2, 0))
+        return render_panel(self.core.observations())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -9,12 +10,10 @@ import gymnasium as gym
 from unigen_sb3.envs.env import UniGenEnv
 from unigen_sb3.rewards.shaping import PotentialShaping
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
-from unigen_sb3.wrappers.actions import HybridToBoxWrapper
+from unigen_sb3.wrappers.actions import ACTION_ENCODINGS, wrap_hybrid_action
 from unigen_sb3.wrappers.observation import ImageObsWrapper
 from unigen_sb3.wrappers.reward import UnifiedRewardWrapper
 
-ACTION_ENCODINGS = ("box",)
-"""Accepted values of ``make_unigen_env(action=...)``."""
 OBS_MODES = ("image", "dict")
 """Accepted values of ``make_unigen_env(obs=...)``: ``image`` for ``CnnPolicy``, ``dict`` for
 ``MultiInputPolicy``."""
@@ -31,6 +30,7 @@ def make_unigen_env(
     *,
     normalization: str = "bounded",
     shaping: PotentialShaping | None = None,
+    action_options: Mapping[str, Any] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env[Any, Any]:
     """Build the UniGen env stack that off-the-shelf SB3 trains on.
@@ -41,7 +41,10 @@ def make_unigen_env(
     -> the action encoding -> the observation mode.
 
     :param task: ``"generate"``, ``"edit"`` or ``"unified"``.
-    :param action: the action encoding, one of :data:`ACTION_ENCODINGS`.
+    :param action: the action encoding, one of :data:`ACTION_ENCODINGS`: ``"box"`` (every
+        algorithm with Box actions), ``"multidiscrete"`` (PPO, A2C, MaskablePPO) or
+        ``"discrete"`` (DQN, QR-DQN, PPO, A2C, MaskablePPO); see
+        :mod:`unigen_sb3.wrappers.actions` and ``docs/can_i_use.md``.
     :param obs: ``"image"`` (one uint8 (C,H,W) image for ``CnnPolicy``) or ``"dict"`` (the
         Dict observation for ``MultiInputPolicy``).
     :param seed: seeds the env's task sequence (see :class:`UniGenEnv`).
@@ -50,6 +53,9 @@ def make_unigen_env(
     :param w_consistency: weight of R_consistency (the weights sum to 1).
     :param normalization: ``"bounded"`` or ``"running"`` component normalization.
     :param shaping: optional potential-based shaping (its gamma must be the algorithm's).
+    :param action_options: options of the action encoding: ``{"bins": ...}`` for
+        ``multidiscrete``, ``{"library": ..., "op_names": ...}`` for ``discrete``, none for
+        ``box`` (see :func:`~unigen_sb3.wrappers.actions.make_codec`).
     :param env_kwargs: passed to :class:`UniGenEnv` (``size``, ``horizon``, ``device``...).
     :return: the wrapped env.
 
@@ -59,6 +65,8 @@ def make_unigen_env(
     """
     if action not in ACTION_ENCODINGS:
         raise ValueError(f"action={action!r} is not one of {ACTION_ENCODINGS}")
+    if action_options is not None and not isinstance(action_options, Mapping):
+        raise TypeError(f"action_options must be a mapping, got {action_options!r}")
     if obs not in OBS_MODES:
         raise ValueError(f"obs={obs!r} is not one of {OBS_MODES}")
     env: gym.Env[Any, Any] = UniGenEnv(task, seed=seed, **env_kwargs)
@@ -70,7 +78,9 @@ def make_unigen_env(
         normalization=normalization,  # type: ignore[arg-type]
         shaping=shaping,
     )
-    env = HybridToBoxWrapper(env)
+    # The action wrapper sits outside the reward wrapper, so its action_masks() reads the raw
+    # env's op mask through it, and outside-in lookups (MaskablePPO) reach it first.
+    env = wrap_hybrid_action(env, action, **dict(action_options or {}))
     if obs == "image":
         env = ImageObsWrapper(env)
     return env

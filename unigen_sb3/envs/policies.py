@@ -4,6 +4,7 @@ Each policy maps the state of one episode to a raw hybrid action ``(op, params)`
 
 - :class:`RandomPolicy` — uniform over the raw action space (seeded).
 - :class:`NoOpPolicy` — ``stop`` at once.
+- :class:`DawdlePolicy` — never stops, changes nothing (the reward-gaming probe).
 - :class:`OraclePolicy` — uses privileged task information. Editing: replays the task's known
   solution (fill the mask with the target colour, or the attribute change), then stops.
   Generation: fills the canvas with the reference's dominant colour, then greedily paints
@@ -17,15 +18,17 @@ batched env). :func:`encode_for` turns a raw action into the action of a wrapped
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from unigen_sb3.envs.canvas import NUM_PARAMS, OP_FILL, OP_STOP, param_to_radius
+from unigen_sb3.envs.canvas import NUM_PARAMS, OP_FILL, OP_STOP, OP_STROKE, param_to_radius
 from unigen_sb3.envs.core import UniGenCore
 from unigen_sb3.envs.tasks import Task
+from unigen_sb3.rewards.components import RewardComputer
 from unigen_sb3.rewards.metrics import rgb_to_lab
 from unigen_sb3.wrappers.actions import BoxCodec, HybridAction
 from unigen_sb3.wrappers.observation import ImageStacker
@@ -66,6 +69,18 @@ class NoOpPolicy(ScriptedPolicy):
 
     def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
         return _action(OP_STOP, np.zeros(NUM_PARAMS))
+
+
+class DawdlePolicy(ScriptedPolicy):
+    """Never stops and never changes anything (a zero-opacity stroke) until the horizon.
+
+    The reward-gaming probe: it must score exactly what :class:`NoOpPolicy` scores.
+    """
+
+    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
+        params = np.zeros(NUM_PARAMS, dtype=np.float32)
+        params[6] = -1.0  # stroke opacity (p + 1) / 2 = 0
+        return _action(OP_STROKE, params)
 
 
 class RandomPolicy(ScriptedPolicy):
@@ -192,6 +207,125 @@ class ModelPolicy:
         return [self.codec.decode(a) for a in np.asarray(actions)]
 
 
+@dataclass
+class EpisodeRollout:
+    """What :func:`rollout_episodes` returns: one entry per episode, in episode order.
+
+    Images are tensors on the rollout's device; everything else is numpy on the host.
+
+    :param start: ``(N, 3, H, W)`` the start canvases.
+    :param final: ``(N, 3, H, W)`` the canvases each episode left behind.
+    :param target: ``(N, 3, H, W)`` the targets.
+    :param mask: ``(N, 1, H, W)`` the task masks.
+    :param raw: ``(N, 3)`` float32 raw final reward vectors ``[quality, edit, consistency]``.
+    :param components: ``(N, 3)`` float64 normalized final components.
+    :param totals: ``(N,)`` float64 unified returns (no shaping).
+    :param lengths: ``(N,)`` int64 episode lengths in steps.
+    :param tasks: the tasks, in episode order.
+    :param rewards: the reward computer used (its ``backend`` and perceptual network).
+    :param weights: the weights the totals were computed with.
+    """
+
+    start: torch.Tensor
+    final: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor
+    raw: np.ndarray
+    components: np.ndarray
+    totals: np.ndarray
+    lengths: np.ndarray
+    tasks: list[Task]
+    rewards: RewardComputer
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+def rollout_episodes(
+    policy: ScriptedPolicy | ModelPolicy,
+    task: str = "unified",
+    *,
+    n_episodes: int = 50,
+    seed: int = 0,
+    weights: tuple[float, float, float] | None = None,
+    **env_kwargs: Any,
+) -> EpisodeRollout:
+    """Run ``n_episodes`` seeded episodes of a policy in lockstep and keep what they produced.
+
+    All episodes run on one batched core (one network forward per step for all of them).
+    Episode ``j`` draws its task from ``seed + j`` exactly as
+    ``UniGenEnv.reset(seed=seed + j)`` does, so every policy faces the same task set.
+    Finished episodes are stepped with ``stop`` and their results ignored (their final
+    canvas is copied when they end).
+
+    :param policy: a scripted policy, or a :class:`ModelPolicy` around a trained model.
+    :param task: ``"generate"``, ``"edit"`` or ``"unified"``.
+    :param n_episodes: number of episodes (>= 1).
+    :param seed: base seed of the task set.
+    :param weights: ``(w_quality, w_edit, w_consistency)``; default :data:`DEFAULT_WEIGHTS`.
+    :param env_kwargs: ``size``, ``horizon``, ``device``, ``perceptual_backend``,
+        ``prompt_split``, ``edit_fraction`` as for :class:`~unigen_sb3.envs.env.UniGenEnv`.
+    :return: the :class:`EpisodeRollout`.
+    :raises ValueError: for ``n_episodes < 1``.
+    """
+    from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE, shared_reward_computer
+    from unigen_sb3.envs.tasks import TaskSampler
+    from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+    from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS, RewardUnifier
+    from unigen_sb3.utils import resolve_device
+
+    if not isinstance(n_episodes, int | np.integer) or n_episodes < 1:
+        raise ValueError(f"n_episodes={n_episodes!r} must be an int >= 1")
+    n_episodes = int(n_episodes)
+    size = int(env_kwargs.pop("size", DEFAULT_SIZE))
+    horizon = int(env_kwargs.pop("horizon", DEFAULT_HORIZON))
+    device = resolve_device(env_kwargs.pop("device", "auto"))
+    backend = str(env_kwargs.pop("perceptual_backend", "auto"))
+    sampler = TaskSampler(task, size=size, **env_kwargs)
+    w = weights if weights is not None else tuple(DEFAULT_WEIGHTS.values())
+    unifier = RewardUnifier(*w)
+    rewards = shared_reward_computer(backend, str(device), size)
+    core = UniGenCore(n_episodes, size=size, horizon=horizon, device=device, rewards=rewards)
+    tasks = [sampler.sample(np.random.default_rng(seed + j)) for j in range(n_episodes)]
+    core.reset(range(n_episodes), tasks)
+    start = core.start.clone()
+    final = core.canvas.clone()
+    raw = np.zeros((n_episodes, len(COMPONENT_NAMES)), dtype=np.float32)
+    lengths = np.zeros(n_episodes, dtype=np.int64)
+    done = np.zeros(n_episodes, dtype=bool)
+    while not done.all():
+        ops = np.full(n_episodes, OP_STOP, dtype=np.int64)
+        params = np.zeros((n_episodes, NUM_PARAMS), dtype=np.float32)
+        if isinstance(policy, ModelPolicy):
+            actions = policy.act_batch(core)
+        else:
+            actions = [policy.act_core(core, i) if not done[i] else {} for i in range(n_episodes)]
+        for i in np.flatnonzero(~done):
+            a = actions[i]
+            ops[i], params[i] = a["op"], np.clip(a["params"], -1.0, 1.0)
+        res = core.step(ops, params)
+        ended = (res.terminated | res.truncated) & ~done
+        idx = np.flatnonzero(ended)
+        if idx.size:
+            sel = torch.as_tensor(idx, device=core.device)
+            final[sel] = core.canvas[sel]
+            raw[idx] = res.reward[idx]
+            lengths[idx] = core.steps[idx]
+        done |= ended
+    out = unifier(raw.astype(np.float64), update=False)
+    return EpisodeRollout(
+        start=start,
+        final=final,
+        target=core.target.clone(),
+        mask=core.mask.clone(),
+        raw=raw,
+        components=np.stack([np.asarray(out.components[n]) for n in COMPONENT_NAMES], axis=-1),
+        totals=np.asarray(out.total, dtype=np.float64).reshape(n_episodes),
+        lengths=lengths,
+        tasks=tasks,
+        rewards=rewards,
+        weights=unifier.weights,
+    )
+
+
 def episode_returns(
     policy: ScriptedPolicy | ModelPolicy,
     task: str = "unified",
@@ -203,10 +337,7 @@ def episode_returns(
 ) -> np.ndarray:
     """Unified episode returns of a policy over ``n_episodes`` seeded episodes.
 
-    All episodes run in lockstep on one batched core (one network forward per step for all
-    of them). Episode ``j`` draws its task from ``seed + j`` exactly as
-    ``UniGenEnv.reset(seed=seed + j)`` does, so every policy faces the same task set.
-    Finished episodes are stepped with ``stop`` and their results ignored.
+    A thin call to :func:`rollout_episodes` (see there for the task set and batching).
 
     :param policy: a scripted policy, or a :class:`ModelPolicy` around a trained model.
     :param task: ``"generate"``, ``"edit"`` or ``"unified"``.
@@ -217,42 +348,6 @@ def episode_returns(
         ``prompt_split``, ``edit_fraction`` as for :class:`~unigen_sb3.envs.env.UniGenEnv`.
     :return: ``(n_episodes,)`` float64 returns (no shaping: the final unified reward).
     """
-    from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE, shared_reward_computer
-    from unigen_sb3.envs.tasks import TaskSampler
-    from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS, RewardUnifier
-    from unigen_sb3.utils import resolve_device
-
-    size = int(env_kwargs.pop("size", DEFAULT_SIZE))
-    horizon = int(env_kwargs.pop("horizon", DEFAULT_HORIZON))
-    device = resolve_device(env_kwargs.pop("device", "auto"))
-    backend = str(env_kwargs.pop("perceptual_backend", "auto"))
-    sampler = TaskSampler(task, size=size, **env_kwargs)
-    w = weights if weights is not None else tuple(DEFAULT_WEIGHTS.values())
-    unifier = RewardUnifier(*w)
-    core = UniGenCore(
-        n_episodes,
-        size=size,
-        horizon=horizon,
-        device=device,
-        rewards=shared_reward_computer(backend, str(device), size),
-    )
-    tasks = [sampler.sample(np.random.default_rng(seed + j)) for j in range(n_episodes)]
-    core.reset(range(n_episodes), tasks)
-    returns = np.zeros(n_episodes)
-    done = np.zeros(n_episodes, dtype=bool)
-    while not done.all():
-        ops = np.zeros(n_episodes, dtype=np.int64)
-        params = np.zeros((n_episodes, NUM_PARAMS), dtype=np.float32)
-        if isinstance(policy, ModelPolicy):
-            actions = policy.act_batch(core)
-        else:
-            actions = [policy.act_core(core, i) if not done[i] else {} for i in range(n_episodes)]
-        for i in np.flatnonzero(~done):
-            a = actions[i]
-            ops[i], params[i] = a["op"], np.clip(a["params"], -1.0, 1.0)
-        res = core.step(ops, params)
-        ended = (res.terminated | res.truncated) & ~done
-        for i in np.flatnonzero(ended):
-            returns[i] = float(unifier(res.reward[i], update=False).total)
-        done |= ended
-    return returns
+    return rollout_episodes(
+        policy, task, n_episodes=n_episodes, seed=seed, weights=weights, **env_kwargs
+    ).totals

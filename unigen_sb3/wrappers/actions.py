@@ -2,24 +2,93 @@
 
 The raw env takes ``Dict{"op": Discrete(K), "params": Box(-1, 1, (P,), float32)}``, which no
 SB3 algorithm accepts. A codec turns that hybrid action into a flat space and back; the
-wrapper is a thin :class:`gymnasium.ActionWrapper` around the codec.
+wrapper is a thin :class:`gymnasium.ActionWrapper` around the codec. Every codec has the same
+interface (:class:`ActionCodec`): ``space``, ``encode(hybrid)``, ``decode(flat)`` and
+``action_masks(op_mask)``, the env's op-validity mask translated into the codec's layout.
 
-``HybridToBoxWrapper``: ``Box(-1, 1, (K + P,), float32)``. The first ``K`` entries are op
-scores and the op is their argmax (ties go to the lowest index); the last ``P`` entries are
-the parameters, passed through (the env clips them to ``[-1, 1]``). Usable by every SB3
-algorithm with Box actions (PPO, A2C, SAC, TD3, DDPG, TQC, ...).
+=================  ===============================================  ==========================
+encoding           space                                            algorithms
+=================  ===============================================  ==========================
+``box``            ``Box(-1, 1, (K + P,))``: K op scores (op =      PPO, A2C, SAC, TD3, DDPG,
+                   argmax, ties to the lowest index) + P params     TQC, CrossQ, TRPO, ARS,
+                                                                    RecurrentPPO
+``multidiscrete``  ``MultiDiscrete([K, b_0, ..., b_{P-1}])``: the   PPO, A2C, MaskablePPO
+                   op, then each parameter's bin index
+``discrete``       ``Discrete(L)``: entry ``i`` of a library of     PPO, A2C, DQN, QR-DQN,
+                   ``(op, parameter preset)`` actions               MaskablePPO
+=================  ===============================================  ==========================
+
+Parameter grid (``multidiscrete``): parameter ``j`` with ``b_j`` bins takes the ``b_j``
+evenly spaced values ``linspace(-1, 1, b_j)`` (both ends included, so full intensity and
+pure colours are reachable); bin ``i`` decodes to ``-1 + 2 i / (b_j - 1)`` and a single bin
+decodes to ``0``. Encoding rounds to the nearest value, so ``decode(encode(a))`` is within
+half a grid step, ``1 / (b_j - 1)``, of the clipped parameter. The default, 11 bins, gives
+steps of 0.2 and hits the region selector's three bins (``p7``).
+
+Default library (``discrete``, :func:`default_action_library`, 91 entries, in this order):
+
+- ``stop``;
+- 72 ``stroke`` s: centres on a 3 x 3 grid (``x, y`` in ``-2/3, 0, 2/3``), the largest radius
+  (``p2 = 1``, a quarter of the canvas side), full opacity, in each of 8 colours (black,
+  white, red, green, blue, yellow, cyan, magenta: the corners of the RGB cube);
+- 2 ``refine`` s on the task mask: sharpen (``p6 = 1``), smooth (``p6 = -1``);
+- 6 ``attribute`` s on the task mask at full strength: brightness ``+-0.5``, saturation
+  ``+-0.5``, hue ``+-0.25`` (an eighth of a turn);
+- 2 ``style`` s on the task mask, strength 0.5 and 1;
+- 8 ``fill`` s on the task mask at full strength, one per colour above.
+
+Masks: the raw env's ``action_masks()`` is a ``(K,)`` bool op-validity vector. The
+multidiscrete layout is the flat concatenation sb3-contrib expects, ``[op mask (K), all-True
+(b_0), ..., all-True (b_{P-1})]``; the discrete layout marks library entry ``i`` valid when
+its op is.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OPS, PARAM_NAMES
+
 HybridAction = dict[str, Any]
 """A raw env action: ``{"op": int, "params": float32 array of shape (P,)}``."""
+
+LibraryEntry = tuple[str | int, Sequence[float]]
+"""One discrete action: ``(op name or id, P parameter values in [-1, 1])``."""
+
+ACTION_ENCODINGS = ("box", "multidiscrete", "discrete")
+"""Accepted values of ``make_unigen_env(action=...)`` and :func:`make_codec`."""
+
+DEFAULT_BINS = 11
+"""Bins per continuous parameter in the ``multidiscrete`` encoding (grid step 0.2)."""
+
+
+class ActionCodec(Protocol):
+    """What every hybrid-action codec provides (see the module docstring)."""
+
+    num_ops: int
+    num_params: int
+
+    @property
+    def space(self) -> gym.Space[Any]:
+        """The flat action space SB3 sees."""
+        ...
+
+    def encode(self, action: HybridAction) -> np.ndarray:
+        """Hybrid action -> this codec's flat action."""
+        ...
+
+    def decode(self, action: Any) -> HybridAction:
+        """This codec's flat action -> hybrid action."""
+        ...
+
+    def action_masks(self, op_mask: np.ndarray) -> np.ndarray:
+        """``(K,)`` or ``(N, K)`` op-validity -> masks in this codec's layout."""
+        ...
 
 
 def hybrid_sizes(space: gym.Space[Any]) -> tuple[int, int]:
@@ -42,6 +111,49 @@ def hybrid_sizes(space: gym.Space[Any]) -> tuple[int, int]:
     return int(op_space.n), int(param_space.shape[0])
 
 
+def _check_sizes(num_ops: int, num_params: int) -> None:
+    if num_ops < 1 or num_params < 0:
+        raise ValueError(
+            f"need num_ops >= 1 and num_params >= 0, got num_ops={num_ops}, num_params={num_params}"
+        )
+
+
+def _check_op_mask(op_mask: np.ndarray, num_ops: int) -> np.ndarray:
+    """Validate a ``(K,)`` or ``(N, K)`` op mask and return it as bool."""
+    arr = np.asarray(op_mask)
+    if arr.ndim not in (1, 2) or arr.shape[-1] != num_ops:
+        raise ValueError(f"op_mask must have shape ({num_ops},) or (N, {num_ops}), got {arr.shape}")
+    if arr.dtype != np.bool_ and not np.isin(arr, (0, 1)).all():
+        raise ValueError(f"op_mask must be bool or 0/1, got values {np.unique(arr).tolist()}")
+    return arr.astype(bool)
+
+
+def _check_params(action: HybridAction, num_ops: int, num_params: int) -> tuple[int, np.ndarray]:
+    """Validate a hybrid action; return ``(op, params clipped to [-1, 1])``."""
+    op = int(action["op"])
+    if not 0 <= op < num_ops:
+        raise ValueError(f"op={op} is out of range [0, {num_ops - 1}]")
+    params = np.asarray(action["params"], dtype=np.float32).reshape(-1)
+    if params.shape != (num_params,):
+        raise ValueError(f"params has shape {params.shape}, expected ({num_params},)")
+    if not np.all(np.isfinite(params)):
+        raise ValueError(f"params contains NaN or inf: {params.tolist()}")
+    return op, np.clip(params, -1.0, 1.0)
+
+
+def _integer_array(action: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """An integer-valued array of ``shape`` (floats such as ``2.0`` are accepted)."""
+    arr = np.asarray(action)
+    if arr.shape != shape:
+        raise ValueError(f"{what} has shape {arr.shape}, expected {shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(
+            np.isfinite(arr) & (arr == np.round(arr))
+        ):
+            raise ValueError(f"{what} must hold integers, got {arr.tolist()}")
+    return arr.astype(np.int64)
+
+
 class BoxCodec:
     """Hybrid action <-> ``Box(-1, 1, (K + P,))``.
 
@@ -58,11 +170,7 @@ class BoxCodec:
     """
 
     def __init__(self, num_ops: int, num_params: int) -> None:
-        if num_ops < 1 or num_params < 0:
-            raise ValueError(
-                f"need num_ops >= 1 and num_params >= 0, got num_ops={num_ops}, "
-                f"num_params={num_params}"
-            )
+        _check_sizes(num_ops, num_params)
         self.num_ops = int(num_ops)
         self.num_params = int(num_params)
         self.space = spaces.Box(-1.0, 1.0, (self.num_ops + self.num_params,), np.float32)
@@ -95,6 +203,345 @@ class BoxCodec:
         out[self.num_ops :] = np.clip(params, -1.0, 1.0)
         return out
 
+    def action_masks(self, op_mask: np.ndarray) -> np.ndarray:
+        """The op mask itself, as bool: SB3 has no masking for Box actions.
+
+        Kept so that code handling any codec can ask for masks; a caller choosing the op by
+        argmax can use it to skip invalid ops.
+        """
+        return _check_op_mask(op_mask, self.num_ops)
+
+
+def _check_bins(bins: int | Sequence[int], num_params: int) -> tuple[int, ...]:
+    if isinstance(bins, int | np.integer) and not isinstance(bins, bool):
+        per_param = [int(bins)] * num_params
+    elif isinstance(bins, Sequence) and not isinstance(bins, str):
+        per_param = list(bins)
+        if len(per_param) != num_params:
+            raise ValueError(
+                f"bins has {len(per_param)} entries, expected one per parameter ({num_params})"
+            )
+    else:
+        raise ValueError(f"bins must be an int or a sequence of {num_params} ints, got {bins!r}")
+    for j, b in enumerate(per_param):
+        if not isinstance(b, int | np.integer) or isinstance(b, bool) or b < 1:
+            raise ValueError(f"bins[{j}]={b!r}: every parameter needs an int number of bins >= 1")
+    return tuple(int(b) for b in per_param)
+
+
+class MultiDiscreteCodec:
+    """Hybrid action <-> ``MultiDiscrete([K, b_0, ..., b_{P-1}])``.
+
+    Index 0 is the op; index ``1 + j`` is parameter ``j``'s bin on the grid
+    ``linspace(-1, 1, b_j)`` (a single bin decodes to 0). See the module docstring.
+
+    :param num_ops: K, the number of discrete ops.
+    :param num_params: P, the number of continuous parameters.
+    :param bins: bins per parameter: one int for all, or one per parameter (each >= 1).
+
+    Example:
+        >>> codec = MultiDiscreteCodec(3, 2, bins=5)
+        >>> codec.space.nvec.tolist()
+        [3, 5, 5]
+        >>> codec.encode({"op": 1, "params": np.array([0.4, -1.0])}).tolist()
+        [1, 3, 0]
+        >>> codec.decode(np.array([1, 3, 0]))["params"].tolist()
+        [0.5, -1.0]
+    """
+
+    def __init__(
+        self, num_ops: int, num_params: int, bins: int | Sequence[int] = DEFAULT_BINS
+    ) -> None:
+        _check_sizes(num_ops, num_params)
+        self.num_ops = int(num_ops)
+        self.num_params = int(num_params)
+        self.bins = _check_bins(bins, self.num_params)
+        # Grid step per parameter; 0 marks a single bin (decoded as 0).
+        self._steps = np.array([b - 1 for b in self.bins], dtype=np.int64)
+        self.space = spaces.MultiDiscrete(np.array([self.num_ops, *self.bins], dtype=np.int64))
+
+    def grid(self, j: int) -> np.ndarray:
+        """The values parameter ``j`` can take, float32 ``(b_j,)``."""
+        idx = np.arange(self.bins[j])
+        return self._values(idx, np.full_like(idx, self._steps[j]))
+
+    @staticmethod
+    def _values(idx: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        safe = np.maximum(steps, 1)
+        return np.where(steps > 0, -1.0 + 2.0 * idx / safe, 0.0).astype(np.float32)
+
+    def max_error(self) -> np.ndarray:
+        """Half a grid step per parameter: the bound on ``|decode(encode(p)) - p|``."""
+        return np.where(self._steps > 0, 1.0 / np.maximum(self._steps, 1), 1.0)
+
+    def encode(self, action: HybridAction) -> np.ndarray:
+        """Hybrid action -> ``[op, bin_0, ..., bin_{P-1}]`` (nearest grid value), int64."""
+        op, params = _check_params(action, self.num_ops, self.num_params)
+        idx = np.rint((params.astype(np.float64) + 1.0) / 2.0 * self._steps).astype(np.int64)
+        return np.concatenate([[op], np.clip(idx, 0, self._steps)]).astype(np.int64)
+
+    def decode(self, action: Any) -> HybridAction:
+        """``[op, bin_0, ..., bin_{P-1}]`` -> hybrid action (grid values)."""
+        arr = _integer_array(action, (1 + self.num_params,), "action")
+        nvec = self.space.nvec
+        bad = np.flatnonzero((arr < 0) | (arr >= nvec))
+        if bad.size:
+            raise ValueError(
+                f"action {arr.tolist()} is out of range at index {int(bad[0])}: "
+                f"accepted 0..{int(nvec[bad[0]]) - 1} (nvec={nvec.tolist()})"
+            )
+        return {"op": int(arr[0]), "params": self._values(arr[1:], self._steps)}
+
+    def action_masks(self, op_mask: np.ndarray) -> np.ndarray:
+        """``[op_mask, True * sum(bins)]``, flat, as sb3-contrib's MultiDiscrete masks."""
+        ops = _check_op_mask(op_mask, self.num_ops)
+        rest = np.ones((*ops.shape[:-1], sum(self.bins)), dtype=bool)
+        return np.concatenate([ops, rest], axis=-1)
+
+
+_COLOURS: tuple[tuple[float, float, float], ...] = (
+    (-1.0, -1.0, -1.0),  # black
+    (1.0, 1.0, 1.0),  # white
+    (1.0, -1.0, -1.0),  # red
+    (-1.0, 1.0, -1.0),  # green
+    (-1.0, -1.0, 1.0),  # blue
+    (1.0, 1.0, -1.0),  # yellow
+    (-1.0, 1.0, 1.0),  # cyan
+    (1.0, -1.0, 1.0),  # magenta
+)
+_CENTRES = (-2.0 / 3.0, 0.0, 2.0 / 3.0)
+_TASK_MASK = -1.0  # p7 in the task-mask bin of the region selector
+
+
+def default_action_library() -> tuple[LibraryEntry, ...]:
+    """The default ``discrete`` library for the UniGen ops (91 entries, see module docstring).
+
+    :return: ``(op name, 8 parameters)`` tuples in :data:`PARAM_NAMES` order.
+    """
+    lib: list[LibraryEntry] = [("stop", (0.0,) * 8)]
+    for y in _CENTRES:
+        for x in _CENTRES:
+            for r, g, b in _COLOURS:
+                lib.append(("stroke", (x, y, 1.0, r, g, b, 1.0, 0.0)))
+    for sign in (1.0, -1.0):
+        lib.append(("refine", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, sign, _TASK_MASK)))
+    for j, delta in ((3, 0.5), (4, 0.5), (5, 0.25)):
+        for sign in (1.0, -1.0):
+            preset = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, _TASK_MASK]
+            preset[j] = sign * delta
+            lib.append(("attribute", tuple(preset)))
+    for strength in (0.5, 1.0):
+        lib.append(("style", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, strength, _TASK_MASK)))
+    for r, g, b in _COLOURS:
+        lib.append(("fill", (0.0, 0.0, 0.0, r, g, b, 1.0, _TASK_MASK)))
+    return tuple(lib)
+
+
+def _library_entry(entry: Any, i: int) -> tuple[Any, Any]:
+    if isinstance(entry, Mapping):
+        if set(entry) != {"op", "params"}:
+            raise ValueError(
+                f"library[{i}] must have keys 'op' and 'params', got keys {sorted(entry)}"
+            )
+        return entry["op"], entry["params"]
+    if isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2:
+        return entry[0], entry[1]
+    raise ValueError(f"library[{i}] must be an (op, params) pair, got {entry!r}")
+
+
+class DiscreteCodec:
+    """Hybrid action <-> ``Discrete(L)``, the index into a library of ``(op, preset)`` actions.
+
+    :param num_ops: K, the number of discrete ops.
+    :param num_params: P, the number of continuous parameters.
+    :param library: ``(op, params)`` pairs (or ``{"op": ..., "params": ...}`` mappings): the op
+        as a name from ``op_names`` or an id, ``params`` P values in ``[-1, 1]``. ``None``: the
+        :func:`default_action_library` (only for the UniGen sizes, K=6, P=8).
+    :param op_names: op names by id; ``None``: the UniGen ops when K=6, else none (ids only).
+
+    Encoding picks the library entry with the same op whose preset is nearest (Euclidean,
+    ties to the lowest index), so ``encode(decode(i)) == i`` for every entry.
+
+    Example:
+        >>> codec = DiscreteCodec(6, 8)
+        >>> int(codec.space.n)
+        91
+        >>> codec.decode(0)["op"]
+        0
+    """
+
+    def __init__(
+        self,
+        num_ops: int,
+        num_params: int,
+        library: Sequence[LibraryEntry | Mapping[str, Any]] | None = None,
+        op_names: Sequence[str] | None = None,
+    ) -> None:
+        _check_sizes(num_ops, num_params)
+        self.num_ops = int(num_ops)
+        self.num_params = int(num_params)
+        if op_names is None:
+            op_names = OPS if self.num_ops == NUM_OPS else ()
+        elif len(op_names) != self.num_ops:
+            raise ValueError(f"op_names has {len(op_names)} names, expected {self.num_ops}")
+        self.op_names = tuple(op_names)
+        if library is None:
+            if (self.num_ops, self.num_params) != (NUM_OPS, NUM_PARAMS):
+                raise ValueError(
+                    f"library=None: the default library is for {NUM_OPS} ops and {NUM_PARAMS} "
+                    f"params, got {self.num_ops} and {self.num_params}; pass a library"
+                )
+            library = default_action_library()
+        if isinstance(library, str | bytes | Mapping) or len(library) == 0:
+            raise ValueError(
+                f"library must be a non-empty sequence of (op, params), got {library!r}"
+            )
+        ops, presets = zip(
+            *(self._check_entry(entry, i) for i, entry in enumerate(library)), strict=True
+        )
+        self.ops = np.array(ops, dtype=np.int64)
+        self.presets = np.stack(presets).astype(np.float32).reshape(len(ops), self.num_params)
+        seen: dict[tuple[int, bytes], int] = {}
+        for i, (op, preset) in enumerate(zip(self.ops, self.presets, strict=True)):
+            key = (int(op), preset.tobytes())
+            if key in seen:
+                raise ValueError(f"library[{i}] repeats library[{seen[key]}] ({self.label(i)})")
+            seen[key] = i
+        self.space = spaces.Discrete(len(self.ops))
+
+    def _check_entry(self, entry: Any, i: int) -> tuple[int, np.ndarray]:
+        op, params = _library_entry(entry, i)
+        if isinstance(op, str):
+            if op not in self.op_names:
+                accepted = ", ".join(self.op_names) if self.op_names else "none (use op ids)"
+                raise ValueError(f"library[{i}]: unknown op name {op!r}; accepted: {accepted}")
+            op_id = self.op_names.index(op)
+        elif isinstance(op, int | np.integer) and not isinstance(op, bool):
+            op_id = int(op)
+            if not 0 <= op_id < self.num_ops:
+                raise ValueError(
+                    f"library[{i}]: op id {op_id} is out of range [0, {self.num_ops - 1}]"
+                )
+        else:
+            raise ValueError(f"library[{i}]: op must be a name or an int id, got {op!r}")
+        try:
+            preset = np.asarray(params, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"library[{i}]: params are not numeric: {params!r}") from exc
+        if preset.shape != (self.num_params,):
+            names = f" ({', '.join(PARAM_NAMES)})" if self.num_params == NUM_PARAMS else ""
+            raise ValueError(
+                f"library[{i}] ({op!r}): preset has {preset.size} parameters, expected "
+                f"{self.num_params}{names}"
+            )
+        if not np.all(np.isfinite(preset)) or np.any(np.abs(preset) > 1.0):
+            raise ValueError(
+                f"library[{i}] ({op!r}): preset values must be finite and in [-1, 1], "
+                f"got {preset.tolist()}"
+            )
+        return op_id, preset
+
+    def label(self, i: int) -> str:
+        """A readable name for entry ``i``, e.g. ``"stroke(0.0, ..., 1.0)"``."""
+        op = int(self.ops[i])
+        name = self.op_names[op] if self.op_names else str(op)
+        return f"{name}({', '.join(f'{v:.3g}' for v in self.presets[i])})"
+
+    def encode(self, action: HybridAction) -> np.ndarray:
+        """Hybrid action -> index of the nearest library entry with the same op (int64 scalar).
+
+        :raises ValueError: if the library has no entry for the op.
+        """
+        op, params = _check_params(action, self.num_ops, self.num_params)
+        candidates = np.flatnonzero(self.ops == op)
+        if candidates.size == 0:
+            name = self.op_names[op] if self.op_names else str(op)
+            raise ValueError(f"op {name!r} has no entry in the library, so it cannot be encoded")
+        dist = np.sum((self.presets[candidates] - params) ** 2, axis=1)
+        return np.array(candidates[int(np.argmin(dist))], dtype=np.int64)
+
+    def decode(self, action: Any) -> HybridAction:
+        """Library index -> hybrid action ``{"op": op, "params": preset copy}``."""
+        i = int(_integer_array(np.asarray(action).reshape(-1), (1,), "action")[0])
+        if not 0 <= i < len(self.ops):
+            raise ValueError(f"action {i} is out of range [0, {len(self.ops) - 1}]")
+        return {"op": int(self.ops[i]), "params": self.presets[i].copy()}
+
+    def action_masks(self, op_mask: np.ndarray) -> np.ndarray:
+        """``(L,)`` (or ``(N, L)``) bool: entry ``i`` is valid when its op is."""
+        return _check_op_mask(op_mask, self.num_ops)[..., self.ops]
+
+
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "box": (),
+    "multidiscrete": ("bins",),
+    "discrete": ("library", "op_names"),
+}
+
+
+def _check_encoding(encoding: str, options: Mapping[str, Any]) -> None:
+    if encoding not in ACTION_ENCODINGS:
+        raise ValueError(f"action encoding {encoding!r} is not one of {ACTION_ENCODINGS}")
+    unknown = sorted(set(options) - set(_OPTIONS[encoding]))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for the {encoding!r} action encoding; "
+            f"accepted: {list(_OPTIONS[encoding]) or 'none'}"
+        )
+
+
+def make_codec(encoding: str, num_ops: int, num_params: int, **options: Any) -> ActionCodec:
+    """Build the codec for an action encoding.
+
+    :param encoding: one of :data:`ACTION_ENCODINGS`.
+    :param num_ops: K, the number of discrete ops.
+    :param num_params: P, the number of continuous parameters.
+    :param options: ``bins`` for ``multidiscrete``; ``library``, ``op_names`` for
+        ``discrete``; none for ``box``.
+    :raises ValueError: for an unknown encoding, an option it does not take, or a bad value.
+
+    Example:
+        >>> make_codec("multidiscrete", 6, 8, bins=5).space.nvec.tolist()
+        [6, 5, 5, 5, 5, 5, 5, 5, 5]
+    """
+    _check_encoding(encoding, options)
+    if encoding == "box":
+        return BoxCodec(num_ops, num_params)
+    if encoding == "multidiscrete":
+        return MultiDiscreteCodec(num_ops, num_params, **options)
+    return DiscreteCodec(num_ops, num_params, **options)
+
+
+class _HybridCodecWrapper(gym.ActionWrapper[Any, Any, HybridAction]):
+    """An action wrapper around a codec; exposes ``action_masks()`` in the codec's layout."""
+
+    codec: ActionCodec
+
+    def __init__(self, env: gym.Env[Any, HybridAction], encoding: str, **options: Any) -> None:
+        super().__init__(env)
+        k, p = hybrid_sizes(env.action_space)
+        self.codec = make_codec(encoding, k, p, **options)
+        self.action_space = self.codec.space
+
+    def action(self, action: Any) -> HybridAction:
+        """Decode the flat action for the hybrid env."""
+        return self.codec.decode(action)
+
+    def revert_action(self, action: HybridAction) -> np.ndarray:
+        """Encode a hybrid action as this wrapper's flat action."""
+        return self.codec.encode(action)
+
+    def action_masks(self) -> np.ndarray:
+        """The wrapped env's op-validity mask in this wrapper's layout (all valid without one).
+
+        MaskablePPO finds this method by name through outer wrappers and ``env_method``.
+        """
+        try:
+            op_mask = self.env.get_wrapper_attr("action_masks")()
+        except AttributeError:
+            op_mask = np.ones(self.codec.num_ops, dtype=bool)
+        return self.codec.action_masks(op_mask)
+
 
 class HybridToBoxWrapper(gym.ActionWrapper[Any, np.ndarray, HybridAction]):
     """Expose a hybrid-action env through ``Box(-1, 1, (K + P,), float32)``.
@@ -121,3 +568,89 @@ class HybridToBoxWrapper(gym.ActionWrapper[Any, np.ndarray, HybridAction]):
     def revert_action(self, action: HybridAction) -> np.ndarray:
         """Encode a hybrid action as this wrapper's flat action."""
         return self.codec.encode(action)
+
+
+class HybridToMultiDiscreteWrapper(_HybridCodecWrapper):
+    """Expose a hybrid-action env through ``MultiDiscrete([K, b_0, ..., b_{P-1}])``.
+
+    For PPO, A2C and MaskablePPO (``action_masks()`` gives the flat mask layout).
+
+    :param env: an env whose action space is ``Dict{"op": Discrete(K), "params": Box(P,)}``.
+    :param bins: bins per parameter (one int, or one per parameter), see
+        :class:`MultiDiscreteCodec`.
+
+    Example:
+        >>> from unigen_sb3 import make_unigen_env
+        >>> env = make_unigen_env(action="multidiscrete", action_options={"bins": 5})
+        >>> env.action_space.nvec.tolist()
+        [6, 5, 5, 5, 5, 5, 5, 5, 5]
+    """
+
+    codec: MultiDiscreteCodec
+
+    def __init__(
+        self, env: gym.Env[Any, HybridAction], bins: int | Sequence[int] = DEFAULT_BINS
+    ) -> None:
+        super().__init__(env, "multidiscrete", bins=bins)
+
+
+class HybridToDiscreteWrapper(_HybridCodecWrapper):
+    """Expose a hybrid-action env through ``Discrete(L)``, a library of ``(op, preset)`` actions.
+
+    For DQN, QR-DQN, PPO, A2C and MaskablePPO (``action_masks()`` marks entries whose op is
+    invalid for the current task).
+
+    :param env: an env whose action space is ``Dict{"op": Discrete(K), "params": Box(P,)}``.
+    :param library: the actions, see :class:`DiscreteCodec`; ``None``: the default library.
+    :param op_names: op names for ``library`` (default: the UniGen ops).
+
+    Example:
+        >>> from unigen_sb3 import make_unigen_env
+        >>> env = make_unigen_env(action="discrete")
+        >>> int(env.action_space.n)
+        91
+    """
+
+    codec: DiscreteCodec
+
+    def __init__(
+        self,
+        env: gym.Env[Any, HybridAction],
+        library: Sequence[LibraryEntry | Mapping[str, Any]] | None = None,
+        op_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(env, "discrete", library=library, op_names=op_names)
+
+
+def wrap_hybrid_action(
+    env: gym.Env[Any, HybridAction], encoding: str, **options: Any
+) -> gym.Env[Any, Any]:
+    """Wrap a hybrid-action env with the wrapper of ``encoding`` (see :func:`make_codec`).
+
+    :raises ValueError: for an unknown encoding or an option it does not take.
+    """
+    _check_encoding(encoding, options)
+    if encoding == "box":
+        return HybridToBoxWrapper(env)
+    if encoding == "multidiscrete":
+        return HybridToMultiDiscreteWrapper(env, **options)
+    return HybridToDiscreteWrapper(env, **options)
+
+
+__all__ = [
+    "ACTION_ENCODINGS",
+    "DEFAULT_BINS",
+    "ActionCodec",
+    "BoxCodec",
+    "DiscreteCodec",
+    "HybridAction",
+    "HybridToBoxWrapper",
+    "HybridToDiscreteWrapper",
+    "HybridToMultiDiscreteWrapper",
+    "LibraryEntry",
+    "MultiDiscreteCodec",
+    "default_action_library",
+    "hybrid_sizes",
+    "make_codec",
+    "wrap_hybrid_action",
+]

@@ -223,12 +223,12 @@ class UnifiedRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
             high=self.raw_reward_space.high,
             normalize_weights=normalize_weights,
         )
-        self.core = RewardUnificationCore(unifier, shaping, n_envs=1)
+        self.unification = RewardUnificationCore(unifier, shaping, n_envs=1)
 
     @property
     def unifier(self) -> RewardUnifier:
         """The :class:`RewardUnifier` in use (weights and normalization state)."""
-        return self.core.unifier
+        return self.unification.unifier
 
     def set_weights(
         self,
@@ -244,7 +244,7 @@ class UnifiedRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        self.core.reset([info])
+        self.unification.reset([info])
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -255,7 +255,7 @@ class UnifiedRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                 f"a single env must return one reward vector of shape ({len(COMPONENT_NAMES)},), "
                 f"got shape {raw.shape}"
             )
-        rewards, extras = self.core.step(raw[None], [terminated], [truncated], [info])
+        rewards, extras = self.unification.step(raw[None], [terminated], [truncated], [info])
         info = {**info, **extras[0]}
         return obs, float(rewards[0]), terminated, truncated, info
 
@@ -311,12 +311,12 @@ class VecUnifiedReward(VecEnvWrapper):
             high=self.raw_reward_space.high,
             normalize_weights=normalize_weights,
         )
-        self.core = RewardUnificationCore(unifier, shaping, n_envs=self.num_envs)
+        self.unification = RewardUnificationCore(unifier, shaping, n_envs=self.num_envs)
 
     @property
     def unifier(self) -> RewardUnifier:
         """The :class:`RewardUnifier` in use (weights and normalization state)."""
-        return self.core.unifier
+        return self.unification.unifier
 
     def set_weights(
         self,
@@ -331,7 +331,7 @@ class VecUnifiedReward(VecEnvWrapper):
     def reset(self) -> VecEnvObs:
         obs = self.venv.reset()
         self.reset_infos = list(self.venv.reset_infos)
-        self.core.reset(self.reset_infos)
+        self.unification.reset(self.reset_infos)
         return obs
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -341,12 +341,14 @@ class VecUnifiedReward(VecEnvWrapper):
             [bool(info.get("TimeLimit.truncated", False)) for info in infos], dtype=bool
         )
         terminated = dones & ~truncated
-        out, extras = self.core.step(rewards, terminated, truncated, infos)
+        out, extras = self.unification.step(rewards, terminated, truncated, infos)
         for info, extra in zip(infos, extras, strict=True):
             info.update(extra)
         done_idx = np.flatnonzero(dones)
         if done_idx.size:
             # The VecEnv already reset these envs; their new initial state is in reset_infos.
             self.reset_infos = list(self.venv.reset_infos)
-            self.core.reset([self.reset_infos[i] for i in done_idx], indices=done_idx.tolist())
+            self.unification.reset(
+                [self.reset_infos[i] for i in done_idx], indices=done_idx.tolist()
+            )
         return obs, out.astype(np.float32), dones, infos

@@ -1,0 +1,192 @@
+"""One-shot check of the CUDA path of the batched VecEnv, for a lent GPU machine (< 5 minutes).
+
+Stages (each writes its result into the markdown report as soon as it is done, so a stage
+that fails or a run that is cut short still leaves the earlier results):
+
+1. the batched env on CUDA: state and cached target features on the GPU, uint8 numpy
+   observations on the host;
+2. equivalence CUDA vs CPU for the same seeds and actions: done flags equal, images within one
+   uint8 level (cuDNN and oneDNN kernels round differently), vector rewards within 1e-3;
+3. a few PPO ``CnnPolicy`` updates with the policy and the env on CUDA;
+4. throughput: the batched env on CUDA for N in ``--n-envs`` (default 1 8 64 256, plus bfloat16
+   autocast at the largest N) vs ``DummyVecEnv`` on CPU, with peak GPU memory.
+
+Needs only the package and its dependencies (stable-baselines3, gymnasium, stlpips-pytorch).
+The exit status is 1 when a check fails.
+
+Usage::
+
+    python benchmarks/gpu_check.py --output /root/out/vec_throughput_gpu.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vec_throughput import Result, environment_line, markdown, measure
+
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
+from unigen_sb3.envs.vec_env import UniGenVecEnv, make_unigen_vec_env
+
+
+def check_device_state(size: int, device: str = "cuda") -> str:
+    """Stage 1: where the state lives and what comes back to the host."""
+    venv = UniGenVecEnv(4, size=size, seed=0, device=device)
+    obs = venv.reset()
+    feats = venv.core.target_features or []
+    want = torch.device(device).type
+    ok = (
+        venv.core.canvas.device.type == want
+        and venv.core.target.device.type == want
+        and bool(feats)
+        and all(f.device.type == want for f in feats)
+        and all(isinstance(v, np.ndarray) for v in obs.values())
+        and obs["canvas"].dtype == np.uint8
+    )
+    if not ok:
+        raise AssertionError("state not on CUDA or observations not host numpy uint8")
+    return f"canvas, target and {len(feats)} cached feature maps on {venv.core.canvas.device}"
+
+
+def check_equivalence(size: int, n_envs: int = 8, steps: int = 12, device: str = "cuda") -> str:
+    """Stage 2: CUDA vs CPU, same seeds and actions."""
+    kw: dict[str, Any] = {"size": size, "horizon": 6, "seed": 3}
+    gpu, cpu = UniGenVecEnv(n_envs, device=device, **kw), UniGenVecEnv(n_envs, device="cpu", **kw)
+    og, oc = gpu.reset(), cpu.reset()
+    rng = np.random.default_rng(0)
+    max_img = max(int(np.abs(og[k].astype(int) - oc[k]).max()) for k in ("canvas", "target"))
+    max_reward = max_state = 0.0
+    for _ in range(steps):
+        action = {
+            "op": rng.integers(NUM_OPS, size=n_envs),
+            "params": rng.uniform(-1, 1, (n_envs, NUM_PARAMS)).astype(np.float32),
+        }
+        og, rg, dg, ig = gpu.step(action)
+        oc, rc, dc, ic = cpu.step(action)
+        if not np.array_equal(dg, dc):
+            raise AssertionError(f"done flags differ: cuda {dg.tolist()} vs cpu {dc.tolist()}")
+        max_img = max(max_img, int(np.abs(og["canvas"].astype(int) - oc["canvas"]).max()))
+        max_reward = max(max_reward, float(np.abs(rg - rc).max()))
+        max_state = max(
+            max_state,
+            max(
+                float(np.abs(a["state_components"] - b["state_components"]).max())
+                for a, b in zip(ig, ic, strict=True)
+            ),
+        )
+    summary = (
+        f"N={n_envs}, {steps} steps: max image difference {max_img} uint8 level(s), max reward "
+        f"difference {max_reward:.2e}, max per-step component difference {max_state:.2e}"
+    )
+    if max_img > 1 or max_reward > 1e-3 or max_state > 1e-3:
+        raise AssertionError("tolerance exceeded (1 level, 1e-3): " + summary)
+    return summary
+
+
+def check_ppo(size: int, device: str = "cuda") -> str:
+    """Stage 3: a few PPO updates, policy and env on CUDA."""
+    from stable_baselines3 import PPO
+
+    venv = make_unigen_vec_env(n_envs=16, seed=0, size=size, horizon=6, device=device)
+    model = PPO("CnnPolicy", venv, n_steps=16, batch_size=64, n_epochs=2, device=device, seed=0)
+    start = time.perf_counter()
+    model.learn(total_timesteps=512)
+    elapsed = time.perf_counter() - start
+    if model.num_timesteps < 512 or not model.ep_info_buffer:
+        raise AssertionError(
+            f"PPO ran {model.num_timesteps} steps, episodes: {model.ep_info_buffer}"
+        )
+    return (
+        f"PPO CnnPolicy, 16 envs, {model.num_timesteps} steps in {elapsed:.1f} s on "
+        f"{model.device}; {len(model.ep_info_buffer)} episodes logged"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stages and write the report; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 8, 64, 256])
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
+    parser.add_argument("--skip-dummy-above", type=int, default=256, help="largest dummy N")
+    parser.add_argument(
+        "--device", default="cuda", help="'cpu' only to dry-run this script on a CPU machine"
+    )
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("CUDA is not available: nothing to check", file=sys.stderr)
+        return 1
+    lines = [
+        f"## {datetime.date.today().isoformat()}, "
+        + (torch.cuda.get_device_name(0) if args.device.startswith("cuda") else args.device),
+        "",
+        f"Command: `python {' '.join(shlex.quote(a) for a in sys.argv)}`  ",
+        environment_line([args.device]) + ".",
+        "",
+    ]
+    failed = False
+
+    def write() -> None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text("\n".join(lines) + "\n")
+
+    stages: list[tuple[str, Callable[[], str]]] = [
+        ("env state on the device", lambda: check_device_state(args.size, args.device)),
+        ("device vs CPU equivalence", lambda: check_equivalence(args.size, device=args.device)),
+        ("PPO on the device", lambda: check_ppo(args.size, args.device)),
+    ]
+    for name, stage in stages:
+        start = time.perf_counter()
+        try:
+            detail = stage()
+            status = "ok"
+        except Exception as exc:  # report every stage, whatever fails
+            failed = True
+            status, detail = "FAILED", f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        lines.append(f"- {name}: **{status}** ({time.perf_counter() - start:.1f} s): {detail}")
+        print(lines[-1], flush=True)
+        write()
+    lines += ["", f"Throughput, batched on {args.device} vs DummyVecEnv on CPU:", ""]
+    results: list[Result] = []
+    rows: list[tuple[str, int, str, str | None]] = []
+    for n in args.n_envs:
+        rows.append(("batched", n, args.device, None))
+    rows.append(("batched", max(args.n_envs), args.device, "bfloat16"))
+    for n in args.n_envs:
+        if n <= args.skip_dummy_above:
+            rows.append(("dummy", n, "cpu", None))
+    for kind, n, device, dtype in rows:
+        try:
+            r = measure(
+                kind, n, size=args.size, device=device, seconds=args.seconds, metric_dtype=dtype
+            )
+        except Exception as exc:
+            failed = True
+            traceback.print_exc()
+            r = Result(kind, n, args.size, device, note=f"FAILED: {type(exc).__name__}: {exc}")
+        results.append(r)
+        print(f"{kind} N={n} {device} {dtype or ''}: {r.steps_per_s} env steps/s", flush=True)
+        write_lines = [*lines, markdown(results)]
+        args.output.write_text("\n".join(write_lines) + "\n")
+    lines.append(markdown(results))
+    write()
+    print("\n".join(lines))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

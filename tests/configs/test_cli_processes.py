@@ -1,0 +1,131 @@
+"""``unigen-sb3`` in separate processes: Ctrl-C on a training run, two sweep workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from unigen_sb3.cli import EXIT_INTERRUPTED
+from unigen_sb3.experiments import RunDir
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "configs" / "quickstart.yaml"
+TINY = [  # the smallest canvas NatureCNN accepts, short episodes, one env
+    "env.size=36",
+    "env.horizon=4",
+    "training.n_envs=1",
+    "training.total_timesteps=64",
+    "training.checkpoint_freq=32",
+    "algorithm.kwargs={n_steps: 32, batch_size: 16, n_epochs: 1}",
+    "evaluation.n_episodes=2",
+]
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("unigen-sb3")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "unigen_sb3.cli"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_cli_saves_the_model_and_exits_130(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    overrides = [*TINY, "training.total_timesteps=100000", "evaluation.n_episodes=2"]
+    proc = subprocess.Popen(
+        [*_cli(), "train", str(QUICKSTART), "--out", str(out), *_sets(overrides)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while RunDir(out).latest_checkpoint() is None and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "--resume" in err
+    run = RunDir(out)
+    meta = run.read_meta()
+    assert meta["status"] == "interrupted" and 0 < meta["num_timesteps"] < 100000
+    latest = run.latest_checkpoint()
+    assert latest is not None and latest[1] == meta["num_timesteps"]
+    from stable_baselines3 import PPO
+
+    assert PPO.load(run.model_path).num_timesteps == meta["num_timesteps"]
+
+
+@pytest.mark.slow
+def test_sweep_two_workers_share_the_embedded_storage(tmp_path: Path) -> None:
+    optuna = pytest.importorskip("optuna")
+    out = tmp_path / "sweep"
+    n_trials = 4
+    overrides = [
+        *TINY,
+        "training.checkpoint_freq=0",
+        f"sweep.n_trials={n_trials}",
+        "sweep.search_space={learning_rate: {type: float, low: 1.0e-4, high: 1.0e-3, log: true}}",
+    ]
+    cmd = [
+        *_cli(),
+        "sweep",
+        str(REPO / "configs" / "sweep.yaml"),
+        "--out",
+        str(out),
+        *_sets(overrides),
+    ]
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--worker-index", str(k)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for k in range(2)
+    ]
+    try:
+        results = [p.communicate(timeout=400) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "optuna.journal"))
+    )
+    study = optuna.load_study(study_name="unigen-sweep", storage=storage)
+    numbers = [t.number for t in study.trials]
+    assert sorted(numbers) == list(range(n_trials))  # none lost, none duplicated
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    run_dirs = {t.user_attrs["run_dir"] for t in study.trials}
+    assert len(run_dirs) == n_trials and all((Path(d) / "eval.json").exists() for d in run_dirs)
+    for t in study.trials:
+        w = t.user_attrs["weights"]
+        assert sum(w.values()) == pytest.approx(1.0, abs=1e-12) and min(w.values()) >= 0
+        reported = json.loads((Path(t.user_attrs["run_dir"]) / "eval.json").read_text())
+        assert t.value == reported["metrics"]["reward_total"]["mean"]
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["n_complete"] == n_trials and summary["best"] is not None

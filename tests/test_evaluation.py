@@ -1,0 +1,235 @@
+"""evaluate_unigen: schema, JSON round trip, determinism, reference metrics; stability summaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from stable_baselines3 import PPO
+
+from unigen_sb3 import UniGenEnv, make_unigen_env
+from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, episode_returns
+from unigen_sb3.evaluation import (
+    EVAL_METRICS,
+    PSNR_CAP_DB,
+    dumps_report,
+    evaluate_unigen,
+    load_report,
+    stability_summary,
+    steps_to_fraction,
+    write_report,
+)
+from unigen_sb3.wrappers.reward import UnifiedRewardWrapper
+
+SIZE, HORIZON = 36, 4
+CONFIG = {"task": "unified", "size": SIZE, "horizon": HORIZON}
+N, SEED = 4, 11
+
+
+@pytest.fixture(scope="module")
+def oracle_report() -> dict[str, Any]:
+    return evaluate_unigen(OraclePolicy(), CONFIG, N, SEED)
+
+
+def test_report_has_the_documented_schema(oracle_report: dict[str, Any]) -> None:
+    r = oracle_report
+    assert r["schema"] == 1 and r["n_episodes"] == N and r["seed"] == SEED
+    assert r["task"] == "unified" and r["prompt_split"] == "heldout"
+    assert r["backend"] in ("stlpips", "lpips")
+    assert r["weights"] == {"quality": 0.4, "edit": 0.4, "consistency": 0.2}
+    assert set(r["metrics"]) == set(EVAL_METRICS)
+    assert all(set(v) == {"mean", "std"} for v in r["metrics"].values())
+    assert set(r["set_metrics"]) == {"frechet_distance", "kid_mean", "kid_std"}
+    assert r["psnr_cap_db"] == PSNR_CAP_DB
+    assert r["metrics"]["psnr"]["mean"] <= PSNR_CAP_DB
+    assert r["set_metrics"]["frechet_distance"] >= 0
+
+
+def test_json_round_trip(oracle_report: dict[str, Any], tmp_path: Path) -> None:
+    path = write_report(oracle_report, tmp_path / "sub" / "eval.json")
+    assert load_report(path) == oracle_report
+    assert path.read_text() == dumps_report(oracle_report)
+    assert not [p for p in path.parent.iterdir() if p.name != "eval.json"]  # no temp files left
+
+
+def test_metrics_match_a_single_env_replay_and_skimage(oracle_report: dict[str, Any]) -> None:
+    """Replay the same seeded tasks one by one in the single env; compute metrics with skimage."""
+    base = UniGenEnv("unified", size=SIZE, horizon=HORIZON, prompt_split="heldout")
+    env = UnifiedRewardWrapper(base)
+    policy = OraclePolicy()
+    totals, lengths, ssims, psnrs, ious = [], [], [], [], []
+    for j in range(N):
+        env.reset(seed=SEED + j)
+        core = base.core
+        start = core.start[0].numpy().transpose(1, 2, 0).astype(np.float64)
+        done, total, steps = False, 0.0, 0
+        while not done:
+            _, r, term, trunc, _ = env.step(policy.act(env))
+            total, steps, done = total + float(r), steps + 1, term or trunc
+        final = core.canvas[0].numpy().transpose(1, 2, 0).astype(np.float64)
+        target = core.target[0].numpy().transpose(1, 2, 0).astype(np.float64)
+        mask = core.mask[0, 0].numpy() > 0.5
+        totals.append(total)
+        lengths.append(steps)
+        ssims.append(structural_similarity(final, target, channel_axis=2, data_range=1.0))
+        with np.errstate(divide="ignore"):  # identical images: skimage gives inf
+            psnrs.append(min(peak_signal_noise_ratio(target, final, data_range=1.0), PSNR_CAP_DB))
+        changed = np.abs(final - start).max(axis=2) > 0.05
+        union = (changed | mask).sum()
+        ious.append((changed & mask).sum() / union if union else 1.0)
+    m = oracle_report["metrics"]
+    assert m["reward_total"]["mean"] == pytest.approx(np.mean(totals), abs=1e-6)
+    assert m["reward_total"]["std"] == pytest.approx(np.std(totals), abs=1e-6)
+    assert m["episode_length"]["mean"] == pytest.approx(np.mean(lengths), abs=0)
+    # float32 torch SSIM vs float64 skimage.
+    assert m["ssim"]["mean"] == pytest.approx(np.mean(ssims), abs=1e-4)
+    assert m["psnr"]["mean"] == pytest.approx(np.mean(psnrs), rel=1e-4)
+    assert m["mask_iou"]["mean"] == pytest.approx(np.mean(ious), abs=1e-6)
+
+
+def test_the_oracle_scores_above_doing_nothing(oracle_report: dict[str, Any]) -> None:
+    noop = evaluate_unigen(NoOpPolicy(), CONFIG, N, SEED)
+    assert noop["metrics"]["episode_length"] == {"mean": 1.0, "std": 0.0}
+    assert (
+        oracle_report["metrics"]["reward_total"]["mean"] > noop["metrics"]["reward_total"]["mean"]
+    )
+    assert oracle_report["metrics"]["lpips"]["mean"] < noop["metrics"]["lpips"]["mean"]
+
+
+def test_rewards_agree_with_episode_returns(oracle_report: dict[str, Any]) -> None:
+    returns = episode_returns(
+        OraclePolicy(),
+        n_episodes=N,
+        seed=SEED,
+        prompt_split="heldout",
+        size=SIZE,
+        horizon=HORIZON,
+    )
+    assert oracle_report["metrics"]["reward_total"]["mean"] == pytest.approx(
+        returns.mean(), abs=1e-6
+    )
+
+
+@pytest.fixture(scope="module")
+def ppo_model() -> PPO:
+    return PPO(
+        "CnnPolicy",
+        make_unigen_env(size=SIZE, horizon=HORIZON, seed=0),
+        n_steps=16,
+        batch_size=16,
+        seed=0,
+    )
+
+
+def test_same_model_and_seed_give_byte_identical_json(ppo_model: PPO, tmp_path: Path) -> None:
+    a = evaluate_unigen(ppo_model, CONFIG, 3, 5, json_path=tmp_path / "a.json")
+    b = evaluate_unigen(ppo_model, CONFIG, 3, 5, json_path=tmp_path / "b.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert a == b and a["policy"] == "PPO"
+    other = evaluate_unigen(ppo_model, CONFIG, 3, 6)
+    assert dumps_report(other) != dumps_report(a)  # the seed picks the task set
+
+
+def test_settings_are_read_from_a_built_env() -> None:
+    env = make_unigen_env(
+        "edit",
+        size=SIZE,
+        horizon=3,
+        w_quality=0.5,
+        w_edit=0.5,
+        w_consistency=0.0,
+        prompt_split="train",
+    )
+    report = evaluate_unigen(OraclePolicy(), env, 2, 0)
+    assert report["task"] == "edit" and report["horizon"] == 3 and report["size"] == SIZE
+    assert report["weights"] == {"quality": 0.5, "edit": 0.5, "consistency": 0.0}
+    assert report["prompt_split"] == "heldout"
+    m = report["metrics"]
+    expected = 0.5 * m["reward_quality"]["mean"] + 0.5 * m["reward_edit"]["mean"]
+    assert m["reward_total"]["mean"] == pytest.approx(expected, abs=1e-6)  # 7-digit JSON
+    assert evaluate_unigen(OraclePolicy(), env, 2, 0, prompt_split="env")["prompt_split"] == "train"
+
+
+def test_bad_inputs_are_refused(ppo_model: PPO) -> None:
+    with pytest.raises(ValueError, match="n_episodes"):
+        evaluate_unigen(OraclePolicy(), CONFIG, 1, 0)
+    with pytest.raises(ValueError, match="prompt_split"):
+        evaluate_unigen(OraclePolicy(), CONFIG, 2, 0, prompt_split="test")
+    with pytest.raises(TypeError, match="predict"):
+        evaluate_unigen(object(), CONFIG, 2, 0)
+    with pytest.raises(TypeError, match="env_or_config"):
+        evaluate_unigen(OraclePolicy(), "unified", 2, 0)  # type: ignore[arg-type]
+
+    class WrongCodec:
+        space = spaces.Box(-1, 1, (3,))
+
+    with pytest.raises(ValueError, match="action codec"):
+        evaluate_unigen(ppo_model, CONFIG, 2, 0, codec=WrongCodec())
+    with pytest.raises(ValueError, match="schema"):
+        load_report({"schema": 99, "metrics": {}})
+
+
+# --------------------------------------------------------------------------- stability
+
+
+def _run(seed: int, score: float, length: float, history: list[list[float]] | None) -> dict:
+    run: dict[str, Any] = {
+        "schema": 1,
+        "seed": seed,
+        "metrics": {
+            "reward_total": {"mean": score, "std": 0.1 * seed},
+            "episode_length": {"mean": length, "std": 1.0},
+        },
+    }
+    if history is not None:
+        run["history"] = history
+    return run
+
+
+RUNS = [
+    _run(1, 0.5, 4.0, [[100, 0.1], [200, 0.45], [300, 0.5]]),
+    _run(2, 0.6, 6.0, [[100, 0.6], [200, 0.5], [300, 0.6]]),
+    _run(3, 0.7, 8.0, None),
+]
+
+
+def test_stability_summary_known_answers(tmp_path: Path) -> None:
+    paths = []
+    for k, run in enumerate(RUNS):
+        paths.append(tmp_path / f"run{k}.json")
+        paths[-1].write_text(json.dumps(run))
+    for source in (RUNS, paths):
+        s = stability_summary(source, fractions=(0.5, 0.9))
+        assert s["n_runs"] == 3 and s["seeds"] == [1, 2, 3]
+        assert s["final"]["per_run"] == [0.5, 0.6, 0.7]
+        assert s["final"]["mean"] == pytest.approx(0.6)
+        assert s["final"]["variance"] == pytest.approx(0.01)  # sample variance, ddof=1
+        assert s["final"]["std"] == pytest.approx(0.1)
+        assert s["within_run_std"]["mean"] == pytest.approx(0.2)
+        assert s["episode_length"]["mean"] == pytest.approx(6.0)
+        assert s["episode_length"]["std"] == pytest.approx(2.0)
+        assert s["episode_length"]["cv"] == pytest.approx(1 / 3)
+        assert s["episode_length"]["mean_within_run_std"] == pytest.approx(1.0)
+        # Run 1: 90 % of 0.5 = 0.45 first reached at 200; run 2: 0.54 at 100; run 3: no curve.
+        assert s["steps_to_fraction"]["0.9"]["per_run"] == [200.0, 100.0, None]
+        assert s["steps_to_fraction"]["0.9"]["mean"] == pytest.approx(150.0)
+        assert s["steps_to_fraction"]["0.9"]["n_runs_with_history"] == 2
+        assert s["steps_to_fraction"]["0.5"]["per_run"] == [200.0, 100.0, None]
+
+
+def test_stability_of_one_run_and_errors() -> None:
+    s = stability_summary(RUNS[:1])
+    assert s["final"]["variance"] is None and s["final"]["mean"] == 0.5
+    assert steps_to_fraction([[10, 0.0], [20, 0.3], [30, 0.4]], 0.7) == 20.0
+    assert steps_to_fraction([], 0.9) is None
+    with pytest.raises(ValueError, match="at least one"):
+        stability_summary([])
+    with pytest.raises(ValueError, match="fraction"):
+        stability_summary(RUNS, fractions=(1.5,))
+    with pytest.raises(ValueError, match="no metric 'ssim'"):
+        stability_summary(RUNS, metric="ssim")

@@ -1,0 +1,239 @@
+"""``unigen-sb3``: train, evaluate, ablate, sweep and report from YAML configs.
+
+Every command takes ``--out DIR`` and repeatable ``--set dotted.key=value`` overrides::
+
+    unigen-sb3 train configs/quickstart.yaml --out runs/qs --set seed=7
+    unigen-sb3 eval runs/qs --set evaluation.n_episodes=32
+    unigen-sb3 ablate configs/ablation.yaml --out runs/ablation
+    unigen-sb3 sweep configs/sweep.yaml --out runs/sweep --n-jobs 2
+    unigen-sb3 report runs/ablation runs/qs --out runs/report
+
+Exit codes: 0 done, 2 a config or usage error (nothing was trained), 130 interrupted
+(the run directory is valid: continue with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+EXIT_CONFIG_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _common(parser: argparse.ArgumentParser, out_help: str) -> None:
+    parser.add_argument("--out", type=Path, default=None, help=out_help)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config entry (dotted key, YAML value); repeatable",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """:return: the ``unigen-sb3`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="unigen-sb3", description="Config-driven UniGen experiments with Stable-Baselines3."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train, checkpoint, then run the evaluation suite")
+    p.add_argument("config", type=Path, help="experiment YAML")
+    _common(p, "run directory (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a previous run in --out (not --resume)"
+    )
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+
+    p = sub.add_parser("eval", help="evaluate a run directory or a model .zip")
+    p.add_argument("target", type=Path, help="run directory or model .zip")
+    _common(p, "folder for eval.json (default: the run directory)")
+    p.add_argument("--config", type=Path, default=None, help="config for a bare model .zip")
+
+    p = sub.add_parser("ablate", help="drop R_edit / R_consistency, a weight grid, N seeds")
+    p.add_argument("config", type=Path, help="experiment YAML (its ablation: section)")
+    _common(p, "ablation folder (default: runs/<config name>_ablation)")
+
+    p = sub.add_parser("sweep", help="Optuna search over weights and hyperparameters")
+    p.add_argument("config", type=Path, help="experiment YAML (its sweep: section)")
+    _common(p, "sweep folder (default: runs/<config name>_sweep)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage shared by workers: an RDB URL (sqlite:///..., postgresql://...) "
+        "or journal:PATH (default: a journal file in --out)",
+    )
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine")
+    p.add_argument(
+        "--worker-index",
+        type=int,
+        default=0,
+        help="index of this worker when starting several by hand (seeds its sampler)",
+    )
+
+    p = sub.add_parser("report", help="markdown and plots from runs, ablations and sweeps")
+    p.add_argument("runs", type=Path, nargs="+", help="run, ablation or sweep folders")
+    _common(p, "report folder (default: the first folder given)")
+    return parser
+
+
+def _default_out(config: Path, suffix: str = "") -> Path:
+    return Path("runs") / f"{config.stem}{suffix}"
+
+
+def _bar(total: int, desc: str) -> Any:
+    """A tqdm bar on a terminal, None elsewhere (no progress noise in logs)."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="run")
+
+
+def _summary(results: dict[str, Any] | None) -> str:
+    if not results:
+        return ""
+    total = results.get("metrics", {}).get("reward_total", {})
+    return f"R_total {total.get('mean', float('nan')):.4f} ± {total.get('std', float('nan')):.4f}"
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from unigen_sb3.configs.loader import load_config
+    from unigen_sb3.experiments.runner import train
+
+    config = load_config(args.config, args.overrides)
+    out = args.out or _default_out(args.config)
+    if args.resume and args.overwrite:
+        build_parser().error("--resume and --overwrite exclude each other")
+    result = train(
+        config, out, resume=args.resume, overwrite=args.overwrite, evaluate=not args.no_eval
+    )
+    if result.interrupted:
+        print(
+            f"interrupted at {result.num_timesteps} timesteps; model and checkpoint saved in "
+            f"{out}; continue with: unigen-sb3 train {args.config} --out {out} --resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(f"{out}: {result.num_timesteps} timesteps. {_summary(result.eval)}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from unigen_sb3.experiments.runner import evaluate_run
+
+    results, path = evaluate_run(
+        args.target, out=args.out, config_path=args.config, overrides=args.overrides
+    )
+    print(f"{path}: {_summary(results)}")
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from unigen_sb3.configs.loader import load_config
+    from unigen_sb3.experiments.ablation import ablation_variants, run_ablation
+
+    config = load_config(args.config, args.overrides)
+    out = args.out or _default_out(args.config, "_ablation")
+    bar = _bar(len(ablation_variants(config)) * config.ablation.n_seeds, "ablation")
+    started = [False]
+
+    def progress(label: str) -> None:  # called before each run: count the previous one
+        if bar is not None:
+            bar.update(1 if started[0] else 0)
+            bar.set_postfix_str(label)
+            started[0] = True
+
+    try:
+        summary = run_ablation(config, out, progress=progress)
+        if bar is not None:
+            bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    for name, v in summary["variants"].items():
+        m = v["metrics"].get("reward_total", {})
+        print(f"{name}: R_total {m.get('mean', float('nan')):.4f} ± {m.get('std', 0.0):.4f}")
+    print(f"{Path(out) / 'ablation.json'}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from unigen_sb3.configs.loader import load_config
+    from unigen_sb3.experiments.sweep import run_sweep
+
+    config = load_config(args.config, args.overrides)
+    out = args.out or _default_out(args.config, "_sweep")
+    bar = _bar(config.sweep.n_trials, "sweep")
+    try:
+        summary = run_sweep(
+            config,
+            out,
+            storage=args.storage,
+            n_jobs=args.n_jobs,
+            worker_index=args.worker_index,
+            progress=(lambda _n: bar.update(1)) if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    best = summary.get("best") or {}
+    print(
+        f"{summary['n_complete']} complete trials; best #{best.get('number')}: "
+        f"{summary['metric']} = {best.get('value')} with {json.dumps(best.get('params'))}"
+    )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from unigen_sb3.experiments.report import write_report
+
+    if args.overrides:
+        build_parser().error("report takes no --set overrides (it reads finished runs)")
+    path = write_report(args.runs, args.out or args.runs[0])
+    print(path)
+    return 0
+
+
+_COMMANDS = {
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "ablate": _cmd_ablate,
+    "sweep": _cmd_sweep,
+    "report": _cmd_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``unigen-sb3``; return the exit code.
+
+    :param argv: arguments without the program name (default: ``sys.argv[1:]``).
+    :return: 0 on success, 2 for a config/usage error, 130 when interrupted.
+    """
+    from unigen_sb3.configs.schema import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ConfigError, FileNotFoundError, FileExistsError) as exc:
+        print(f"unigen-sb3 {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except KeyboardInterrupt:
+        print(f"unigen-sb3 {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Load experiment YAMLs: packaged defaults, non-destructive merge, ``--set`` overrides.
+
+Order: packaged ``default.yaml`` <- the user's file (what it writes always wins) <-
+``--set dotted.key=value`` overrides, then :func:`~unigen_sb3.configs.schema.validate_config`.
+
+Example:
+    >>> cfg = load_config({"training": {"total_timesteps": 256}}, ["seed=7"])
+    >>> cfg.seed, cfg.training.total_timesteps, cfg.algorithm.name
+    (7, 256, 'PPO')
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict, validate_config
+from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
+
+__all__ = [
+    "ATOMIC_KEYS",
+    "apply_overrides",
+    "atomic_write_text",
+    "load_config",
+    "load_defaults",
+    "load_yaml",
+    "merge_defaults",
+    "parse_override",
+    "save_config",
+]
+
+#: Mappings a user config replaces as a whole instead of merging key by key: a partial
+#: weight set mixed with default weights would silently change what the user meant.
+ATOMIC_KEYS = frozenset({"reward.weights", "evaluation.weights", "sweep.search_space"})
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load`` (an empty file is ``{}``).
+
+    :param path: the file.
+    :return: the mapping.
+    :raises ConfigError: if the file is not valid YAML or not a mapping at the top.
+    :raises FileNotFoundError: if the file does not exist.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("", f"{path} must hold a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def load_defaults() -> dict[str, Any]:
+    """:return: the packaged defaults (``unigen_sb3/configs/default.yaml``) as a fresh dict."""
+    text = resources.files("unigen_sb3.configs").joinpath("default.yaml").read_text("utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def merge_defaults(
+    defaults: Mapping[str, Any], user: Mapping[str, Any], _path: str = ""
+) -> dict[str, Any]:
+    """Fill what ``user`` left out from ``defaults``; never change what ``user`` wrote.
+
+    Mappings merge key by key (except :data:`ATOMIC_KEYS`, which the user replaces
+    whole); lists and scalars from ``user`` replace the default. Neither input is modified.
+
+    :param defaults: the defaults.
+    :param user: the user's (partial) config.
+    :return: a new merged dict.
+    """
+    out = copy.deepcopy(dict(defaults))
+    for key, value in user.items():
+        path = f"{_path}.{key}" if _path else str(key)
+        base = out.get(key)
+        if isinstance(value, Mapping) and isinstance(base, Mapping) and path not in ATOMIC_KEYS:
+            out[key] = merge_defaults(base, value, path)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``dotted.key=value``; the value is parsed as YAML (``7`` -> int, ``[1, 2]`` -> list).
+
+    :param text: the override as given to ``--set``.
+    :return: ``(dotted_key, value)``.
+    :raises ConfigError: if there is no ``=`` or the key is empty.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError("", f"override {text!r} must look like dotted.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(key, f"override value {raw!r} is not valid YAML: {exc}") from exc
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``--set dotted.key=value`` overrides (in order) to a copy of ``data``.
+
+    Missing intermediate mappings are created, so a typo'd key reaches validation, which
+    names it.
+
+    :param data: the config dict.
+    :param overrides: strings ``dotted.key=value``.
+    :return: the new dict.
+    :raises ConfigError: if a path runs through a value that is not a mapping.
+    """
+    out = copy.deepcopy(data)
+    for text in overrides:
+        key, value = parse_override(text)
+        parts = key.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(
+                    where, f"is {child!r}, not a mapping, so {key!r} cannot be set under it"
+                )
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _resolve_derived_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``null`` entries whose default lives in code (one source of truth)."""
+    reward = data.get("reward")
+    if isinstance(reward, dict) and reward.get("weights") is None:
+        reward["weights"] = dict(DEFAULT_WEIGHTS)
+    return data
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+) -> ExperimentConfig:
+    """Load, merge with the packaged defaults, apply overrides and validate.
+
+    :param source: a YAML file, an already-loaded mapping, or ``None`` (defaults only).
+    :param overrides: ``dotted.key=value`` strings applied after the merge.
+    :return: the validated :class:`ExperimentConfig`.
+    :raises ConfigError: naming the dotted key path of the first problem.
+    """
+    if source is None:
+        user: Mapping[str, Any] = {}
+    elif isinstance(source, Mapping):
+        user = source
+    else:
+        user = load_yaml(source)
+    merged = _resolve_derived_defaults(merge_defaults(load_defaults(), user))
+    merged = _resolve_derived_defaults(apply_overrides(merged, overrides))
+    return validate_config(merged)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+
+    A reader (or a crash) never sees a half-written file.
+
+    :param path: destination; its folder must exist.
+    :param text: content (UTF-8).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> None:
+    """Write the merged config as YAML (atomically); :func:`load_config` reads it back equal.
+
+    :param config: the config.
+    :param path: destination file, e.g. ``RUN_DIR/config.yaml``.
+    """
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
+    atomic_write_text(path, text)

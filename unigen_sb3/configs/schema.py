@@ -1,0 +1,421 @@
+"""Typed experiment configuration: dataclasses plus a validator that names dotted key paths.
+
+The dataclasses here carry *no* defaults: the packaged ``default.yaml`` is the one place
+defaults live (``reward.weights`` is derived from
+:data:`unigen_sb3.rewards.unifier.DEFAULT_WEIGHTS`). :func:`validate_config` turns a
+merged plain dict into an :class:`ExperimentConfig`, refusing unknown keys, missing keys
+and wrong types with a :class:`ConfigError` that names the dotted key path, the value seen
+and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.rewards.unifier import validate_weights
+
+__all__ = [
+    "AblationConfig",
+    "AlgorithmConfig",
+    "CallbacksConfig",
+    "ConfigError",
+    "EnvConfig",
+    "EvaluationConfig",
+    "ExperimentConfig",
+    "RewardConfig",
+    "ShapingConfig",
+    "SweepConfig",
+    "TrainingConfig",
+    "WandbConfig",
+    "config_to_dict",
+    "validate_config",
+]
+
+
+class ConfigError(ValueError):
+    """A config value that is not accepted.
+
+    :param path: dotted key path of the offending entry (``""`` for the root).
+    :param message: what was wrong and what is accepted.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path or '<config>'}: {message}")
+
+
+def _range(low: float | None = None, high: float | None = None) -> dict[str, Any]:
+    """Field metadata for a numeric range check (inclusive bounds)."""
+    return {"low": low, "high": high}
+
+
+@dataclass
+class EnvConfig:
+    """Arguments of :func:`~unigen_sb3.envs.factory.make_unigen_env` other than the reward."""
+
+    task: Literal["generate", "edit", "unified"]
+    action: Literal["box", "multidiscrete", "discrete"]
+    obs: Literal["image", "dict"]
+    size: int = field(metadata=_range(36))
+    horizon: int = field(metadata=_range(1))
+    device: str
+    perceptual_backend: Literal["auto", "stlpips", "lpips"]
+    edit_fraction: float = field(metadata=_range(0.0, 1.0))
+    prompt_split: Literal["train", "heldout"] | None
+    action_options: dict[str, Any]
+
+
+@dataclass
+class ShapingConfig:
+    """Potential-based shaping (see :class:`~unigen_sb3.rewards.shaping.PotentialShaping`).
+
+    ``gamma: null`` takes the algorithm's discount, the only value that keeps the optimal
+    policy; an explicit different value is refused before training.
+    """
+
+    enabled: bool
+    gamma: float | None = field(metadata=_range(0.0, 1.0))
+    potential: Literal["quality", "edit", "consistency"]
+    scale: float
+
+
+@dataclass
+class RewardConfig:
+    """Weights, component normalization and shaping of the unified reward.
+
+    ``weights`` are kept as written; :meth:`effective_weights` gives the ones used (rescaled
+    to sum 1 when ``normalize_weights`` is true).
+    """
+
+    weights: dict[str, float]
+    normalize_weights: bool
+    normalization: Literal["bounded", "running"]
+    shaping: ShapingConfig
+
+    def effective_weights(self) -> dict[str, float]:
+        """:return: the weights the env uses, component name -> weight (summing to 1)."""
+        return validate_weights(self.weights, normalize=self.normalize_weights)
+
+
+@dataclass
+class AlgorithmConfig:
+    """Any SB3 / sb3-contrib algorithm by name, its policy and constructor kwargs.
+
+    ``policy: null`` picks one from the observation mode; ``kwargs`` are passed to the
+    algorithm's constructor and checked against its signature.
+    """
+
+    name: str
+    policy: str | None
+    kwargs: dict[str, Any]
+
+
+@dataclass
+class TrainingConfig:
+    """Budget, vectorization, checkpointing and logging of ``train``."""
+
+    total_timesteps: int = field(metadata=_range(1))
+    n_envs: int = field(metadata=_range(1))
+    vec_env_kind: Literal["batched", "dummy", "subproc"]
+    device: str
+    checkpoint_freq: int = field(metadata=_range(0))
+    save_replay_buffer: bool
+    log_interval: int = field(metadata=_range(1))
+    progress_bar: bool
+    tensorboard: bool
+
+
+@dataclass
+class CallbacksConfig:
+    """Which of the package's callbacks ``train`` attaches."""
+
+    reward_components: bool
+    image_log: bool
+    image_log_freq: int = field(metadata=_range(1))
+    eval: bool
+    eval_freq: int = field(metadata=_range(1))
+    eval_episodes: int = field(metadata=_range(2))  # the set metrics need two episodes
+
+
+@dataclass
+class EvaluationConfig:
+    """The evaluation suite run after training and by ``eval``.
+
+    ``seed: null`` uses the master seed plus 10_000, so evaluation tasks never coincide
+    with the first training tasks; ``prompt_split`` is the split evaluated on; ``weights:
+    null`` scores ``reward_total`` with the training weights (``ablate`` and ``sweep`` set
+    the base weights, so runs trained on different weights share one yardstick).
+    """
+
+    weights: dict[str, float] | None
+    n_episodes: int = field(metadata=_range(2))  # the set metrics need two episodes
+    seed: int | None
+    deterministic: bool
+    prompt_split: Literal["train", "heldout"] | None
+
+
+@dataclass
+class AblationConfig:
+    """What ``ablate`` runs: the base weights, drops, a weight grid, each over ``n_seeds``."""
+
+    drop: list[Literal["quality", "edit", "consistency"]]
+    weight_grid: list[dict[str, float]]
+    n_seeds: int = field(metadata=_range(1))
+
+
+@dataclass
+class SweepConfig:
+    """What ``sweep`` searches with Optuna.
+
+    ``search_space`` maps an algorithm kwarg to ``{type: float|int|categorical, low, high,
+    log, choices}``; ``sweep_weights`` adds the three reward weights (sampled on the simplex).
+    The objective is ``metric``'s mean in ``eval.json``, scored with the base config's
+    weights so trials that train on different weights stay comparable.
+    """
+
+    n_trials: int = field(metadata=_range(1))
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    sampler: Literal["tpe", "random"]
+    study_name: str
+    sweep_weights: bool
+    search_space: dict[str, dict[str, Any]]
+
+
+@dataclass
+class WandbConfig:
+    """Weights & Biases tracking (optional extra ``wandb``); off by default."""
+
+    enabled: bool
+    project: str
+    mode: Literal["offline", "online", "disabled"]
+
+
+@dataclass
+class ExperimentConfig:
+    """One experiment: everything ``unigen-sb3`` needs, after defaults were merged in."""
+
+    seed: int = field(metadata=_range(0, 2**32 - 1))
+    strict_determinism: bool
+    env: EnvConfig
+    reward: RewardConfig
+    algorithm: AlgorithmConfig
+    training: TrainingConfig
+    callbacks: CallbacksConfig
+    evaluation: EvaluationConfig
+    ablation: AblationConfig
+    sweep: SweepConfig
+    wandb: WandbConfig
+
+
+_SEARCH_TYPES = ("float", "int", "categorical")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"mapping of {_type_name(typing.get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _seen(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (nested dataclasses built)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _build(tp, value, path)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(path, f"expected {_type_name(tp)}, got {_seen(value)}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices or isinstance(value, bool):
+            raise ConfigError(path, f"expected one of {list(choices)}, got {_seen(value)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(path, f"expected {_type_name(tp)}, got {_seen(value)}")
+        (item_tp,) = typing.get_args(tp)
+        return [_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"expected {_type_name(tp)}, got {_seen(value)}")
+        _key_tp, val_tp = typing.get_args(tp)
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(path, f"keys must be strings, got {_seen(k)}")
+            out[k] = _convert(v, val_tp, f"{path}.{k}")
+        return out
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {_seen(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = ""
+            if isinstance(value, str) and value.strip().lstrip("+-").replace("e", "", 1).isdigit():
+                hint = " (YAML reads 1e4 as a string: write 10000)"
+            raise ConfigError(path, f"expected an integer, got {_seen(value)}{hint}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(path, f"expected a number, got {_seen(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(path, f"expected a finite number, got {_seen(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {_seen(value)}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a schema bug, not a user error
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    """Build dataclass ``cls`` from mapping ``data``: no unknown, no missing keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            path, f"expected a mapping with keys {_field_names(cls)}, got {_seen(data)}"
+        )
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"{where}{unknown[0]}",
+            f"unknown key; accepted keys{' under ' + path if path else ''}: {sorted(known)}",
+        )
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        key_path = f"{path}.{name}" if path else name
+        if name not in data:
+            raise ConfigError(key_path, f"missing (expected {_type_name(hints[name])})")
+        value = _convert(data[name], hints[name], key_path)
+        low, high = f.metadata.get("low"), f.metadata.get("high")
+        if value is not None and isinstance(value, int | float):
+            if (low is not None and value < low) or (high is not None and value > high):
+                bounds = (
+                    f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+                )
+                raise ConfigError(key_path, f"{value!r} is out of range {bounds}")
+        values[name] = value
+    return cls(**values)
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _check_weights(
+    weights: dict[str, float], path: str, normalize: bool = False
+) -> dict[str, float]:
+    missing = [n for n in COMPONENT_NAMES if n not in weights]
+    extra = [n for n in weights if n not in COMPONENT_NAMES]
+    if extra:
+        raise ConfigError(
+            f"{path}.{extra[0]}", f"unknown component; accepted: {list(COMPONENT_NAMES)}"
+        )
+    if missing:
+        raise ConfigError(
+            path,
+            f"must give every component weight {list(COMPONENT_NAMES)} (they sum to 1), "
+            f"missing {missing}",
+        )
+    try:
+        validate_weights(weights, normalize=normalize)
+    except ValueError as exc:
+        message = str(exc).replace("pass normalize_weights=True", "set reward.normalize_weights")
+        raise ConfigError(path, message) from exc
+    return {n: float(weights[n]) for n in COMPONENT_NAMES}
+
+
+def _check_search_space(space: dict[str, dict[str, Any]], path: str) -> None:
+    allowed = {"type", "low", "high", "log", "choices"}
+    for name, spec in space.items():
+        p = f"{path}.{name}"
+        unknown = sorted(set(spec) - allowed)
+        if unknown:
+            raise ConfigError(f"{p}.{unknown[0]}", f"unknown key; accepted: {sorted(allowed)}")
+        kind = spec.get("type")
+        if kind not in _SEARCH_TYPES:
+            raise ConfigError(f"{p}.type", f"expected one of {list(_SEARCH_TYPES)}, got {kind!r}")
+        if kind == "categorical":
+            if not isinstance(spec.get("choices"), list) or not spec["choices"]:
+                raise ConfigError(f"{p}.choices", "a categorical needs a non-empty list of choices")
+            continue
+        for bound in ("low", "high"):
+            v = spec.get(bound)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ConfigError(f"{p}.{bound}", f"expected a number, got {v!r}")
+        if spec["low"] >= spec["high"]:
+            raise ConfigError(p, f"low={spec['low']} must be below high={spec['high']}")
+        if "log" in spec and not isinstance(spec["log"], bool):
+            raise ConfigError(f"{p}.log", f"expected true or false, got {spec['log']!r}")
+        if spec.get("log") and spec["low"] <= 0:
+            raise ConfigError(f"{p}.low", f"a log-scale range needs low > 0, got {spec['low']}")
+
+
+def validate_config(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a fully merged config dict and build the typed config.
+
+    Weights are checked as the reward library does
+    (:func:`~unigen_sb3.rewards.unifier.validate_weights`: each in ``[0, 1]``, summing to 1),
+    here and in every ``ablation.weight_grid`` entry, so a bad weight is refused before any
+    training starts.
+
+    :param data: the merged config (defaults + user file + overrides).
+    :return: the typed :class:`ExperimentConfig`.
+    :raises ConfigError: naming the dotted path of the first problem found.
+    """
+    cfg: ExperimentConfig = _build(ExperimentConfig, data, "")
+    cfg.reward.weights = _check_weights(
+        cfg.reward.weights, "reward.weights", cfg.reward.normalize_weights
+    )
+    if cfg.evaluation.weights is not None:
+        cfg.evaluation.weights = _check_weights(cfg.evaluation.weights, "evaluation.weights")
+    cfg.ablation.weight_grid = [
+        _check_weights(w, f"ablation.weight_grid[{i}]")
+        for i, w in enumerate(cfg.ablation.weight_grid)
+    ]
+    _check_search_space(cfg.sweep.search_space, "sweep.search_space")
+    return cfg
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """:return: the config as plain Python values (what ``config.yaml`` stores)."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,268 @@
+"""``unigen-sb3 report``: markdown plus plots from run, ablation and sweep folders.
+
+- learning curves per reward component (TensorBoard scalars ``reward/*`` that
+  :class:`~unigen_sb3.callbacks.RewardComponentCallback` writes, else SB3's
+  ``rollout/ep_rew_mean``);
+- ablation bars with error bars (std across seeds, from ``ablation.json``);
+- reward variance across seeds (runs whose configs differ only in ``seed``, summarized by
+  :func:`~unigen_sb3.evaluation.stability_summary`).
+
+Plots need matplotlib (extra ``report``); without it the markdown is still written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unigen_sb3.configs.loader import atomic_write_text
+
+__all__ = ["find_runs", "read_scalars", "write_report"]
+
+_COMPONENT_TAGS = ("reward/total", "reward/quality", "reward/edit", "reward/consistency")
+_FALLBACK_TAG = "rollout/ep_rew_mean"
+_BAR_METRICS = ("reward_total", "reward_quality", "reward_edit", "reward_consistency")
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run directories (``config.yaml`` + ``eval.json``) at or below ``paths``, sorted, unique."""
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} does not exist")
+        for cfg in [p / "config.yaml", *p.rglob("config.yaml")]:
+            if cfg.is_file() and (cfg.parent / "eval.json").is_file():
+                found.add(cfg.parent.resolve())
+    return sorted(found)
+
+
+def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """TensorBoard scalars of a run (all event files under ``tb/``), tag -> [(step, value)]."""
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return {}
+    out: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for events in sorted((run_dir / "tb").rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            out[tag].extend((int(e.step), float(e.value)) for e in acc.Scalars(tag))
+    return {tag: sorted(v) for tag, v in out.items()}
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label(run: Path, root: Path) -> str:
+    try:
+        rel = run.relative_to(root)
+        return str(rel) if str(rel) != "." else run.name
+    except ValueError:
+        return run.name
+
+
+def _seedless_key(run: Path) -> str:
+    data = yaml.safe_load((run / "config.yaml").read_text("utf-8"))
+    data.pop("seed", None)
+    return json.dumps(data, sort_keys=True)
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{float(v):.4g}"
+
+
+def write_report(paths: list[str | Path], out: str | Path) -> Path:
+    """Write ``OUT/report.md`` and its PNG plots for the given run/ablation/sweep folders.
+
+    :param paths: run directories, or folders holding them (ablations, sweeps).
+    :param out: the report folder.
+    :return: the path of ``report.md``.
+    :raises FileNotFoundError: if a path does not exist or no run is found.
+    """
+    from unigen_sb3.evaluation import stability_summary
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = find_runs(paths)
+    if not runs:
+        raise FileNotFoundError(f"no run directory (config.yaml + eval.json) under {paths}")
+    root = Path(paths[0]).resolve() if len(paths) == 1 else Path("/")
+    plt = _pyplot()
+    lines = ["# unigen-sb3 report", ""]
+    if plt is None:
+        lines += ["_matplotlib is not installed (pip install 'unigen-sb3[report]'): no plots._", ""]
+
+    # Final evaluation table.
+    lines += [
+        "## Final evaluation",
+        "",
+        "| run | seed | R_total | R_quality | R_edit | R_consistency | LPIPS | SSIM |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    evals: dict[Path, dict[str, Any]] = {}
+    for run in runs:
+        rep = json.loads((run / "eval.json").read_text("utf-8"))
+        evals[run] = rep
+        m = rep.get("metrics", {})
+        cells = [
+            f"{_fmt(m[k]['mean'])} ± {_fmt(m[k]['std'])}" if k in m else "n/a"
+            for k in (*_BAR_METRICS, "lpips", "ssim")
+        ]
+        seed = yaml.safe_load((run / "config.yaml").read_text("utf-8")).get("seed", "")
+        lines.append(f"| {_label(run, root)} | {seed} | " + " | ".join(cells) + " |")
+    lines.append("")
+
+    # Learning curves per component.
+    lines += ["## Learning curves", ""]
+    for i, run in enumerate(runs):
+        scalars = read_scalars(run)
+        tags = [t for t in _COMPONENT_TAGS if t in scalars] or (
+            [_FALLBACK_TAG] if _FALLBACK_TAG in scalars else []
+        )
+        if not tags:
+            lines.append(f"- {_label(run, root)}: no TensorBoard scalars")
+            continue
+        if plt is None:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for tag in tags:
+            steps, values = zip(*scalars[tag], strict=True)
+            ax.plot(steps, values, label=tag)
+        ax.set_xlabel("timesteps")
+        ax.set_ylabel("reward")
+        ax.set_title(_label(run, root))
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        name = f"curves_{i:03d}.png"
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        lines.append(f"![{_label(run, root)}]({name})")
+    lines.append("")
+
+    # Ablation bars with error bars.
+    ablations = sorted(
+        {
+            a.resolve()
+            for p in map(Path, paths)
+            for a in [p, *p.rglob("*")]
+            if (a / "ablation.json").is_file()
+        }
+    )
+    for k, folder in enumerate(ablations):
+        summary = json.loads((folder / "ablation.json").read_text("utf-8"))
+        variants = summary["variants"]
+        lines += [
+            f"## Ablation: {folder.name}",
+            "",
+            "| variant | weights (q, e, c) | " + " | ".join(_BAR_METRICS) + " |",
+            "|---|---|" + "---|" * len(_BAR_METRICS),
+        ]
+        for name, v in variants.items():
+            w = v["weights"]
+            cells = []
+            for metric in _BAR_METRICS:
+                s = v["metrics"].get(metric)
+                cells.append(f"{_fmt(s['mean'])} ± {_fmt(s['std'])}" if s else "n/a")
+            lines.append(
+                f"| {name} | {w['quality']:.3g}, {w['edit']:.3g}, {w['consistency']:.3g} | "
+                + " | ".join(cells)
+                + " |"
+            )
+        lines += ["", f"Error bars and ± are the std across {len(summary['seeds'])} seeds.", ""]
+        if plt is not None:
+            import numpy as np
+
+            fig, ax = plt.subplots(figsize=(7, 3.5))
+            names = list(variants)
+            width = 0.8 / len(_BAR_METRICS)
+            for j, metric in enumerate(_BAR_METRICS):
+                means = [variants[n]["metrics"].get(metric, {}).get("mean", 0.0) for n in names]
+                stds = [variants[n]["metrics"].get(metric, {}).get("std", 0.0) for n in names]
+                ax.bar(
+                    np.arange(len(names)) + j * width,
+                    means,
+                    width,
+                    yerr=stds,
+                    capsize=3,
+                    label=metric,
+                )
+            ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=20, fontsize=8)
+            ax.set_ylabel("evaluation mean")
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            name = f"ablation_{k:02d}.png"
+            fig.savefig(out / name, dpi=100)
+            plt.close(fig)
+            lines += [f"![ablation {folder.name}]({name})", ""]
+
+    # Reward variance across seeds.
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for run in runs:
+        groups[_seedless_key(run)].append(run)
+    multi = [g for g in groups.values() if len(g) > 1]
+    lines += ["## Reward variance across seeds", ""]
+    if not multi:
+        lines += ["No configuration was run with more than one seed.", ""]
+    else:
+        lines += ["| runs | seeds | R_total mean | std | variance |", "|---|---|---|---|---|"]
+        variances = []
+        for group in multi:
+            reports = []
+            for run in group:
+                rep = dict(evals[run])
+                history = run / "eval_history.json"
+                if history.is_file():
+                    rep["history"] = json.loads(history.read_text("utf-8")).get("history")
+                reports.append(rep)
+            summ = stability_summary(reports)
+            label = _label(group[0].parent, root)
+            final = summ["final"]
+            variances.append((label, final["variance"] or 0.0))
+            seeds = [yaml.safe_load((r / "config.yaml").read_text("utf-8"))["seed"] for r in group]
+            lines.append(
+                f"| {label} | {seeds} | {_fmt(final['mean'])} | {_fmt(final['std'])} | "
+                f"{_fmt(final['variance'])} |"
+            )
+        lines.append("")
+        if plt is not None:
+            fig, ax = plt.subplots(figsize=(6, 3))
+            ax.bar([v[0] for v in variances], [v[1] for v in variances])
+            ax.set_ylabel("variance of R_total across seeds")
+            ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+            fig.tight_layout()
+            fig.savefig(out / "seed_variance.png", dpi=100)
+            plt.close(fig)
+            lines += ["![variance across seeds](seed_variance.png)", ""]
+
+    # Sweeps.
+    for p in map(Path, paths):
+        for sweep_json in [p / "sweep.json", *p.rglob("sweep.json")]:
+            if not sweep_json.is_file():
+                continue
+            s = json.loads(sweep_json.read_text("utf-8"))
+            best = s.get("best") or {}
+            lines += [
+                f"## Sweep: {s.get('study_name')}",
+                "",
+                f"{s.get('n_complete')} complete of {s.get('n_trials')} trials; "
+                f"best trial {best.get('number')}: {s.get('metric')} = {_fmt(best.get('value'))}, "
+                f"params {best.get('params')}",
+                "",
+            ]
+            break
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,601 @@
+"""Train and evaluate one experiment from its config, into a run directory.
+
+Example:
+    >>> from unigen_sb3.configs import load_config
+    >>> cfg = load_config("configs/quickstart.yaml", ["training.total_timesteps=256"])
+    >>> result = train(cfg, "runs/quickstart")           # doctest: +SKIP
+    >>> result.eval["metrics"]["reward_total"]["mean"]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from unigen_sb3.configs.loader import load_config, load_yaml, save_config
+from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
+from unigen_sb3.envs.factory import make_unigen_env
+from unigen_sb3.experiments.algorithms import (
+    algorithm_gamma,
+    check_algorithm,
+    get_algorithm_class,
+    is_off_policy,
+)
+from unigen_sb3.experiments.rundir import RunDir
+from unigen_sb3.experiments.seeding import seed_everything, worker_seed
+from unigen_sb3.rewards.shaping import PotentialShaping, check_shaping_gamma
+
+__all__ = [
+    "EVAL_SEED_OFFSET",
+    "CheckpointCallback",
+    "TrainResult",
+    "build_model",
+    "check_experiment",
+    "env_config",
+    "eval_seed",
+    "evaluate_model",
+    "evaluate_run",
+    "make_env_fn",
+    "make_shaping",
+    "make_train_vec_env",
+    "train",
+]
+
+#: ``evaluation.seed: null`` means ``seed + EVAL_SEED_OFFSET``: evaluation tasks then never
+#: replay the first training tasks of env worker 0..EVAL_SEED_OFFSET-1.
+EVAL_SEED_OFFSET = 10_000
+
+#: The periodic evaluation's latest report plus its learning curve ``history``.
+EVAL_HISTORY_NAME = "eval_history.json"
+
+# Keys a resumed run may change (everything else must match the run's config.yaml).
+_RESUMABLE_CHANGES = (
+    "training.total_timesteps",
+    "training.progress_bar",
+    "training.checkpoint_freq",
+)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced.
+
+    :param run_dir: the run directory.
+    :param model: the trained model.
+    :param num_timesteps: timesteps trained in total (across resumes).
+    :param eval: the evaluation results (``eval.json``), or None when interrupted.
+    :param interrupted: True when training stopped on Ctrl-C.
+    """
+
+    run_dir: RunDir
+    model: BaseAlgorithm
+    num_timesteps: int
+    eval: dict[str, Any] | None = None
+    interrupted: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class CheckpointCallback(BaseCallback):
+    """Save an atomic checkpoint every ``save_freq`` timesteps (all envs counted).
+
+    :param run_dir: where ``checkpoints/`` lives.
+    :param save_freq: timesteps between checkpoints, >= 1.
+    :param replay_buffer: also save the replay buffer (off-policy algorithms).
+    """
+
+    def __init__(self, run_dir: RunDir, save_freq: int, *, replay_buffer: bool = False) -> None:
+        super().__init__()
+        if save_freq < 1:
+            raise ValueError(f"save_freq={save_freq!r} must be >= 1")
+        self.run_dir = run_dir
+        self.save_freq = int(save_freq)
+        self.replay_buffer = replay_buffer
+        self._next = 0
+
+    def _on_training_start(self) -> None:
+        # Resumed runs continue the schedule from the restored timestep count.
+        self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self.run_dir.save_checkpoint(self.model, replay_buffer=self.replay_buffer)
+            self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+        return True
+
+
+def make_shaping(config: ExperimentConfig, gamma: float | None) -> PotentialShaping | None:
+    """:return: the configured shaping (its ``gamma: null`` = the algorithm's), or None."""
+    shaping = config.reward.shaping
+    if not shaping.enabled:
+        return None
+    use_gamma = shaping.gamma if shaping.gamma is not None else gamma
+    if use_gamma is None:
+        raise ConfigError(
+            "reward.shaping.gamma",
+            f"{config.algorithm.name} has no discount to take; set reward.shaping.gamma",
+        )
+    return PotentialShaping(use_gamma, potential=shaping.potential, scale=shaping.scale)
+
+
+def check_experiment(config: ExperimentConfig) -> tuple[type[BaseAlgorithm], str]:
+    """Every check that can fail before training starts (algorithm, kwargs, shaping gamma).
+
+    :param config: the validated config.
+    :return: ``(algorithm class, policy)``.
+    :raises ConfigError: naming the dotted key of the problem.
+    """
+    algo = config.algorithm
+    cls, policy = check_algorithm(
+        algo.name, algo.policy, algo.kwargs, config.env.action, config.env.obs
+    )
+    gamma = algorithm_gamma(cls, algo.kwargs)
+    shaping = make_shaping(config, gamma)
+    if shaping is not None and gamma is not None:
+        try:
+            check_shaping_gamma(gamma, shaping)
+        except ValueError as exc:
+            raise ConfigError("reward.shaping.gamma", str(exc)) from exc
+    if config.training.vec_env_kind == "batched" and _batched_factory() is None:
+        raise ConfigError(
+            "training.vec_env_kind",
+            "'batched' needs unigen_sb3.envs.vec_env.make_unigen_vec_env, which this install "
+            "lacks; use 'dummy' or 'subproc'",
+        )
+    return cls, policy
+
+
+def _env_kwargs(config: ExperimentConfig, *, evaluation: bool = False) -> dict[str, Any]:
+    env = config.env
+    split = config.evaluation.prompt_split if evaluation else env.prompt_split
+    return {
+        "size": env.size,
+        "horizon": env.horizon,
+        "device": env.device,
+        "perceptual_backend": env.perceptual_backend,
+        "edit_fraction": env.edit_fraction,
+        "prompt_split": split,
+    }
+
+
+def _weights(config: ExperimentConfig, *, evaluation: bool = False) -> dict[str, float]:
+    if evaluation and config.evaluation.weights is not None:
+        return dict(config.evaluation.weights)
+    return config.reward.effective_weights()
+
+
+def make_env_fn(
+    config: ExperimentConfig,
+    seed: int | None,
+    *,
+    evaluation: bool = False,
+    shaping: PotentialShaping | None = None,
+) -> Callable[[], gym.Env[Any, Any]]:
+    """:return: a picklable-enough thunk building one env of this config (for VecEnvs).
+
+    :param config: the config.
+    :param seed: the env's own seed (task sequence).
+    :param evaluation: build the evaluation env (evaluation prompt split and weights,
+        never shaped).
+    :param shaping: the training env's shaping.
+    """
+    w = _weights(config, evaluation=evaluation)
+    kwargs = _env_kwargs(config, evaluation=evaluation)
+
+    def thunk() -> gym.Env[Any, Any]:
+        return make_unigen_env(
+            config.env.task,
+            config.env.action,
+            config.env.obs,
+            seed,
+            w["quality"],
+            w["edit"],
+            w["consistency"],
+            normalization=config.reward.normalization,
+            shaping=None if evaluation else shaping,
+            action_options=dict(config.env.action_options) or None,
+            **kwargs,
+        )
+
+    return thunk
+
+
+def _batched_factory() -> Callable[..., VecEnv] | None:
+    try:
+        from unigen_sb3.envs import vec_env
+    except ImportError:
+        return None
+    factory = getattr(vec_env, "make_unigen_vec_env", None)
+    return factory if callable(factory) else None
+
+
+def make_train_vec_env(
+    config: ExperimentConfig, shaping: PotentialShaping | None = None, *, seed: int | None = None
+) -> VecEnv:
+    """Build the training VecEnv: worker ``i`` is seeded with ``seed + i``.
+
+    :param config: the config.
+    :param shaping: the reward shaping (None = none).
+    :param seed: overrides ``config.seed``.
+    :return: the VecEnv (``dummy``/``subproc`` wrap each env in a Monitor).
+    """
+    base_seed = config.seed if seed is None else seed
+    kind = config.training.vec_env_kind
+    n_envs = config.training.n_envs
+    factory = _batched_factory()
+    if factory is not None:
+        w = _weights(config)
+        return factory(
+            n_envs=n_envs,
+            seed=base_seed,
+            action=config.env.action,
+            obs=config.env.obs,
+            vec_env_kind=kind,
+            task=config.env.task,
+            w_quality=w["quality"],
+            w_edit=w["edit"],
+            w_consistency=w["consistency"],
+            normalization=config.reward.normalization,
+            shaping=shaping,
+            **({"action_options": config.env.action_options} if config.env.action_options else {}),
+            **_env_kwargs(config),
+        )
+    if kind == "batched":
+        raise ConfigError("training.vec_env_kind", "'batched' is not available in this install")
+
+    def worker(rank: int) -> Callable[[], gym.Env[Any, Any]]:
+        rank_seed = worker_seed(base_seed, rank)
+        build = make_env_fn(config, rank_seed, shaping=shaping)
+
+        def thunk() -> gym.Env[Any, Any]:
+            env = Monitor(build())  # episode statistics for SB3's rollout/ep_* logs
+            env.action_space.seed(rank_seed)
+            return env
+
+        return thunk
+
+    cls: type[DummyVecEnv] | type[SubprocVecEnv] = DummyVecEnv if kind == "dummy" else SubprocVecEnv
+    vec = cls([worker(i) for i in range(n_envs)])
+    vec.seed(base_seed)  # worker i's first reset(seed=seed + i), as make_vec_env does
+    return vec
+
+
+def build_model(
+    config: ExperimentConfig, env: VecEnv, *, tensorboard_log: str | None = None
+) -> BaseAlgorithm:
+    """Construct the configured algorithm on ``env``, seeded with the master seed.
+
+    :param config: the config.
+    :param env: the training VecEnv.
+    :param tensorboard_log: TensorBoard folder (None = no TensorBoard).
+    :return: the model.
+    """
+    cls, policy = check_experiment(config)
+    return cls(
+        policy,
+        env,
+        seed=config.seed,
+        device=config.training.device,
+        tensorboard_log=tensorboard_log,
+        verbose=0,
+        **copy.deepcopy(config.algorithm.kwargs),
+    )
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict) or not data:
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _check_resume_config(saved: dict[str, Any], new: dict[str, Any]) -> None:
+    a, b = _flatten(saved), _flatten(new)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    changed = [k for k in changed if k not in _RESUMABLE_CHANGES]
+    if changed:
+        details = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
+        raise ConfigError(
+            changed[0],
+            f"--resume needs the run's own config; these keys differ from its config.yaml: "
+            f"{details} (only {list(_RESUMABLE_CHANGES)} may change)",
+        )
+
+
+def _progress_bar(config: ExperimentConfig) -> bool:
+    # SB3's bar needs tqdm and rich; it is noise in logs, so only on a terminal.
+    return (
+        config.training.progress_bar
+        and sys.stderr.isatty()
+        and importlib.util.find_spec("tqdm") is not None
+        and importlib.util.find_spec("rich") is not None
+    )
+
+
+def _find_callback(name: str) -> Any:
+    """The package callback ``name``, from ``unigen_sb3.callbacks`` or one of its modules."""
+    import pkgutil
+
+    from unigen_sb3 import callbacks as pkg
+
+    found = getattr(pkg, name, None)
+    if found is not None:
+        return found
+    for info in pkgutil.iter_modules(pkg.__path__):
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        if (found := getattr(module, name, None)) is not None:
+            return found
+    return None
+
+
+def _package_callbacks(config: ExperimentConfig, run_dir: RunDir) -> list[Any]:
+    cb = config.callbacks
+    out: list[Any] = []
+    if not (cb.reward_components or cb.image_log or cb.eval):
+        return out
+
+    def need(name: str, key: str) -> Any:
+        obj = _find_callback(name)
+        if obj is None:
+            raise ConfigError(
+                f"callbacks.{key}", f"unigen_sb3.callbacks.{name} is not available; set it false"
+            )
+        return obj
+
+    if cb.reward_components:
+        out.append(need("RewardComponentCallback", "reward_components")())
+    if cb.image_log:
+        out.append(need("ImageLogCallback", "image_log")(cb.image_log_freq))
+    if cb.eval:
+        out.append(
+            need("UniGenEvalCallback", "eval")(
+                env_config(config, evaluation=True),
+                eval_freq=cb.eval_freq,
+                n_episodes=cb.eval_episodes,
+                seed=eval_seed(config),
+                json_path=run_dir.path / EVAL_HISTORY_NAME,
+                prompt_split=config.evaluation.prompt_split,
+                deterministic=config.evaluation.deterministic,
+            )
+        )
+    return out
+
+
+def eval_seed(config: ExperimentConfig) -> int:
+    """The evaluation seed: ``evaluation.seed``, else ``seed + EVAL_SEED_OFFSET``."""
+    if config.evaluation.seed is not None:
+        return config.evaluation.seed
+    return (config.seed + EVAL_SEED_OFFSET) % 2**32
+
+
+def env_config(config: ExperimentConfig, *, evaluation: bool = False) -> dict[str, Any]:
+    """:return: the :func:`make_unigen_env` kwargs of this config (unshaped, unseeded).
+
+    :param config: the config.
+    :param evaluation: use the evaluation weights and prompt split.
+    """
+    w = _weights(config, evaluation=evaluation)
+    out: dict[str, Any] = {
+        "task": config.env.task,
+        "action": config.env.action,
+        "obs": config.env.obs,
+        "w_quality": w["quality"],
+        "w_edit": w["edit"],
+        "w_consistency": w["consistency"],
+        "normalization": config.reward.normalization,
+        **_env_kwargs(config, evaluation=evaluation),
+    }
+    if config.env.action_options:
+        out["action_options"] = dict(config.env.action_options)
+    return out
+
+
+def evaluate_model(
+    model: BaseAlgorithm,
+    config: ExperimentConfig,
+    *,
+    n_episodes: int | None = None,
+    seed: int | None = None,
+    path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run the evaluation suite (:func:`unigen_sb3.evaluation.evaluate_unigen`).
+
+    :param model: the trained model.
+    :param config: the config (evaluation env, episodes, seed, weights).
+    :param n_episodes: overrides ``evaluation.n_episodes``.
+    :param seed: overrides the evaluation seed.
+    :param path: where ``eval.json`` is written (atomically), or None.
+    :return: the results dict (``eval.json``'s schema).
+    """
+    from unigen_sb3.evaluation import evaluate_unigen
+
+    results: dict[str, Any] = evaluate_unigen(
+        model,
+        env_config(config, evaluation=True),
+        config.evaluation.n_episodes if n_episodes is None else n_episodes,
+        eval_seed(config) if seed is None else seed,
+        prompt_split=config.evaluation.prompt_split,
+        deterministic=config.evaluation.deterministic,
+        json_path=path,
+    )
+    return results
+
+
+def _start_wandb(config: ExperimentConfig, run_dir: RunDir) -> Any:
+    if not config.wandb.enabled:
+        return None
+    try:
+        import wandb
+    except ImportError as exc:
+        raise ConfigError(
+            "wandb.enabled", "W&B tracking needs wandb: pip install 'unigen-sb3[wandb]'"
+        ) from exc
+    os.environ["WANDB_MODE"] = config.wandb.mode
+    return wandb.init(
+        project=config.wandb.project,
+        name=run_dir.path.name,
+        dir=str(run_dir.path),
+        config=config_to_dict(config),
+        sync_tensorboard=True,
+        mode=config.wandb.mode,
+    )
+
+
+def train(
+    config: ExperimentConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    evaluate: bool = True,
+    extra_callbacks: Sequence[BaseCallback] = (),
+) -> TrainResult:
+    """Train ``config`` into run directory ``out``, checkpoint, then run the evaluation suite.
+
+    Ctrl-C (``KeyboardInterrupt``) saves ``model.zip`` and a checkpoint, marks the run
+    ``interrupted`` in ``meta.json`` and returns with ``interrupted=True``; ``resume=True``
+    continues from the latest checkpoint and keeps counting timesteps.
+
+    :param config: the validated config.
+    :param out: the run directory.
+    :param resume: continue the run in ``out`` (its config must match, except
+        ``training.total_timesteps``, ``training.progress_bar`` and
+        ``training.checkpoint_freq``).
+    :param overwrite: delete a previous run in ``out`` first (``make run`` re-runs this way).
+    :param evaluate: run the evaluation suite after training (writes ``eval.json``).
+    :param extra_callbacks: more SB3 callbacks.
+    :return: the :class:`TrainResult`.
+    :raises ConfigError: for a config problem, before any training.
+    """
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    cls, _policy = check_experiment(config)
+    if overwrite and Path(out).is_dir() and (Path(out) / "config.yaml").exists():
+        shutil.rmtree(out)  # only a folder that holds a run (config.yaml) is deleted
+    run_dir = RunDir(out)
+    checkpoint = run_dir.latest_checkpoint() if resume else None
+    if resume:
+        if not run_dir.config_path.exists():
+            raise FileNotFoundError(f"--resume: {run_dir.config_path} does not exist")
+        _check_resume_config(load_yaml(run_dir.config_path), config_to_dict(config))
+    elif run_dir.model_path.exists() or run_dir.latest_checkpoint() is not None:
+        raise FileExistsError(
+            f"{run_dir.path} already holds a run; pass --resume to continue it or choose "
+            "another --out"
+        )
+    gamma = algorithm_gamma(cls, config.algorithm.kwargs)
+    shaping = make_shaping(config, gamma)
+    callbacks: list[BaseCallback] = _package_callbacks(config, run_dir)
+    save_config(config, run_dir.config_path)
+    run_dir.start_meta(config.seed)
+    seed_everything(config.seed, strict=config.strict_determinism)
+
+    env = make_train_vec_env(config, shaping)
+    tb = str(run_dir.tb_dir) if config.training.tensorboard else None
+    if checkpoint is not None:
+        path, steps = checkpoint
+        model = cls.load(path, env=env, device=config.training.device, tensorboard_log=tb)
+        buffer = run_dir.replay_buffer_for(steps)
+        if buffer is not None and is_off_policy(cls):
+            model.load_replay_buffer(buffer)  # type: ignore[attr-defined]
+    else:
+        model = build_model(config, env, tensorboard_log=tb)
+    check_shaping_gamma(model, shaping)  # the built model's own gamma, refused before learning
+
+    if config.training.checkpoint_freq > 0:
+        callbacks.append(
+            CheckpointCallback(
+                run_dir,
+                config.training.checkpoint_freq,
+                replay_buffer=config.training.save_replay_buffer,
+            )
+        )
+    callbacks.extend(extra_callbacks)
+    wandb_run = _start_wandb(config, run_dir)
+    remaining = max(config.training.total_timesteps - model.num_timesteps, 0)
+    interrupted = False
+    try:
+        if remaining > 0:
+            model.learn(
+                remaining,
+                callback=CallbackList(callbacks),
+                log_interval=config.training.log_interval,
+                tb_log_name="train",
+                reset_num_timesteps=checkpoint is None,
+                progress_bar=_progress_bar(config),
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        # Also on Ctrl-C: the run dir stays valid and resumable.
+        run_dir.save_checkpoint(model, replay_buffer=config.training.save_replay_buffer)
+        run_dir.save_model(model)
+        run_dir.write_meta(
+            status="interrupted" if interrupted else "trained",
+            num_timesteps=int(model.num_timesteps),
+        )
+        env.close()
+    result = TrainResult(run_dir, model, int(model.num_timesteps), interrupted=interrupted)
+    try:
+        if not interrupted and evaluate:
+            result.eval = evaluate_model(model, config, path=run_dir.eval_path)
+            run_dir.write_meta(status="completed")
+    finally:
+        if wandb_run is not None:
+            wandb_run.finish()
+    return result
+
+
+def evaluate_run(
+    target: str | Path,
+    *,
+    out: str | Path | None = None,
+    config_path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate a run directory (its ``model.zip`` and ``config.yaml``) or a model file.
+
+    :param target: a run directory, or a ``.zip`` model (its config comes from
+        ``config_path``, else the ``config.yaml`` beside it, else the defaults).
+    :param out: folder for ``eval.json`` (default: the run directory / the model's folder).
+    :param config_path: config to use instead of the run's.
+    :param overrides: ``--set`` overrides (e.g. ``evaluation.n_episodes=4``).
+    :return: ``(results, path of eval.json)``.
+    """
+    target = Path(target)
+    if target.is_dir():
+        model_path = target / "model.zip"
+        if not model_path.exists():
+            latest = RunDir(target).latest_checkpoint()
+            if latest is None:
+                raise FileNotFoundError(f"{target} holds neither model.zip nor a checkpoint")
+            model_path = latest[0]
+        folder = target
+    elif target.is_file():
+        model_path, folder = target, target.parent
+    else:
+        raise FileNotFoundError(f"{target} is neither a run directory nor a model file")
+    if config_path is None and (folder / "config.yaml").exists():
+        config_path = folder / "config.yaml"
+    config = load_config(config_path, overrides)
+    cls = get_algorithm_class(config.algorithm.name)
+    seed_everything(config.seed, strict=config.strict_determinism)
+    model = cls.load(model_path, device=config.training.device)
+    dest = Path(out) if out is not None else folder
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / "eval.json"
+    return evaluate_model(model, config, path=path), path

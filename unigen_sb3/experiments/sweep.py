@@ -1,0 +1,283 @@
+"""Optuna sweeps over the reward weights and algorithm hyperparameters.
+
+Storage: by default an Optuna journal file in the sweep folder (``OUT/optuna.journal``),
+which several worker processes on one machine (or a shared filesystem) can use at once;
+``storage`` takes any Optuna storage URL (``sqlite:///...``, ``postgresql://...``) for
+workers on several machines, or ``journal:PATH`` for another journal file.
+
+Trial budget: ``sweep.n_trials`` counts trials across *all* workers. Each worker claims a
+trial under a file lock next to a file storage (so exactly ``n_trials`` are created); with
+a remote storage, the dense trial numbers Optuna assigns atomically decide instead: a
+worker whose new trial is numbered ``>= n_trials`` marks it ``FAIL`` with user attribute
+``over_budget`` and stops, so the first ``n_trials`` numbers are the ones run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import multiprocessing
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from unigen_sb3.configs.loader import atomic_write_text, load_config
+from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
+from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+
+__all__ = ["make_storage", "run_sweep", "sample_trial_config", "sweep_worker"]
+
+JOURNAL_NAME = "optuna.journal"
+
+
+def _storage_file(storage: str | None, out: Path) -> Path | None:
+    if storage is None:
+        return out / JOURNAL_NAME
+    if storage.startswith("journal:"):
+        return Path(storage[len("journal:") :])
+    if storage.startswith("sqlite:///"):
+        return Path(storage[len("sqlite:///") :])
+    return None
+
+
+def make_storage(storage: str | None, out: str | Path) -> Any:
+    """Build the Optuna storage: the embedded journal file by default.
+
+    :param storage: None (``OUT/optuna.journal``), ``journal:PATH``, or an RDB URL.
+    :param out: the sweep folder.
+    :return: an Optuna storage object or URL string.
+    """
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    out = Path(out)
+    path = _storage_file(storage, out)
+    if storage is None or storage.startswith("journal:"):
+        if path is None:
+            raise ValueError(f"storage={storage!r} names no journal file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The open-lock works on every filesystem (no symlinks needed): safe for N processes.
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return optuna.storages.JournalStorage(backend)
+    return optuna.storages.RDBStorage(storage)
+
+
+@contextlib.contextmanager
+def _claim_lock(path: Path | None) -> Iterator[None]:
+    """An exclusive ``flock`` beside a file storage; a no-op for remote storages."""
+    if path is None:
+        yield
+        return
+    lock = path.with_name(path.name + ".claim.lock")
+    with open(lock, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def sample_trial_config(trial: Any, config: ExperimentConfig) -> dict[str, Any]:
+    """Draw one trial's config: weights (Dirichlet(1,1,1) via ``-log u``) and kwargs.
+
+    :param trial: the Optuna trial.
+    :param config: the base config.
+    :return: the trial's config dict (``evaluation.weights`` pinned to the base weights).
+    """
+    data = json.loads(json.dumps(config_to_dict(config)))
+    base_weights = config.reward.effective_weights()
+    if config.sweep.sweep_weights:
+        # -log(u) of uniform u is Exp(1); normalized Exp(1) draws are uniform on the simplex.
+        raw = {n: -math.log(trial.suggest_float(f"u_{n}", 1e-6, 1.0)) for n in COMPONENT_NAMES}
+        total = math.fsum(raw.values())
+        weights = {n: raw[n] / total for n in COMPONENT_NAMES}
+        # Rounding can leave the sum 1e-16 off; give the remainder to the last component.
+        weights["consistency"] = 1.0 - weights["quality"] - weights["edit"]
+        data["reward"]["weights"] = weights
+        data["reward"]["normalize_weights"] = False
+        trial.set_user_attr("weights", weights)
+    for name, spec in config.sweep.search_space.items():
+        kind = spec["type"]
+        if kind == "float":
+            value: Any = trial.suggest_float(
+                name, spec["low"], spec["high"], log=spec.get("log", False)
+            )
+        elif kind == "int":
+            value = trial.suggest_int(
+                name, int(spec["low"]), int(spec["high"]), log=spec.get("log", False)
+            )
+        else:
+            value = trial.suggest_categorical(name, spec["choices"])
+        data["algorithm"]["kwargs"][name] = value
+    if data["evaluation"]["weights"] is None:
+        data["evaluation"]["weights"] = base_weights
+    return data
+
+
+def _objective_value(results: dict[str, Any], metric: str) -> float:
+    metrics = results.get("metrics", {})
+    entry = metrics.get(metric, results.get("set_metrics", {}).get(metric))
+    if entry is None:
+        raise ConfigError(
+            "sweep.metric", f"{metric!r} is not in eval.json; accepted: {sorted(metrics)}"
+        )
+    value = entry.get("mean") if isinstance(entry, dict) else entry
+    if value is None:
+        raise ValueError(f"eval.json has no value for {metric!r}: {entry!r}")
+    return float(value)
+
+
+def sweep_worker(
+    config: ExperimentConfig,
+    out: str | Path,
+    *,
+    storage: str | None = None,
+    worker_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Run trials until the study holds ``sweep.n_trials``; return how many this worker ran.
+
+    :param config: the base config.
+    :param out: the sweep folder (trial runs land in ``OUT/trials/trial_<n>``).
+    :param storage: see :func:`make_storage`.
+    :param worker_index: distinguishes concurrent workers' sampler seeds (``seed + index``).
+    :param progress: called with the trial number after each finished trial.
+    :return: the number of trials this worker completed.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from unigen_sb3.experiments.runner import check_experiment, train
+
+    check_experiment(config)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sweep = config.sweep
+    sampler_seed = (config.seed + worker_index) % 2**32
+    sampler = (
+        optuna.samplers.TPESampler(seed=sampler_seed)
+        if sweep.sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=sampler_seed)
+    )
+    lock_path = _storage_file(storage, out)
+    study = optuna.create_study(
+        storage=make_storage(storage, out),
+        study_name=sweep.study_name,
+        direction=sweep.direction,
+        sampler=sampler,
+        load_if_exists=True,
+    )
+    done = 0
+    while True:
+        with _claim_lock(lock_path):
+            if len(study.get_trials(deepcopy=False)) >= sweep.n_trials:
+                break
+            trial = study.ask()
+        if trial.number >= sweep.n_trials:  # lost the race on a lock-free remote storage
+            trial.set_user_attr("over_budget", True)
+            study.tell(trial, state=TrialState.FAIL)
+            break
+        run_path = out / "trials" / f"trial_{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_path))
+        try:
+            trial_config = load_config(sample_trial_config(trial, config))
+            result = train(trial_config, run_path)
+            if result.interrupted or result.eval is None:
+                study.tell(trial, state=TrialState.FAIL)
+                raise KeyboardInterrupt
+            value = _objective_value(result.eval, sweep.metric)
+        except (KeyboardInterrupt, Exception):
+            if study.trials[trial.number].state == TrialState.RUNNING:
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+        study.tell(trial, value)
+        done += 1
+        if progress is not None:
+            progress(trial.number)
+    return done
+
+
+def _worker_entry(
+    config_data: dict[str, Any], out: str, storage: str | None, worker_index: int
+) -> None:
+    sweep_worker(load_config(config_data), out, storage=storage, worker_index=worker_index)
+
+
+def run_sweep(
+    config: ExperimentConfig,
+    out: str | Path,
+    *,
+    storage: str | None = None,
+    n_jobs: int = 1,
+    worker_index: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run a sweep with ``n_jobs`` local worker processes; write ``sweep.json``.
+
+    :param config: the base config.
+    :param out: the sweep folder.
+    :param storage: see :func:`make_storage` (None = embedded journal in ``out``).
+    :param n_jobs: worker processes on this machine (this process is worker 0).
+    :param worker_index: this process's index (others get ``worker_index + 1...``).
+    :param progress: called with each trial number this process finishes.
+    :return: the ``sweep.json`` content (best trial, all finished trials).
+    """
+    import optuna
+
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs={n_jobs!r} must be >= 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Spawn (not fork): each worker starts clean, without this process's torch threads.
+    ctx = multiprocessing.get_context("spawn")
+    data = config_to_dict(config)
+    procs = [
+        ctx.Process(target=_worker_entry, args=(data, str(out), storage, worker_index + k))
+        for k in range(1, n_jobs)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        sweep_worker(config, out, storage=storage, worker_index=worker_index, progress=progress)
+    finally:
+        for p in procs:
+            p.join()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} sweep worker process(es) failed (exit codes {failed})")
+    study = optuna.load_study(
+        study_name=config.sweep.study_name, storage=make_storage(storage, out)
+    )
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    summary: dict[str, Any] = {
+        "schema": 1,
+        "study_name": config.sweep.study_name,
+        "direction": config.sweep.direction,
+        "metric": config.sweep.metric,
+        "n_trials": len(study.trials),
+        "n_complete": len(complete),
+        "best": None,
+        "trials": [
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "params": t.params,
+                "user_attrs": t.user_attrs,
+            }
+            for t in study.trials
+        ],
+    }
+    if complete:
+        best = study.best_trial
+        summary["best"] = {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "user_attrs": best.user_attrs,
+        }
+    atomic_write_text(out / "sweep.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
