@@ -60,8 +60,25 @@ def check_device_state(size: int, device: str = "cuda") -> str:
     return f"canvas, target and {len(feats)} cached feature maps on {venv.core.canvas.device}"
 
 
-def check_equivalence(size: int, n_envs: int = 8, steps: int = 12, device: str = "cuda") -> str:
-    """Stage 2: CUDA vs CPU, same seeds and actions."""
+def check_equivalence(
+    size: int, n_envs: int = 8, steps: int = 12, device: str = "cuda", *, tf32: bool = False
+) -> str:
+    """Stage 2: CUDA vs CPU, same seeds and actions.
+
+    PyTorch lets cuDNN convolutions use TF32 by default, which moves the perceptual network's
+    output by about 1e-3 (measured on an H100: components differ by up to 1.24e-3 with TF32,
+    3.6e-6 without). The check compares in full fp32 (``tf32=False``, restored afterwards) at
+    1e-4, so it tests the CUDA path itself; the TF32 difference is reported by a second call.
+    """
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        return _compare_devices(size, n_envs, steps, device, tol=1e-3 if tf32 else 1e-4)
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+
+
+def _compare_devices(size: int, n_envs: int, steps: int, device: str, *, tol: float) -> str:
     kw: dict[str, Any] = {"size": size, "horizon": 6, "seed": 3}
     gpu, cpu = UniGenVecEnv(n_envs, device=device, **kw), UniGenVecEnv(n_envs, device="cpu", **kw)
     og, oc = gpu.reset(), cpu.reset()
@@ -90,8 +107,8 @@ def check_equivalence(size: int, n_envs: int = 8, steps: int = 12, device: str =
         f"N={n_envs}, {steps} steps: max image difference {max_img} uint8 level(s), max reward "
         f"difference {max_reward:.2e}, max per-step component difference {max_state:.2e}"
     )
-    if max_img > 1 or max_reward > 1e-3 or max_state > 1e-3:
-        raise AssertionError("tolerance exceeded (1 level, 1e-3): " + summary)
+    if max_img > 1 or max_reward > tol or max_state > tol:
+        raise AssertionError(f"tolerance exceeded (1 level, {tol:g}): " + summary)
     return summary
 
 
@@ -145,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
 
     stages: list[tuple[str, Callable[[], str]]] = [
         ("env state on the device", lambda: check_device_state(args.size, args.device)),
-        ("device vs CPU equivalence", lambda: check_equivalence(args.size, device=args.device)),
+        (
+            "device vs CPU equivalence (fp32, TF32 off)",
+            lambda: check_equivalence(args.size, device=args.device),
+        ),
+        (
+            "device vs CPU equivalence (PyTorch default: TF32 convolutions)",
+            lambda: check_equivalence(args.size, device=args.device, tf32=True),
+        ),
         ("PPO on the device", lambda: check_ppo(args.size, args.device)),
     ]
     for name, stage in stages:
