@@ -11,7 +11,6 @@ venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints-ci.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints-ci.txt -e '.[dev]'
 	touch $(STAMP)
 

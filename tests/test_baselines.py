@@ -1,0 +1,86 @@
+"""The baseline comparison used by `make run`, and the two example scripts that print it."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unigen_sb3.baselines import (
+    TABLE_METRICS,
+    before_after_image,
+    compare_with_baselines,
+    comparison_table,
+)
+from unigen_sb3.envs.policies import OraclePolicy
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"task": "edit", "size": 36, "horizon": 4}
+
+
+def _report(total: float) -> dict:
+    return {"metrics": {k: {"mean": total, "std": 0.5} for k in TABLE_METRICS}}
+
+
+def test_comparison_table_rows_and_columns() -> None:
+    table = comparison_table({"A": _report(0.25), "B": _report(0.75)}).splitlines()
+    assert table[0].startswith("| policy | R_total | quality")
+    assert len(table) == 4
+    assert table[2].startswith("| A | 0.250 (0.500) |") and table[3].startswith("| B | 0.750")
+
+
+def test_compare_with_baselines_same_tasks_for_every_policy() -> None:
+    reports = compare_with_baselines(OraclePolicy(), TINY, 3, seed=5, model_name="mine")
+    assert list(reports) == ["mine", "Random", "NoOp", "Oracle (privileged)"]
+    for report in reports.values():
+        assert report["n_episodes"] == 3 and report["seed"] == 5
+        assert report["prompt_split"] == "heldout" and report["task"] == "edit"
+    # The model here is the oracle itself: its row equals the Oracle row.
+    assert reports["mine"]["metrics"] == reports["Oracle (privileged)"]["metrics"]
+    oracle = reports["mine"]["metrics"]["reward_total"]["mean"]
+    assert oracle > reports["NoOp"]["metrics"]["reward_total"]["mean"]
+
+
+def test_before_after_image_layout() -> None:
+    image = before_after_image(OraclePolicy(), TINY, 3, seed=1)
+    assert image.shape == (3 * 36, 3 * 36, 3) and image.dtype == np.uint8
+    # Editing: the start (left) differs from the target (right) and the oracle reaches it.
+    start, final, target = image[:36, :36], image[:36, 36:72], image[:36, 72:]
+    assert not np.array_equal(start, target)
+    assert np.abs(final.astype(int) - target).mean() < np.abs(start.astype(int) - target).mean()
+
+
+@pytest.mark.slow
+def test_compare_baselines_example_on_a_cli_run(tmp_path: Path, monkeypatch) -> None:
+    from unigen_sb3.cli import main
+
+    run = tmp_path / "run"
+    overrides = [
+        "training.total_timesteps=64",
+        "env.size=36",
+        "env.horizon=4",
+        "evaluation.n_episodes=2",
+        "training.n_envs=1",
+    ]
+    args = ["train", str(REPO / "configs" / "quickstart.yaml"), "--out", str(run)]
+    for o in overrides:
+        args += ["--set", o]
+    assert main(args) == 0
+    monkeypatch.setattr(sys, "argv", ["compare_baselines.py", str(run)])
+    runpy.run_path(str(REPO / "examples" / "compare_baselines.py"), run_name="__main__")
+    reports = json.loads((run / "baselines.json").read_text())
+    assert set(reports) == {"PPO", "Random", "NoOp", "Oracle (privileged)"}
+    assert (run / "before_after.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_quickstart_example_runs(tmp_path: Path, monkeypatch) -> None:
+    argv = ["quickstart.py", "--out", str(tmp_path), "--timesteps", "64", "--episodes", "2"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(REPO / "examples" / "quickstart.py"), run_name="__main__")
+    assert (tmp_path / "model.zip").exists() and (tmp_path / "before_after.png").exists()
+    assert len(json.loads((tmp_path / "baselines.json").read_text())) == 4
