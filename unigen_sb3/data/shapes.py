@@ -194,8 +194,15 @@ def _shuffled(rng: random.Random, items: Sequence[str]) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=8)
+def _pixel_grid(size: int) -> np.ndarray:
+    grid = np.mgrid[0:size, 0:size].astype(np.float64)
+    grid.flags.writeable = False  # shared by every scene of this size
+    return grid
+
+
 def _shape_mask(shape: str, cx: float, cy: float, s: float, size: int) -> np.ndarray:
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    ys, xs = _pixel_grid(size)
     if shape == "circle":
         return (xs - cx) ** 2 + (ys - cy) ** 2 <= s * s
     if shape == "square":

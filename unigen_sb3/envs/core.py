@@ -109,6 +109,7 @@ class UniGenCore:
         self.canvas[idx] = self.start[idx]
         self.mask[idx] = torch.stack([t.mask for t in tasks]).to(dev)
         self.segments[idx] = torch.stack([t.segments for t in tasks]).to(dev)
+        self._render_pending(idx, tasks)
         self.is_edit[idx] = torch.tensor([t.kind == "edit" for t in tasks], device=dev)
         new_feats = self.rewards.target_features(self.target[idx])
         if self.target_features is None:
@@ -129,6 +130,22 @@ class UniGenCore:
         self.state_components[ids] = values
         sub, masks = self._host_details(results, idx)
         return [self._info(int(i), k, sub, masks, reward_is_final=False) for k, i in enumerate(ids)]
+
+    def _render_pending(self, idx: torch.Tensor, tasks: Sequence[Task]) -> None:
+        """Render the edit targets the sampler left pending, in one canvas call on the device."""
+        specs = [(k, t.pending_render) for k, t in enumerate(tasks) if t.pending_render is not None]
+        if not specs:
+            return
+        rows = idx[[k for k, _ in specs]]
+        ops = torch.tensor([op for _, (op, _) in specs], device=self.device)
+        params = torch.from_numpy(np.stack([p for _, (_, p) in specs])).to(self.device)
+        rendered = apply_ops(
+            self.start[rows], ops, params, mask=self.mask[rows], segments=self.segments[rows]
+        )
+        self.target[rows] = rendered
+        for (k, _), image in zip(specs, rendered, strict=True):
+            tasks[k].target = image
+            tasks[k].pending_render = None
 
     # ------------------------------------------------------------------ step
     def step(self, ops: np.ndarray, params: np.ndarray) -> StepResult:

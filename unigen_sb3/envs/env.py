@@ -320,7 +320,7 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode with a task drawn from this env's RNG."""
         super().reset(seed=seed)
-        task = self.sampler.sample(self.np_random)
+        task = self.sampler.sample(self.np_random, render=False)
         info = self.core.reset([0], [task])[0]
         self._needs_reset = False
         return self._obs(), info

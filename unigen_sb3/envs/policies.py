@@ -284,7 +284,9 @@ def rollout_episodes(
     unifier = RewardUnifier(*w)
     rewards = shared_reward_computer(backend, str(device), size)
     core = UniGenCore(n_episodes, size=size, horizon=horizon, device=device, rewards=rewards)
-    tasks = [sampler.sample(np.random.default_rng(seed + j)) for j in range(n_episodes)]
+    tasks = [
+        sampler.sample(np.random.default_rng(seed + j), render=False) for j in range(n_episodes)
+    ]
     core.reset(range(n_episodes), tasks)
     start = core.start.clone()
     final = core.canvas.clone()

@@ -76,6 +76,10 @@ class Task:
     :param attributes: ``(len(ATTRIBUTE_NAMES),)`` float32 prompt encoding.
     :param solution: privileged: raw actions that reach ``target`` from ``start`` (empty when
         none is known, as in generation).
+    :param pending_render: ``(op, params)`` still to render into ``target`` (which holds a
+        copy of ``start`` until then); set by ``TaskSampler.sample(render=False)`` so that
+        :class:`~unigen_sb3.envs.core.UniGenCore` renders every new edit target of a reset in
+        one batched canvas call on its device. ``None`` once ``target`` is final.
     """
 
     kind: str
@@ -87,6 +91,7 @@ class Task:
     segments: torch.Tensor
     attributes: np.ndarray
     solution: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    pending_render: tuple[int, np.ndarray] | None = None
 
 
 def _encode_attributes(prompt: Prompt, kind: str, mask_area: float) -> np.ndarray:
@@ -217,15 +222,20 @@ class TaskSampler:
         self.photos = load_photo_patches(self.size)
         self._shapes = shapes
 
-    def sample(self, rng: np.random.Generator) -> Task:
-        """Draw one task."""
+    def sample(self, rng: np.random.Generator, *, render: bool = True) -> Task:
+        """Draw one task.
+
+        :param rng: the generator the task is drawn from.
+        :param render: render an edit target now (on the host); ``False`` leaves it in
+            :attr:`Task.pending_render` for the batched core to render on its device.
+        """
         if self.task == "unified":
             kind = "edit" if rng.random() < self.edit_fraction else "generate"
         else:
             kind = self.task
         if kind == "generate":
             return self._generate(rng)
-        return self._edit(rng)
+        return self._edit(rng, render=render)
 
     def _generate(self, rng: np.random.Generator) -> Task:
         prompt = self.generate_prompts[int(rng.integers(len(self.generate_prompts)))]
@@ -247,7 +257,7 @@ class TaskSampler:
             attributes=_encode_attributes(prompt, "generate", 1.0),
         )
 
-    def _edit(self, rng: np.random.Generator) -> Task:
+    def _edit(self, rng: np.random.Generator, *, render: bool) -> Task:
         prompt = self.edit_prompts[int(rng.integers(len(self.edit_prompts)))]
         a = prompt.attributes
         op = OP_FILL if a.rgb is not None else OP_ATTRIBUTE
@@ -260,7 +270,7 @@ class TaskSampler:
             patch = self.photos[int(rng.integers(len(self.photos)))]
             start, segments, source = patch.image.clone(), patch.segments.clone(), "photos"
             mask = _photo_region(rng, patch)
-        target = _render(start, mask, segments, op, params)
+        target = _render(start, mask, segments, op, params) if render else start.clone()
         return Task(
             kind="edit",
             source=source,
@@ -271,6 +281,7 @@ class TaskSampler:
             segments=segments,
             attributes=_encode_attributes(prompt, "edit", float(mask.mean())),
             solution=[(op, params)],
+            pending_render=None if render else (op, params),
         )
 
 

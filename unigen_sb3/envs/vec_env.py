@@ -233,7 +233,7 @@ class UniGenVecEnv(VecEnv):
     # ------------------------------------------------------------------ episodes
     def _start(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """Draw tasks for ``indices`` from their own Generators and reset them in one batch."""
-        tasks: list[Task] = [self.sampler.sample(self._rngs[i]) for i in indices]
+        tasks: list[Task] = [self.sampler.sample(self._rngs[i], render=False) for i in indices]
         infos = self.core.reset(indices, tasks)
         for i, info in zip(indices, infos, strict=True):
             self.reset_infos[i] = info
