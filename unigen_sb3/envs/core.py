@@ -132,20 +132,28 @@ class UniGenCore:
         return [self._info(int(i), k, sub, masks, reward_is_final=False) for k, i in enumerate(ids)]
 
     def _render_pending(self, idx: torch.Tensor, tasks: Sequence[Task]) -> None:
-        """Render the edit targets the sampler left pending, in one canvas call on the device."""
+        """Render the edit targets the sampler left pending, in one canvas call.
+
+        The call runs on the host, whatever the core's device: targets are task data, and
+        CUDA and CPU kernels round differently, which would move the thresholded metrics
+        (attribute accuracy, changed pixels) between devices. One batched call instead of
+        one per task is what saves the time.
+        """
         specs = [(k, t.pending_render) for k, t in enumerate(tasks) if t.pending_render is not None]
         if not specs:
             return
-        rows = idx[[k for k, _ in specs]]
-        ops = torch.tensor([op for _, (op, _) in specs], device=self.device)
-        params = torch.from_numpy(np.stack([p for _, (_, p) in specs])).to(self.device)
+        picked = [tasks[k] for k, _ in specs]
         rendered = apply_ops(
-            self.start[rows], ops, params, mask=self.mask[rows], segments=self.segments[rows]
+            torch.stack([t.start for t in picked]),
+            torch.tensor([op for _, (op, _) in specs]),
+            torch.from_numpy(np.stack([p for _, (_, p) in specs])),
+            mask=torch.stack([t.mask for t in picked]),
+            segments=torch.stack([t.segments for t in picked]),
         )
-        self.target[rows] = rendered
-        for (k, _), image in zip(specs, rendered, strict=True):
-            tasks[k].target = image
-            tasks[k].pending_render = None
+        self.target[idx[[k for k, _ in specs]]] = rendered.to(self.device)
+        for task, image in zip(picked, rendered, strict=True):
+            task.target = image
+            task.pending_render = None
 
     # ------------------------------------------------------------------ step
     def step(self, ops: np.ndarray, params: np.ndarray) -> StepResult:

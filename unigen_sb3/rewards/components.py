@@ -12,17 +12,19 @@ quality         ``perceptual`` = 1 - clip(LPIPS-style distance(canvas, target), 
                 against the reference feature Gaussian (:class:`RealismScorer`).
 edit            ``accuracy`` = fraction of mask pixels within ``color_tol`` CIELAB
                 Delta-E of the target (the attribute asked for was reached);
-                ``preservation`` = SSIM(canvas, start) outside the mask, clipped at 0;
+                ``preservation`` = SSIM(canvas, start) away from the mask, clipped at 0;
                 ``localization`` = IoU of the changed pixels (canvas vs start) with the mask.
-consistency     ``temporal`` = SSIM(canvas, prev_canvas) outside the mask, clipped at 0
+consistency     ``temporal`` = SSIM(canvas, prev_canvas) away from the mask, clipped at 0
                 (no jarring change where nothing was asked for);
                 ``style`` = exp(-d / style_scale), d the distance of the canvas's CIELAB
                 per-channel mean/std from the target's (colour/style drift).
 ==============  =====================================================================
 
-In generation tasks the mask covers the whole canvas, so ``preservation`` and
-``temporal`` have nothing to compare and are 1 (see :func:`~unigen_sb3.rewards.metrics.ssim`'s
-``empty``).
+"Away from the mask" means the pixels whose whole SSIM window (7x7) lies outside it: the
+mask dilated by 3 pixels is left out, so the change the task asks for does not leak into the
+score of what must be preserved. In generation tasks the mask covers the whole canvas, so
+``preservation`` and ``temporal`` have nothing to compare and are 1 (see
+:func:`~unigen_sb3.rewards.metrics.ssim`'s ``empty``).
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ class ComponentResult:
     sub: dict[str, Tensor] = field(default_factory=dict)
     low: float = 0.0
     high: float = 1.0
+
+
+SSIM_WINDOW = 7
+"""The SSIM window of ``preservation`` and ``temporal`` (scikit-image's default)."""
+
+
+def outside_windows(mask: Tensor, win_size: int = SSIM_WINDOW) -> Tensor:
+    """Pixels whose ``win_size`` x ``win_size`` window does not touch the mask, (B,1,H,W)."""
+    pad = win_size // 2
+    return 1.0 - torch.nn.functional.max_pool2d(mask.float(), win_size, stride=1, padding=pad)
 
 
 def _mean_of(sub: dict[str, Tensor]) -> Tensor:
@@ -143,10 +155,12 @@ class RewardComputer:
 
     def edit(self, canvas: Tensor, task: TaskBatch) -> ComponentResult:
         """R_edit: target attributes reached inside the mask, rest preserved, change localized."""
-        outside = 1.0 - task.mask
+        outside = outside_windows(task.mask)
         sub = {
             "accuracy": color_accuracy(canvas, task.target, task.mask, tol=self.color_tol),
-            "preservation": ssim(canvas, task.start, mask=outside, empty=1.0).clamp(0.0, 1.0),
+            "preservation": ssim(
+                canvas, task.start, mask=outside, empty=1.0, win_size=SSIM_WINDOW
+            ).clamp(0.0, 1.0),
             "localization": mask_iou(
                 changed_mask(task.start, canvas, threshold=self.change_threshold), task.mask
             ),
@@ -155,9 +169,11 @@ class RewardComputer:
 
     def consistency(self, prev_canvas: Tensor, canvas: Tensor, task: TaskBatch) -> ComponentResult:
         """R_consistency: temporal coherence outside the mask and colour/style drift."""
-        outside = 1.0 - task.mask
+        outside = outside_windows(task.mask)
         sub = {
-            "temporal": ssim(canvas, prev_canvas, mask=outside, empty=1.0).clamp(0.0, 1.0),
+            "temporal": ssim(
+                canvas, prev_canvas, mask=outside, empty=1.0, win_size=SSIM_WINDOW
+            ).clamp(0.0, 1.0),
             "style": torch.exp(-style_distance(canvas, task.target) / self.style_scale),
         }
         return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["consistency"])
