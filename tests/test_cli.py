@@ -3,59 +3,32 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_support import QUICKSTART, REPO, TINY, cli_command, cli_env, sets
 from stable_baselines3.common.callbacks import BaseCallback
 
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 from unigen_sb3.configs import load_config
 from unigen_sb3.experiments import RunDir, train
 
-REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "configs" / "quickstart.yaml"
-# Tiny budget: the smallest canvas NatureCNN accepts, short episodes, one env.
-TINY = [
-    "env.size=36",
-    "env.horizon=4",
-    "training.n_envs=1",
-    "training.total_timesteps=64",
-    "training.checkpoint_freq=32",
-    "algorithm.kwargs={n_steps: 32, batch_size: 16, n_epochs: 1}",
-    "evaluation.n_episodes=2",
-]
-
-
-def _sets(overrides: list[str]) -> list[str]:
-    return [arg for o in overrides for arg in ("--set", o)]
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("unigen-sb3")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "unigen_sb3.cli"]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
 
 @pytest.mark.slow
 def test_train_twice_gives_identical_eval_json(tmp_path: Path) -> None:
     """The issue's command, run twice in fresh processes, writes byte-identical eval.json."""
     args = ["--set", "training.total_timesteps=256", "--set", "seed=7"]
-    small = _sets(["env.size=36", "evaluation.n_episodes=2"])  # keeps the test short
+    small = sets(["env.size=36", "evaluation.n_episodes=2"])  # keeps the test short
     outs = []
     for name in ("a", "b"):
         out = tmp_path / name
         proc = subprocess.run(
-            [*_cli(), "train", str(QUICKSTART), "--out", str(out), *args, *small],
+            [*cli_command(), "train", str(QUICKSTART), "--out", str(out), *args, *small],
             capture_output=True,
             text=True,
-            env=_env(),
+            env=cli_env(),
             timeout=300,
         )
         assert proc.returncode == 0, proc.stderr
@@ -141,7 +114,7 @@ def test_interrupt_leaves_a_valid_run_and_resume_continues_the_count(
     assert run.read_meta()["status"] == "completed" and (out / "eval.json").exists()
     # The CLI's resume refuses a changed config (other than the budget).
     code = main(
-        ["train", str(QUICKSTART), "--out", str(out), "--resume", *_sets(TINY), "--set", "seed=99"]
+        ["train", str(QUICKSTART), "--out", str(out), "--resume", *sets(TINY), "--set", "seed=99"]
     )
     assert code == EXIT_CONFIG_ERROR and "seed" in capsys.readouterr().err
 
@@ -151,8 +124,7 @@ def test_eval_and_report_commands(tmp_path: Path) -> None:
     for seed in (0, 1):
         out = tmp_path / "runs" / f"seed_{seed}"
         assert (
-            main(["train", str(QUICKSTART), "--out", str(out), *_sets([*TINY, f"seed={seed}"])])
-            == 0
+            main(["train", str(QUICKSTART), "--out", str(out), *sets([*TINY, f"seed={seed}"])]) == 0
         )
         runs.append(out)
     # --overwrite replaces a finished run (what `make run` does when run twice).
@@ -164,7 +136,7 @@ def test_eval_and_report_commands(tmp_path: Path) -> None:
             "--out",
             str(runs[1]),
             "--overwrite",
-            *_sets([*TINY, "seed=1", "training.total_timesteps=32"]),
+            *sets([*TINY, "seed=1", "training.total_timesteps=32"]),
         ]
     )
     assert code == 0 and RunDir(runs[1]).read_meta()["num_timesteps"] == 32
@@ -176,7 +148,7 @@ def test_eval_and_report_commands(tmp_path: Path) -> None:
                 str(QUICKSTART),
                 "--out",
                 str(runs[1]),
-                *_sets([*TINY, "seed=1"]),
+                *sets([*TINY, "seed=1"]),
                 "--overwrite",
             ]
         )
@@ -211,7 +183,7 @@ def test_ablate_runs_every_variant_and_seed(tmp_path: Path) -> None:
         str(REPO / "configs" / "ablation.yaml"),
         "--out",
         str(out),
-        *_sets(
+        *sets(
             [
                 *TINY,
                 "ablation.drop=[edit]",

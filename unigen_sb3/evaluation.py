@@ -41,7 +41,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from unigen_sb3.envs.policies import EpisodeRollout, ModelPolicy, ScriptedPolicy
 from unigen_sb3.rewards.metrics import changed_mask, color_accuracy, mask_iou, psnr, ssim
 from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
 from unigen_sb3.rewards.perceptual import frechet_distance, kernel_inception_distance
+from unigen_sb3.utils import atomic_write_text
 
 __all__ = [
     "EVAL_METRICS",
@@ -431,18 +431,7 @@ def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps_report(report)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(target, dumps_report(report))
     return target
 
 

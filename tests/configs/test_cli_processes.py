@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_support import QUICKSTART, REPO, TINY, cli_command, cli_env, sets
 
 from unigen_sb3.cli import EXIT_INTERRUPTED
 from unigen_sb3.experiments import RunDir
-
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "configs" / "quickstart.yaml"
-TINY = [  # the smallest canvas NatureCNN accepts, short episodes, one env
-    "env.size=36",
-    "env.horizon=4",
-    "training.n_envs=1",
-    "training.total_timesteps=64",
-    "training.checkpoint_freq=32",
-    "algorithm.kwargs={n_steps: 32, batch_size: 16, n_epochs: 1}",
-    "evaluation.n_episodes=2",
-]
-
-
-def _sets(overrides: list[str]) -> list[str]:
-    return [arg for o in overrides for arg in ("--set", o)]
-
-
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("unigen-sb3")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "unigen_sb3.cli"]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @pytest.mark.slow
@@ -46,11 +20,11 @@ def test_ctrl_c_on_the_cli_saves_the_model_and_exits_130(tmp_path: Path) -> None
     out = tmp_path / "run"
     overrides = [*TINY, "training.total_timesteps=100000", "evaluation.n_episodes=2"]
     proc = subprocess.Popen(
-        [*_cli(), "train", str(QUICKSTART), "--out", str(out), *_sets(overrides)],
+        [*cli_command(), "train", str(QUICKSTART), "--out", str(out), *sets(overrides)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=cli_env(),
     )
     try:
         deadline = time.monotonic() + 120
@@ -88,12 +62,12 @@ def test_sweep_two_workers_share_the_embedded_storage(tmp_path: Path) -> None:
         "sweep.search_space={learning_rate: {type: float, low: 1.0e-4, high: 1.0e-3, log: true}}",
     ]
     cmd = [
-        *_cli(),
+        *cli_command(),
         "sweep",
         str(REPO / "configs" / "sweep.yaml"),
         "--out",
         str(out),
-        *_sets(overrides),
+        *sets(overrides),
     ]
     procs = [
         subprocess.Popen(
@@ -101,7 +75,7 @@ def test_sweep_two_workers_share_the_embedded_storage(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_env(),
+            env=cli_env(),
         )
         for k in range(2)
     ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -23,11 +22,11 @@ import yaml
 
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict, validate_config
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
+from unigen_sb3.utils import atomic_write_text
 
 __all__ = [
     "ATOMIC_KEYS",
     "apply_overrides",
-    "atomic_write_text",
     "load_config",
     "load_defaults",
     "load_yaml",
@@ -167,27 +166,6 @@ def load_config(
     merged = _resolve_derived_defaults(merge_defaults(load_defaults(), user))
     merged = _resolve_derived_defaults(apply_overrides(merged, overrides))
     return validate_config(merged)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
-
-    A reader (or a crash) never sees a half-written file.
-
-    :param path: destination; its folder must exist.
-    :param text: content (UTF-8).
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> None:

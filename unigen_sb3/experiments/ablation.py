@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from unigen_sb3.configs.loader import atomic_write_text, load_config
+from unigen_sb3.configs.loader import load_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
 from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
 from unigen_sb3.rewards.unifier import validate_weights
+from unigen_sb3.utils import atomic_write_text
 
 __all__ = ["ablation_variants", "run_ablation", "summarize_runs"]
 

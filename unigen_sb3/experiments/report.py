@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from unigen_sb3.configs.loader import atomic_write_text
+from unigen_sb3.utils import atomic_write_text
 
 __all__ = ["find_runs", "read_scalars", "write_report"]
 

@@ -30,7 +30,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from unigen_sb3.configs.loader import atomic_write_text
+from unigen_sb3.utils import atomic_write_bytes, atomic_write_text
 
 __all__ = ["RunDir", "atomic_write_bytes", "git_revision", "package_versions"]
 
@@ -47,14 +47,6 @@ _VERSIONED = (
     "lpips",
 )
 _CHECKPOINT = re.compile(r"^model_(\d+)_steps\.zip$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    tmp.replace(path)
 
 
 def package_versions() -> dict[str, str | None]:

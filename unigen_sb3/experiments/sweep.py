@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from unigen_sb3.configs.loader import atomic_write_text, load_config
+from unigen_sb3.configs.loader import load_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
 from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.utils import atomic_write_text
 
 __all__ = ["make_storage", "run_sweep", "sample_trial_config", "sweep_worker"]
 

@@ -1,0 +1,36 @@
+"""Shared by the CLI tests: tiny experiment overrides and how to run ``unigen-sb3``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "configs" / "quickstart.yaml"
+# Tiny budget: the smallest canvas NatureCNN accepts, short episodes, one env.
+TINY = [
+    "env.size=36",
+    "env.horizon=4",
+    "training.n_envs=1",
+    "training.total_timesteps=64",
+    "training.checkpoint_freq=32",
+    "algorithm.kwargs={n_steps: 32, batch_size: 16, n_epochs: 1}",
+    "evaluation.n_episodes=2",
+]
+
+
+def sets(overrides: list[str]) -> list[str]:
+    """``["a=1", "b=2"]`` -> ``["--set", "a=1", "--set", "b=2"]``."""
+    return [arg for o in overrides for arg in ("--set", o)]
+
+
+def cli_command() -> list[str]:
+    """The ``unigen-sb3`` console script of this interpreter's environment."""
+    script = Path(sys.executable).with_name("unigen-sb3")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "unigen_sb3.cli"]
+
+
+def cli_env() -> dict[str, str]:
+    """Environment for CLI subprocesses: one torch thread each (they run side by side)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
