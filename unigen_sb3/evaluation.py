@@ -50,12 +50,14 @@ import numpy as np
 import torch
 from stable_baselines3.common.logger import Logger
 
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
 from unigen_sb3.envs.env import UniGenEnv
 from unigen_sb3.envs.policies import EpisodeRollout, ModelPolicy, ScriptedPolicy, rollout_episodes
 from unigen_sb3.rewards.metrics import changed_mask, color_accuracy, mask_iou, psnr, ssim
 from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
 from unigen_sb3.rewards.perceptual import frechet_distance, kernel_inception_distance
 from unigen_sb3.utils import atomic_write_text
+from unigen_sb3.wrappers.actions import make_codec
 
 __all__ = [
     "EVAL_METRICS",
@@ -158,18 +160,6 @@ def _resolve_settings(env_or_config: Any) -> dict[str, Any]:
     )
 
 
-def _codec_for_encoding(encoding: str, settings: Mapping[str, Any]) -> Any:
-    from unigen_sb3.envs.factory import make_unigen_env
-
-    env = make_unigen_env(
-        settings["task"], action=encoding, size=settings["size"], horizon=settings["horizon"]
-    )
-    try:
-        return _find_wrapper_attr(env, "codec")
-    finally:
-        env.close()
-
-
 def _make_policy(
     model: Any, settings: Mapping[str, Any], codec: Any, obs: str | None, deterministic: bool
 ) -> ScriptedPolicy | ModelPolicy:
@@ -181,7 +171,7 @@ def _make_policy(
             f"got {type(model).__name__}"
         )
     if isinstance(codec, str):
-        codec = _codec_for_encoding(codec, settings)
+        codec = make_codec(codec, NUM_OPS, NUM_PARAMS)
     elif codec is None:
         codec = settings["codec"]
     space = getattr(model, "observation_space", None)

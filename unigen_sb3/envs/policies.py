@@ -13,7 +13,7 @@ Each policy maps the state of one episode to a raw hybrid action ``(op, params)`
 
 ``act(env)`` acts on an unwrapped :class:`~unigen_sb3.envs.env.UniGenEnv`;
 ``act_core(core, i)`` on episode ``i`` of a :class:`~unigen_sb3.envs.core.UniGenCore` (the
-batched env). :func:`encode_for` turns a raw action into the action of a wrapped stack.
+batched env).
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from unigen_sb3.envs.canvas import NUM_PARAMS, OP_FILL, OP_STOP, OP_STROKE, param_to_radius
+from unigen_sb3.envs.canvas import (
+    NUM_OPS,
+    NUM_PARAMS,
+    OP_FILL,
+    OP_STOP,
+    OP_STROKE,
+    param_to_radius,
+)
 from unigen_sb3.envs.core import UniGenCore
 from unigen_sb3.envs.tasks import Task
 from unigen_sb3.rewards.components import RewardComputer
@@ -93,8 +100,6 @@ class RandomPolicy(ScriptedPolicy):
         self.rng = np.random.default_rng(seed)
 
     def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
-        from unigen_sb3.envs.canvas import NUM_OPS
-
         return _action(int(self.rng.integers(NUM_OPS)), self.rng.uniform(-1, 1, NUM_PARAMS))
 
 
@@ -154,17 +159,6 @@ class OraclePolicy(ScriptedPolicy):
         return _action(OP_FILL, params)
 
 
-def encode_for(env: gym.Env[Any, Any], action: HybridAction) -> Any:
-    """Encode a raw hybrid action for a wrapped stack (its outermost action codec)."""
-    current: gym.Env[Any, Any] = env
-    while isinstance(current, gym.Wrapper):
-        codec = getattr(current, "codec", None)
-        if codec is not None:
-            return codec.encode(action)
-        current = current.env
-    return action
-
-
 class ModelPolicy:
     """Adapts a trained SB3 model (``predict``) to batched episodes of a core.
 
@@ -182,8 +176,6 @@ class ModelPolicy:
         obs: str = "image",
         deterministic: bool = True,
     ) -> None:
-        from unigen_sb3.envs.canvas import NUM_OPS
-
         self.model = model
         self.codec = codec if codec is not None else BoxCodec(NUM_OPS, NUM_PARAMS)
         if obs not in ("image", "dict"):
