@@ -195,9 +195,13 @@ def test_seeding_is_reproducible_and_seed_method_matches_constructor() -> None:
     np.testing.assert_array_equal(a[0]["target"][1], d[0]["target"][0])
 
 
-@pytest.mark.parametrize("task", ["unified", "generate"])
-def test_equivalent_to_n_single_envs_with_the_same_seeds(task: str) -> None:
-    n, seed, horizon = 3, 21, 4
+@pytest.mark.parametrize(
+    ("task", "n"),
+    # 10 envs: more than one CPU chunk of the metric network and of SSIM.
+    [("unified", 3), ("generate", 3), ("unified", 10)],
+)
+def test_equivalent_to_n_single_envs_with_the_same_seeds(task: str, n: int) -> None:
+    seed, horizon = 21, 4
     v = UniGenVecEnv(n, task, size=SIZE, horizon=horizon, seed=seed, device="cpu")
     envs = [
         UniGenEnv(task, size=SIZE, horizon=horizon, seed=seed + i, device="cpu") for i in range(n)

@@ -107,6 +107,22 @@ def test_cached_target_features_give_the_same_quality(computer: RewardComputer) 
     )
 
 
+def test_prepared_task_caches_give_the_same_components(computer: RewardComputer) -> None:
+    task, start = _edit_task()
+    prepared = computer.prepare(task)
+    assert prepared.target_features is not None
+    assert prepared.target_lab is not None and prepared.outside is not None
+    canvas = (start + 0.1 * torch.randn_like(start)).clamp(0, 1)
+    plain, cached = computer(start, canvas, task), computer(start, canvas, prepared)
+    features = computer.perceptual.features(canvas)
+    given = computer(start, canvas, prepared, canvas_features=features)
+    for name in COMPONENT_RANGES:
+        for other in (cached, given):
+            torch.testing.assert_close(other[name].value, plain[name].value, atol=1e-6, rtol=0)
+            for key, value in plain[name].sub.items():
+                torch.testing.assert_close(other[name].sub[key], value, atol=1e-6, rtol=0)
+
+
 def test_style_distance_is_zero_for_equal_statistics_and_grows() -> None:
     x = torch.rand(1, 3, SIZE, SIZE)
     assert style_distance(x, x.flip(-1)).item() == pytest.approx(0.0, abs=1e-4)

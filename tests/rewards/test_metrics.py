@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from unigen_sb3.rewards import metrics
 from unigen_sb3.rewards.metrics import (
     changed_mask,
     color_accuracy,
+    lab_accuracy,
     mask_iou,
     psnr,
     rgb_to_lab,
@@ -115,6 +117,21 @@ def test_ssim_batch_equals_one_by_one(pair):
     torch.testing.assert_close(batched, single, atol=1e-12, rtol=0)
 
 
+def test_ssim_on_a_cpu_batch_larger_than_a_chunk_matches_skimage():
+    # Batches above the CPU chunk size are computed chunk by chunk; every image must still
+    # match scikit-image and its own one-by-one value, masks included.
+    assert metrics._CPU_SSIM_CHUNK < 11
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(11, 3, 24, 24, generator=g)
+    y = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    mask = (torch.rand(11, 1, 24, 24, generator=g) > 0.3).float()
+    plain, masked = ssim(x, y), ssim(x, y, mask=mask)
+    for i in range(11):
+        assert plain[i].item() == pytest.approx(_sk_ssim(x[i], y[i]), abs=1e-5)
+        one = ssim(x[i : i + 1], y[i : i + 1], mask=mask[i : i + 1])
+        torch.testing.assert_close(masked[i : i + 1], one, atol=1e-6, rtol=0)
+
+
 def test_ssim_identical_is_one():
     x = torch.rand(3, 3, 16, 16)
     torch.testing.assert_close(ssim(x, x), torch.ones(3), atol=1e-6, rtol=0)
@@ -195,6 +212,18 @@ def test_color_accuracy_counts_pixels_within_tolerance():
     # A huge tolerance accepts everything, a tiny one only exact matches.
     torch.testing.assert_close(color_accuracy(image, target, mask, tol=1e3), torch.ones(2))
     assert color_accuracy(image, target, mask, tol=1e-6)[0] == pytest.approx(48 / 64)
+
+
+def test_lab_accuracy_equals_color_accuracy_on_converted_images():
+    g = torch.Generator().manual_seed(4)
+    image, target = torch.rand(3, 3, 8, 8, generator=g), torch.rand(3, 3, 8, 8, generator=g)
+    target[0] = image[0]
+    mask = (torch.rand(3, 1, 8, 8, generator=g) > 0.5).float()
+    mask[2] = 0
+    expected = color_accuracy(image, target, mask, tol=25.0)
+    got = lab_accuracy(rgb_to_lab(image), rgb_to_lab(target), mask, tol=25.0)
+    torch.testing.assert_close(got, expected)
+    assert got[0] == 1.0 and got[2] == 1.0 and 0 < got[1] < 1
 
 
 def test_changed_mask_threshold_is_strict():

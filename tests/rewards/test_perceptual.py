@@ -86,6 +86,21 @@ def test_batch_equals_one_by_one(pd, images, astronaut):
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
 
 
+def test_cpu_runs_channels_last_in_chunks_with_the_same_features(pd, images):
+    assert pd.chunk_size == perceptual.CPU_CHUNK_SIZE
+    conv = next(m for m in pd.net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    batch = torch.cat([images, images.flip(-1), images.flip(-2)])  # 12 images
+    small = PerceptualDistance("stlpips", device="cpu", chunk_size=5)
+    whole = PerceptualDistance("stlpips", device="cpu", chunk_size=len(batch))
+    assert small.chunk_size == 5
+    for a, b in zip(small.features(batch), whole.features(batch), strict=True):
+        assert a.is_contiguous()
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="chunk_size must be None or an integer >= 1, got 0"):
+        PerceptualDistance("stlpips", device="cpu", chunk_size=0)
+
+
 def test_cached_target_features_equal_two_image_path(pd, images, astronaut):
     target = pd.features(astronaut)  # batch 1, broadcast against the batch
     cached = pd.distance_from_features(pd.features(images), target)

@@ -32,7 +32,9 @@ from unigen_sb3.rewards.components import (
     RewardComputer,
     TaskBatch,
     component_vector,
+    outside_windows,
 )
+from unigen_sb3.rewards.metrics import rgb_to_lab
 
 RECENT_NAMES: tuple[str, ...] = ("changed_area", "mean_change", "last_op", "step_fraction")
 """Meaning of the ``recent`` observation: the fraction of pixels the last step changed, the
@@ -92,6 +94,8 @@ class UniGenCore:
         self.segments = torch.zeros(n, h, w, dtype=torch.int64, device=device)
         self.is_edit = torch.zeros(n, dtype=torch.bool, device=device)
         self.target_features: list[torch.Tensor] | None = None
+        self.target_lab = torch.zeros(n, 3, h, w, device=device)
+        self.outside = torch.zeros(n, 1, h, w, device=device)
         self.attributes = np.zeros((n, len(ATTRIBUTE_NAMES)), dtype=np.float32)
         self.recent = np.zeros((n, len(RECENT_NAMES)), dtype=np.float32)
         self.steps = np.zeros(n, dtype=np.int64)
@@ -111,13 +115,19 @@ class UniGenCore:
         self.segments[idx] = torch.stack([t.segments for t in tasks]).to(dev)
         self._render_pending(idx, tasks)
         self.is_edit[idx] = torch.tensor([t.kind == "edit" for t in tasks], device=dev)
-        new_feats = self.rewards.target_features(self.target[idx])
+        # One network forward for the new targets and start canvases together.
+        both = self.rewards.perceptual.features(torch.cat([self.target[idx], self.start[idx]]))
+        k = len(tasks)
+        new_feats = [f[:k] for f in both]
+        start_feats = [f[k:] for f in both]
         if self.target_features is None:
             self.target_features = [
                 torch.zeros((self.n, *f.shape[1:]), dtype=f.dtype, device=dev) for f in new_feats
             ]
         for cache, f in zip(self.target_features, new_feats, strict=True):
             cache[idx] = f
+        self.target_lab[idx] = rgb_to_lab(self.target[idx])
+        self.outside[idx] = outside_windows(self.mask[idx])
         for i, t in zip(indices, tasks, strict=True):
             self.tasks[i] = t
             self.attributes[i] = t.attributes
@@ -125,7 +135,7 @@ class UniGenCore:
         self.recent[ids] = 0.0
         self.steps[ids] = 0
         self.consistency_sum[ids] = 0.0
-        results = self._components(idx, self.canvas[idx], self.canvas[idx])
+        results = self._components(idx, self.canvas[idx], self.canvas[idx], start_feats)
         values = component_vector(results).cpu().numpy().astype(np.float32)
         self.state_components[ids] = values
         sub, masks = self._host_details(results, idx)
@@ -158,7 +168,6 @@ class UniGenCore:
     # ------------------------------------------------------------------ step
     def step(self, ops: np.ndarray, params: np.ndarray) -> StepResult:
         """Step all ``N`` episodes with validated ``ops`` (N,) and clipped ``params`` (N,P)."""
-        idx = torch.arange(self.n, device=self.device)
         prev = self.canvas
         op_t = torch.as_tensor(ops, dtype=torch.int64, device=self.device)
         par_t = torch.as_tensor(params, dtype=torch.float32, device=self.device)
@@ -168,7 +177,7 @@ class UniGenCore:
         diff = (new - prev).abs()
         changed = (diff.amax(dim=1) > _CHANGE_THRESHOLD).float().mean(dim=(1, 2))
         mean_change = diff.mean(dim=(1, 2, 3))
-        results = self._components(idx, prev, new)
+        results = self._components(None, prev, new)
         self.canvas = new
         values = component_vector(results).cpu().numpy().astype(np.float32)
         self.state_components[:] = values
@@ -184,7 +193,7 @@ class UniGenCore:
         reward = np.zeros((self.n, 3), dtype=np.float32)
         reward[final] = values[final]
         reward[final, 2] = (self.consistency_sum[final] / self.steps[final]).astype(np.float32)
-        sub, masks = self._host_details(results, idx)
+        sub, masks = self._host_details(results, None)
         infos = [
             self._info(i, i, sub, masks, reward_is_final=bool(final[i])) for i in range(self.n)
         ]
@@ -192,20 +201,31 @@ class UniGenCore:
 
     # ------------------------------------------------------------------ helpers
     def _components(
-        self, idx: torch.Tensor, prev: torch.Tensor, canvas: torch.Tensor
+        self,
+        idx: torch.Tensor | None,
+        prev: torch.Tensor,
+        canvas: torch.Tensor,
+        canvas_features: list[torch.Tensor] | None = None,
     ) -> dict[str, ComponentResult]:
+        """Components of episodes ``idx`` (``None``: all ``N``, without copying the caches)."""
         if self.target_features is None:
             raise RuntimeError("reset() must run before components are computed")
+
+        def rows(x: torch.Tensor) -> torch.Tensor:
+            return x if idx is None else x[idx]
+
         task = TaskBatch(
-            target=self.target[idx],
-            mask=self.mask[idx],
-            start=self.start[idx],
-            target_features=[f[idx] for f in self.target_features],
+            target=rows(self.target),
+            mask=rows(self.mask),
+            start=rows(self.start),
+            target_features=[rows(f) for f in self.target_features],
+            target_lab=rows(self.target_lab),
+            outside=rows(self.outside),
         )
-        return self.rewards(prev, canvas, task)
+        return self.rewards(prev, canvas, task, canvas_features=canvas_features)
 
     def _host_details(
-        self, results: dict[str, ComponentResult], idx: torch.Tensor
+        self, results: dict[str, ComponentResult], idx: torch.Tensor | None
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Sub-metrics and op masks of a batch, moved to the host in one transfer each.
 
@@ -220,7 +240,8 @@ class UniGenCore:
         ]
         stacked = torch.stack([results[c].sub[n].float() for c, n in names]).cpu().numpy()
         sub = {f"{c}/{n}": stacked[j] for j, (c, n) in enumerate(names)}
-        return sub, op_validity(self.is_edit[idx]).cpu().numpy()
+        is_edit = self.is_edit if idx is None else self.is_edit[idx]
+        return sub, op_validity(is_edit).cpu().numpy()
 
     def _info(
         self,

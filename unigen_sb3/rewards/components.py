@@ -36,7 +36,7 @@ from torch import Tensor
 
 from unigen_sb3.rewards.metrics import (
     changed_mask,
-    color_accuracy,
+    lab_accuracy,
     mask_iou,
     rgb_to_lab,
     ssim,
@@ -67,12 +67,20 @@ class TaskBatch:
     :param start: (B,3,H,W) the canvas at the start of the episode.
     :param target_features: cached perceptual features of ``target`` (one network forward per
         episode instead of one per step); computed on demand when ``None``.
+    :param target_lab: cached :func:`~unigen_sb3.rewards.metrics.rgb_to_lab` of ``target``;
+        computed on demand when ``None``.
+    :param outside: cached :func:`outside_windows` of ``mask``; computed on demand when ``None``.
+
+    :meth:`RewardComputer.prepare` fills the three caches; an env does that once per
+    episode.
     """
 
     target: Tensor
     mask: Tensor
     start: Tensor
     target_features: list[Tensor] | None = None
+    target_lab: Tensor | None = None
+    outside: Tensor | None = None
 
 
 @dataclass
@@ -141,9 +149,31 @@ class RewardComputer:
         """Perceptual features of the targets, to cache in :class:`TaskBatch`."""
         return self.perceptual.features(target)
 
-    def quality(self, canvas: Tensor, task: TaskBatch) -> ComponentResult:
-        """R_quality: perceptual similarity to the target and FID-like realism."""
-        feats = self.perceptual.features(canvas)
+    def prepare(self, task: TaskBatch) -> TaskBatch:
+        """``task`` with its per-episode caches filled (target features, target CIELAB,
+        the region away from the mask), so that each step computes only what the canvas
+        changes."""
+        return TaskBatch(
+            target=task.target,
+            mask=task.mask,
+            start=task.start,
+            target_features=(
+                task.target_features
+                if task.target_features is not None
+                else self.target_features(task.target)
+            ),
+            target_lab=task.target_lab if task.target_lab is not None else rgb_to_lab(task.target),
+            outside=task.outside if task.outside is not None else outside_windows(task.mask),
+        )
+
+    def quality(
+        self, canvas: Tensor, task: TaskBatch, canvas_features: list[Tensor] | None = None
+    ) -> ComponentResult:
+        """R_quality: perceptual similarity to the target and FID-like realism.
+
+        :param canvas_features: the canvas's perceptual features when the caller has them.
+        """
+        feats = canvas_features if canvas_features is not None else self.perceptual.features(canvas)
         tfeats = task.target_features
         if tfeats is None:
             tfeats = self.perceptual.features(task.target)
@@ -153,11 +183,18 @@ class RewardComputer:
             sub["realism"] = self.realism.score(self.perceptual.embed_from_features(feats))
         return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["quality"])
 
-    def edit(self, canvas: Tensor, task: TaskBatch) -> ComponentResult:
-        """R_edit: target attributes reached inside the mask, rest preserved, change localized."""
-        outside = outside_windows(task.mask)
+    def edit(
+        self, canvas: Tensor, task: TaskBatch, canvas_lab: Tensor | None = None
+    ) -> ComponentResult:
+        """R_edit: target attributes reached inside the mask, rest preserved, change localized.
+
+        :param canvas_lab: the canvas in CIELAB when the caller has it already.
+        """
+        outside = task.outside if task.outside is not None else outside_windows(task.mask)
+        lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
+        target_lab = task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
         sub = {
-            "accuracy": color_accuracy(canvas, task.target, task.mask, tol=self.color_tol),
+            "accuracy": lab_accuracy(lab, target_lab, task.mask, tol=self.color_tol),
             "preservation": ssim(
                 canvas, task.start, mask=outside, empty=1.0, win_size=SSIM_WINDOW
             ).clamp(0.0, 1.0),
@@ -167,25 +204,46 @@ class RewardComputer:
         }
         return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["edit"])
 
-    def consistency(self, prev_canvas: Tensor, canvas: Tensor, task: TaskBatch) -> ComponentResult:
-        """R_consistency: temporal coherence outside the mask and colour/style drift."""
-        outside = outside_windows(task.mask)
+    def consistency(
+        self,
+        prev_canvas: Tensor,
+        canvas: Tensor,
+        task: TaskBatch,
+        canvas_lab: Tensor | None = None,
+    ) -> ComponentResult:
+        """R_consistency: temporal coherence outside the mask and colour/style drift.
+
+        :param canvas_lab: the canvas in CIELAB when the caller has it already.
+        """
+        outside = task.outside if task.outside is not None else outside_windows(task.mask)
+        lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
+        target_lab = task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
         sub = {
             "temporal": ssim(
                 canvas, prev_canvas, mask=outside, empty=1.0, win_size=SSIM_WINDOW
             ).clamp(0.0, 1.0),
-            "style": torch.exp(-style_distance(canvas, task.target) / self.style_scale),
+            "style": torch.exp(-lab_style_distance(lab, target_lab) / self.style_scale),
         }
         return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["consistency"])
 
     def __call__(
-        self, prev_canvas: Tensor, canvas: Tensor, task: TaskBatch
+        self,
+        prev_canvas: Tensor,
+        canvas: Tensor,
+        task: TaskBatch,
+        *,
+        canvas_features: list[Tensor] | None = None,
     ) -> dict[str, ComponentResult]:
-        """All three components for a batch of transitions ``prev_canvas -> canvas``."""
+        """All three components for a batch of transitions ``prev_canvas -> canvas``.
+
+        :param canvas_features: the canvas's perceptual features when the caller has them
+            (one network forward fewer).
+        """
+        lab = rgb_to_lab(canvas)
         return {
-            "quality": self.quality(canvas, task),
-            "edit": self.edit(canvas, task),
-            "consistency": self.consistency(prev_canvas, canvas, task),
+            "quality": self.quality(canvas, task, canvas_features),
+            "edit": self.edit(canvas, task, lab),
+            "consistency": self.consistency(prev_canvas, canvas, task, lab),
         }
 
 
@@ -194,7 +252,12 @@ def style_distance(x: Tensor, y: Tensor) -> Tensor:
 
     Euclidean over the six statistics, in Delta-E units.
     """
-    lx, ly = rgb_to_lab(x).flatten(2), rgb_to_lab(y).flatten(2)
+    return lab_style_distance(rgb_to_lab(x), rgb_to_lab(y))
+
+
+def lab_style_distance(lab_x: Tensor, lab_y: Tensor) -> Tensor:
+    """:func:`style_distance` of images already in CIELAB, (B,)."""
+    lx, ly = lab_x.flatten(2), lab_y.flatten(2)
     stats_x = torch.cat([lx.mean(dim=2), lx.std(dim=2, unbiased=False)], dim=1)
     stats_y = torch.cat([ly.mean(dim=2), ly.std(dim=2, unbiased=False)], dim=1)
     return torch.linalg.vector_norm(stats_x - stats_y, dim=1)

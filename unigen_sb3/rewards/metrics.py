@@ -21,11 +21,11 @@ Example::
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "changed_mask",
     "color_accuracy",
+    "lab_accuracy",
     "mask_iou",
     "psnr",
     "rgb_to_lab",
@@ -111,6 +111,28 @@ def _symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return torch.cat([x[..., :pad, :].flip(-2), x, x[..., -pad:, :].flip(-2)], dim=-2)
 
 
+_CPU_SSIM_CHUNK = 8
+"""Images per SSIM pass on a CPU: a chunk's moment maps stay in the CPU caches (about 5x
+faster per image than one pass over a batch of 64 at 64x64, measured on 2 cores)."""
+
+
+def _box_mean(x: torch.Tensor, win_size: int) -> torch.Tensor:
+    """Mean over every ``win_size`` x ``win_size`` window of the last two dims ("valid" output).
+
+    Separable, as sums of shifted slices: a row pass then a column pass (the same value as
+    ``avg_pool2d`` up to float rounding, and several times faster on a CPU).
+    """
+    w = x.shape[-1] - win_size + 1
+    rows = x[..., 0:w]
+    for k in range(1, win_size):
+        rows = rows + x[..., k : k + w]
+    h = x.shape[-2] - win_size + 1
+    out = rows[..., 0:h, :]
+    for k in range(1, win_size):
+        out = out + rows[..., k : k + h, :]
+    return out / float(win_size * win_size)
+
+
 def _ssim_channel_map(
     x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: int
 ) -> torch.Tensor:
@@ -124,18 +146,26 @@ def _ssim_channel_map(
             "use a smaller odd win_size or larger images"
         )
     _check_positive(data_range, "data_range")
+    if x.device.type == "cpu" and x.shape[0] > _CPU_SSIM_CHUNK:
+        return torch.cat(
+            [
+                _ssim_chunk(a, b, data_range, win_size)
+                for a, b in zip(x.split(_CPU_SSIM_CHUNK), y.split(_CPU_SSIM_CHUNK), strict=True)
+            ]
+        )
+    return _ssim_chunk(x, y, data_range, win_size)
+
+
+def _ssim_chunk(x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: int) -> torch.Tensor:
     # Work in at least float32 (half precision loses the variance terms).
     dtype = torch.promote_types(x.dtype, torch.float32)
     x = x.to(dtype)
     y = y.to(dtype)
     pad = (win_size - 1) // 2
-    b, c = x.shape[:2]
-    # Five moments stacked along the channel axis -> one pooling call.
+    b, c, h, w = x.shape
+    # Five moments stacked along the channel axis -> one filtering pass.
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    # The uniform filter is separable: a row pass then a column pass (2k instead of k*k
-    # reads per pixel; the same mean up to float rounding).
-    rows = F.avg_pool2d(_symmetric_pad(stack, pad), kernel_size=(1, win_size), stride=1)
-    means = F.avg_pool2d(rows, kernel_size=(win_size, 1), stride=1)
+    means = _box_mean(_symmetric_pad(stack, pad), win_size)
     ux, uy, uxx, uyy, uxy = means.split(c, dim=1)
     # Sample (unbiased) covariance, as skimage's use_sample_covariance=True.
     n = win_size * win_size
@@ -325,8 +355,25 @@ def color_accuracy(
     """
     _check_pair(image, target, ("image", "target"))
     _check_positive(tol, "tol")
-    m = _check_mask(mask, image)[:, 0]
-    delta_e = (rgb_to_lab(image) - rgb_to_lab(target)).square().sum(dim=1).sqrt()  # (B, H, W)
+    return lab_accuracy(rgb_to_lab(image), rgb_to_lab(target), _check_mask(mask, image), tol=tol)
+
+
+def lab_accuracy(
+    image_lab: torch.Tensor, target_lab: torch.Tensor, mask: torch.Tensor, *, tol: float
+) -> torch.Tensor:
+    """:func:`color_accuracy` of images already converted with :func:`rgb_to_lab`.
+
+    For callers that reuse the conversions (a fixed target's, once per episode); the
+    inputs are not checked again.
+
+    :param image_lab: ``(B, 3, H, W)`` CIELAB images.
+    :param target_lab: their references, same shape.
+    :param mask: ``(B, 1, H, W)`` bool region (or float, values > 0.5 inside).
+    :param tol: Delta-E threshold (exclusive).
+    :return: ``(B,)`` fraction in ``[0, 1]``; ``1.0`` for an empty mask.
+    """
+    m = (mask if mask.dtype == torch.bool else mask > 0.5)[:, 0]
+    delta_e = (image_lab - target_lab).square().sum(dim=1).sqrt()  # (B, H, W)
     good = ((delta_e < tol) & m).flatten(1).sum(dim=1).float()
     count = m.flatten(1).sum(dim=1).float()
     return torch.where(count > 0, good / count.clamp_min(1), torch.ones_like(count))
