@@ -265,3 +265,37 @@ def test_factory_rejects_bad_options() -> None:
         make_unigen_env(action="multidiscrete", action_options={"bins": 0}, **SMALL)
     with pytest.raises(ValueError, match="action='tuple'"):
         make_unigen_env(action="tuple", **SMALL)
+
+
+@pytest.mark.parametrize("encoding", ["box", "multidiscrete", "discrete"])
+def test_decode_batch_equals_decode_row_by_row(encoding: str) -> None:
+    codec = make_codec(encoding, NUM_OPS, NUM_PARAMS)
+    codec.space.seed(3)
+    flat = np.stack([codec.space.sample() for _ in range(9)])
+    ops, params = codec.decode_batch(flat)
+    assert ops.dtype == np.int64 and ops.shape == (9,)
+    assert params.dtype == np.float32 and params.shape == (9, NUM_PARAMS)
+    for i, row in enumerate(flat):
+        one = codec.decode(row)
+        assert ops[i] == one["op"]
+        np.testing.assert_array_equal(params[i], one["params"])
+
+
+def test_decode_batch_names_the_bad_row() -> None:
+    box = make_codec("box", NUM_OPS, NUM_PARAMS)
+    flat = np.zeros((4, NUM_OPS + NUM_PARAMS), dtype=np.float32)
+    flat[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"actions\[2\] contains NaN or inf"):
+        box.decode_batch(flat)
+    with pytest.raises(ValueError, match=r"actions must have shape \(N, 14\)"):
+        box.decode_batch(flat[:, :3])
+    md = make_codec("multidiscrete", NUM_OPS, NUM_PARAMS)
+    rows = np.zeros((3, 1 + NUM_PARAMS), dtype=np.int64)
+    rows[1, 4] = 99
+    with pytest.raises(ValueError, match=r"actions\[1\] = .* out of range at index 4"):
+        md.decode_batch(rows)
+    with pytest.raises(ValueError, match=r"actions\[0\] must hold integers"):
+        md.decode_batch(np.full((2, 1 + NUM_PARAMS), 0.5))
+    disc = make_codec("discrete", NUM_OPS, NUM_PARAMS)
+    with pytest.raises(ValueError, match=r"actions\[1\] = -1 is out of range"):
+        disc.decode_batch(np.array([0, -1, 2]))

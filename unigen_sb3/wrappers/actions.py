@@ -86,6 +86,13 @@ class ActionCodec(Protocol):
         """This codec's flat action -> hybrid action."""
         ...
 
+    def decode_batch(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, ...)`` flat actions -> ops ``(N,)`` int64 and params ``(N, P)`` float32.
+
+        Row ``i`` equals :meth:`decode` of ``actions[i]``; one vectorised pass for a VecEnv.
+        """
+        ...
+
     def action_masks(self, op_mask: np.ndarray) -> np.ndarray:
         """``(K,)`` or ``(N, K)`` op-validity -> masks in this codec's layout."""
         ...
@@ -154,6 +161,37 @@ def _integer_array(action: Any, shape: tuple[int, ...], what: str) -> np.ndarray
     return arr.astype(np.int64)
 
 
+def _batch_array(actions: Any, row_shape: tuple[int, ...], what: str) -> np.ndarray:
+    """``actions`` as an array ``(N, *row_shape)``, N >= 1."""
+    arr = np.asarray(actions)
+    if arr.ndim != 1 + len(row_shape) or arr.shape[1:] != row_shape or arr.shape[0] < 1:
+        raise ValueError(
+            f"{what} must have shape (N, {', '.join(map(str, row_shape))}) "
+            f"with N >= 1, got {arr.shape}"
+        )
+    return arr
+
+
+def _first_bad_row(bad: np.ndarray) -> int:
+    """Index of the first row flagged in a ``(N, ...)`` bool array."""
+    return int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
+
+
+def _integer_batch(actions: Any, row_shape: tuple[int, ...]) -> np.ndarray:
+    """:func:`_integer_array` for a batch ``(N, *row_shape)``; errors name the offending row."""
+    arr = _batch_array(actions, row_shape, "actions")
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.int64)
+    if np.issubdtype(arr.dtype, np.floating):
+        ok = np.isfinite(arr) & (arr == np.round(arr))
+    else:
+        ok = np.zeros(arr.shape, dtype=bool)
+    if not ok.all():
+        i = _first_bad_row(~ok)
+        raise ValueError(f"actions[{i}] must hold integers, got {arr[i].tolist()}")
+    return arr.astype(np.int64)
+
+
 class BoxCodec:
     """Hybrid action <-> ``Box(-1, 1, (K + P,))``.
 
@@ -189,6 +227,16 @@ class BoxCodec:
             "op": int(np.argmax(arr[: self.num_ops])),
             "params": arr[self.num_ops :].copy(),
         }
+
+    def decode_batch(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, K + P)`` Box actions -> ops ``(N,)`` and params ``(N, P)`` (see :meth:`decode`)."""
+        arr = np.asarray(_batch_array(actions, self.space.shape, "actions"), dtype=np.float32)
+        finite = np.isfinite(arr)
+        if not finite.all():
+            i = _first_bad_row(~finite)
+            raise ValueError(f"actions[{i}] contains NaN or inf: {arr[i].tolist()}")
+        ops = np.argmax(arr[:, : self.num_ops], axis=1).astype(np.int64)
+        return ops, np.ascontiguousarray(arr[:, self.num_ops :])
 
     def encode(self, action: HybridAction) -> np.ndarray:
         """Hybrid action -> flat Box action (op one-hot as +1 among -1)."""
@@ -291,6 +339,20 @@ class MultiDiscreteCodec:
                 f"accepted 0..{int(nvec[bad[0]]) - 1} (nvec={nvec.tolist()})"
             )
         return {"op": int(arr[0]), "params": self._values(arr[1:], self._steps)}
+
+    def decode_batch(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, 1 + P)`` index rows -> ops ``(N,)`` and params ``(N, P)`` (see :meth:`decode`)."""
+        arr = _integer_batch(actions, (1 + self.num_params,))
+        nvec = self.space.nvec
+        bad = (arr < 0) | (arr >= nvec)
+        if bad.any():
+            i = _first_bad_row(bad)
+            j = int(np.flatnonzero(bad[i])[0])
+            raise ValueError(
+                f"actions[{i}] = {arr[i].tolist()} is out of range at index {j}: "
+                f"accepted 0..{int(nvec[j]) - 1} (nvec={nvec.tolist()})"
+            )
+        return arr[:, 0].copy(), self._values(arr[:, 1:], self._steps[None, :])
 
     def action_masks(self, op_mask: np.ndarray) -> np.ndarray:
         """``[op_mask, True * sum(bins)]``, flat, as sb3-contrib's MultiDiscrete masks."""
@@ -466,6 +528,20 @@ class DiscreteCodec:
         if not 0 <= i < len(self.ops):
             raise ValueError(f"action {i} is out of range [0, {len(self.ops) - 1}]")
         return {"op": int(self.ops[i]), "params": self.presets[i].copy()}
+
+    def decode_batch(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(N,)`` (or ``(N, 1)``) library indices -> ops ``(N,)`` and params ``(N, P)``."""
+        arr = np.asarray(actions)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        idx = _integer_batch(arr, ())
+        bad = (idx < 0) | (idx >= len(self.ops))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"actions[{i}] = {int(idx[i])} is out of range [0, {len(self.ops) - 1}]"
+            )
+        return self.ops[idx].astype(np.int64), self.presets[idx].astype(np.float32)
 
     def action_masks(self, op_mask: np.ndarray) -> np.ndarray:
         """``(L,)`` (or ``(N, L)``) bool: entry ``i`` is valid when its op is."""

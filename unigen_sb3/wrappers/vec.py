@@ -37,7 +37,9 @@ class VecHybridAction(VecEnvWrapper):
         and whose ``step_async`` takes ``{"op": (N,), "params": (N, P)}`` (as
         :class:`~unigen_sb3.envs.vec_env.UniGenVecEnv` does).
     :param codec: any object with ``space`` (the flat space) and ``decode(flat_row) ->
-        {"op", "params"}``; with ``action_masks(op_mask)``, masks are given in its layout.
+        {"op", "params"}``; with ``decode_batch(flat_rows) -> (ops, params)`` the whole batch
+        is decoded in one call (the codecs of :mod:`unigen_sb3.wrappers.actions` have it);
+        with ``action_masks(op_mask)``, masks are given in its layout.
 
     Example:
         >>> from unigen_sb3.envs.vec_env import UniGenVecEnv  # doctest: +SKIP
@@ -57,18 +59,21 @@ class VecHybridAction(VecEnvWrapper):
         super().__init__(venv, action_space=codec.space)
 
     def step_async(self, actions: Any) -> None:
-        """Decode each env's flat action and pass the hybrid batch on."""
+        """Decode the flat actions (one ``decode_batch`` call when the codec has it, else row
+        by row) and pass the hybrid batch on."""
         arr = np.asarray(actions)
         if arr.ndim == 0 or arr.shape[0] != self.num_envs:
             raise ValueError(
                 f"expected a batch of {self.num_envs} actions (leading axis), got shape {arr.shape}"
             )
-        decoded = [self.codec.decode(row) for row in arr]
-        batch = {
-            "op": np.array([int(d["op"]) for d in decoded], dtype=np.int64),
-            "params": np.stack([np.asarray(d["params"], dtype=np.float32) for d in decoded]),
-        }
-        self.venv.step_async(batch)  # type: ignore[arg-type]
+        decode_batch = getattr(self.codec, "decode_batch", None)
+        if decode_batch is not None:
+            ops, params = decode_batch(arr)
+        else:
+            decoded = [self.codec.decode(row) for row in arr]
+            ops = np.array([int(d["op"]) for d in decoded], dtype=np.int64)
+            params = np.stack([np.asarray(d["params"], dtype=np.float32) for d in decoded])
+        self.venv.step_async({"op": ops, "params": params})  # type: ignore[arg-type]
 
     def reset(self) -> VecEnvObs:
         obs = self.venv.reset()
