@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,9 +32,7 @@ from unigen_sb3.rewards.components import (
     RewardComputer,
     TaskBatch,
     component_vector,
-    outside_windows,
 )
-from unigen_sb3.rewards.metrics import rgb_to_lab
 
 RECENT_NAMES: tuple[str, ...] = ("changed_area", "mean_change", "last_op", "step_fraction")
 """Meaning of the ``recent`` observation: the fraction of pixels the last step changed, the
@@ -126,8 +124,11 @@ class UniGenCore:
             ]
         for cache, f in zip(self.target_features, new_feats, strict=True):
             cache[idx] = f
-        self.target_lab[idx] = rgb_to_lab(self.target[idx])
-        self.outside[idx] = outside_windows(self.mask[idx])
+        prepared = self.rewards.prepare(
+            TaskBatch(self.target[idx], self.mask[idx], self.start[idx], new_feats)
+        )
+        self.target_lab[idx] = cast(torch.Tensor, prepared.target_lab)
+        self.outside[idx] = cast(torch.Tensor, prepared.outside)
         for i, t in zip(indices, tasks, strict=True):
             self.tasks[i] = t
             self.attributes[i] = t.attributes

@@ -103,6 +103,16 @@ def outside_windows(mask: Tensor, win_size: int = SSIM_WINDOW) -> Tensor:
     return 1.0 - torch.nn.functional.max_pool2d(mask.float(), win_size, stride=1, padding=pad)
 
 
+def _outside(task: TaskBatch) -> Tensor:
+    """The task's cached :func:`outside_windows` region, or computed now."""
+    return task.outside if task.outside is not None else outside_windows(task.mask)
+
+
+def _target_lab(task: TaskBatch) -> Tensor:
+    """The task's cached target CIELAB, or computed now."""
+    return task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
+
+
 def _mean_of(sub: dict[str, Tensor]) -> Tensor:
     return torch.stack(list(sub.values()), dim=0).mean(dim=0)
 
@@ -162,8 +172,8 @@ class RewardComputer:
                 if task.target_features is not None
                 else self.target_features(task.target)
             ),
-            target_lab=task.target_lab if task.target_lab is not None else rgb_to_lab(task.target),
-            outside=task.outside if task.outside is not None else outside_windows(task.mask),
+            target_lab=_target_lab(task),
+            outside=_outside(task),
         )
 
     def quality(
@@ -190,13 +200,11 @@ class RewardComputer:
 
         :param canvas_lab: the canvas in CIELAB when the caller has it already.
         """
-        outside = task.outside if task.outside is not None else outside_windows(task.mask)
         lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
-        target_lab = task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
         sub = {
-            "accuracy": lab_accuracy(lab, target_lab, task.mask, tol=self.color_tol),
+            "accuracy": lab_accuracy(lab, _target_lab(task), task.mask, tol=self.color_tol),
             "preservation": ssim(
-                canvas, task.start, mask=outside, empty=1.0, win_size=SSIM_WINDOW
+                canvas, task.start, mask=_outside(task), empty=1.0, win_size=SSIM_WINDOW
             ).clamp(0.0, 1.0),
             "localization": mask_iou(
                 changed_mask(task.start, canvas, threshold=self.change_threshold), task.mask
@@ -215,14 +223,12 @@ class RewardComputer:
 
         :param canvas_lab: the canvas in CIELAB when the caller has it already.
         """
-        outside = task.outside if task.outside is not None else outside_windows(task.mask)
         lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
-        target_lab = task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
         sub = {
             "temporal": ssim(
-                canvas, prev_canvas, mask=outside, empty=1.0, win_size=SSIM_WINDOW
+                canvas, prev_canvas, mask=_outside(task), empty=1.0, win_size=SSIM_WINDOW
             ).clamp(0.0, 1.0),
-            "style": torch.exp(-lab_style_distance(lab, target_lab) / self.style_scale),
+            "style": torch.exp(-lab_style_distance(lab, _target_lab(task)) / self.style_scale),
         }
         return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["consistency"])
 
