@@ -132,6 +132,15 @@ def test_ssim_on_a_cpu_batch_larger_than_a_chunk_matches_skimage():
         torch.testing.assert_close(masked[i : i + 1], one, atol=1e-6, rtol=0)
 
 
+def test_box_filter_slice_sums_equal_avg_pool():
+    x = torch.rand(2, 15, 20, 23, generator=torch.Generator().manual_seed(6))
+    by_slices = metrics._box_mean(x, 7, slices=True)
+    by_pool = metrics._box_mean(x, 7, slices=False)
+    assert by_slices.shape == (2, 15, 14, 17)
+    torch.testing.assert_close(by_slices, by_pool, atol=1e-6, rtol=0)
+    torch.testing.assert_close(by_pool, F.avg_pool2d(x, 7, stride=1), atol=1e-6, rtol=0)
+
+
 def test_ssim_identical_is_one():
     x = torch.rand(3, 3, 16, 16)
     torch.testing.assert_close(ssim(x, x), torch.ones(3), atol=1e-6, rtol=0)
