@@ -32,7 +32,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -58,7 +58,47 @@ class Result:
     peak_rss_mb: float | None = None
     worker_rss_mb: float | None = None  # per SubprocVecEnv worker (mean)
     peak_gpu_mb: float | None = None
+    network_ms: float | None = None  # metric-network forward time per env step (CPU only)
     note: str = ""
+
+
+class NetworkTimer:
+    """Wall time spent inside the perceptual network's trunk (forward hooks).
+
+    Only meaningful where the forward is synchronous (CPU) and in this process (not for
+    ``SubprocVecEnv``, whose workers hold their own network).
+    """
+
+    def __init__(self, trunk: torch.nn.Module) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+        self._handles = [
+            trunk.register_forward_pre_hook(self._pre),
+            trunk.register_forward_hook(self._post),
+        ]
+
+    def _pre(self, module: torch.nn.Module, args: Any) -> None:
+        self._start = time.perf_counter()
+
+    def _post(self, module: torch.nn.Module, args: Any, out: Any) -> None:
+        self.seconds += time.perf_counter() - self._start
+
+    def close(self) -> None:
+        """Remove the hooks."""
+        for handle in self._handles:
+            handle.remove()
+
+
+def _network_trunk(venv: Any) -> torch.nn.Module | None:
+    """The metric network trunk the (in-process) envs of ``venv`` share, if reachable."""
+    if getattr(venv, "processes", None):
+        return None
+    inner = venv.unwrapped  # the VecEnv under the VecEnvWrappers
+    envs = getattr(inner, "envs", None)  # DummyVecEnv: its first gymnasium env
+    owner = envs[0].unwrapped if envs else inner
+    perceptual = owner.rewards.perceptual
+    base = getattr(perceptual, "base", perceptual)  # MixedPrecisionPerceptual wraps one
+    return cast(torch.nn.Module, base.net.net)
 
 
 def _reset_peak_rss() -> None:
@@ -126,11 +166,14 @@ def measure(
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
+    trunk = _network_trunk(venv) if dev.type == "cpu" else None
+    timer: NetworkTimer | None = None
     try:
         venv.reset()
         for _ in range(warmup):
             venv.step(rng.uniform(-1, 1, shape).astype(np.float32))
         sync()
+        timer = None if trunk is None else NetworkTimer(trunk)
         steps, start = 0, time.perf_counter()
         while steps < min_steps or time.perf_counter() - start < seconds:
             venv.step(rng.uniform(-1, 1, shape).astype(np.float32))
@@ -138,6 +181,8 @@ def measure(
         sync()
         elapsed = time.perf_counter() - start
         result = Result(kind, n_envs, size, str(dev), n_envs * steps / elapsed, steps, elapsed)
+        if timer is not None:
+            result.network_ms = 1000.0 * timer.seconds / (n_envs * steps)
         if metric_dtype is not None:
             result.note = f"metric network autocast to {metric_dtype}"
         result.peak_rss_mb = _peak_rss_mb()
@@ -151,6 +196,8 @@ def measure(
         if dev.type == "cuda":
             result.peak_gpu_mb = torch.cuda.max_memory_allocated(dev) / 2**20
     finally:
+        if timer is not None:
+            timer.close()
         venv.close()
     return result
 
@@ -172,16 +219,35 @@ def markdown(results: list[Result], baseline: str = "dummy") -> str:
     }
     lines = [
         f"| size | N | backend | device | env steps/s | vs {KIND_LABELS[baseline]} "
-        "| vector steps timed | peak RSS (MB) | peak GPU (MB) | note |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|---|",
+        "| network ms / env step | vector steps timed | peak RSS (MB) | peak GPU (MB) | note |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(results, key=lambda r: (r.size, r.n_envs, VEC_ENV_KINDS.index(r.kind))):
         ref = base.get((r.n_envs, r.size))
         ratio = f"{r.steps_per_s / ref:.1f}x" if r.steps_per_s and ref else "-"
         lines.append(
             f"| {r.size} | {r.n_envs} | {KIND_LABELS[r.kind]} | {r.device} | "
-            f"{_fmt(r.steps_per_s, 1)} | {ratio} | {r.vec_steps or '-'} | "
+            f"{_fmt(r.steps_per_s, 1)} | {ratio} | {_fmt(r.network_ms, 2)} | "
+            f"{r.vec_steps or '-'} | "
             f"{_fmt(r.peak_rss_mb)} | {_fmt(r.peak_gpu_mb)} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+def network_bounds(results: list[Result], baseline: str = "dummy") -> str:
+    """One line per batched CPU row: the speed it could reach if everything but the metric
+    network's forward were free (``1000 / network ms per env step``), against the baseline."""
+    base = {(r.n_envs, r.size): r.steps_per_s for r in results if r.kind == baseline}
+    lines = []
+    for r in results:
+        ref = base.get((r.n_envs, r.size))
+        if r.kind != "batched" or not r.network_ms or not ref:
+            continue
+        bound = 1000.0 / r.network_ms
+        lines.append(
+            f"- N={r.n_envs}, {r.size}x{r.size}: the network alone takes {r.network_ms:.2f} ms "
+            f"per env step, so the batched env cannot exceed {bound:.0f} env steps/s here "
+            f"({bound / ref:.1f}x {KIND_LABELS[baseline]}) even with every other cost at zero."
         )
     return "\n".join(lines)
 
@@ -256,6 +322,14 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
             "",
         ]
     )
+    bounds = network_bounds(results)
+    if bounds:
+        section += (
+            "\n*network ms / env step*: wall time inside the metric network's forward per env "
+            "step (CPU, in-process rows), resets included. Upper bounds it implies:\n\n"
+            + bounds
+            + "\n"
+        )
     return results, section
 
 
@@ -269,13 +343,15 @@ DummyVecEnv* divides by DummyVecEnv's figure at the same N (on the baseline devi
 RSS* is this process's peak resident memory while that row ran (plus the workers' for
 SubprocVecEnv, each of which holds its own torch and perceptual network, about 1 GB).
 
-Reading the CPU figures: a UniGen step is dominated by per-image arithmetic (the perceptual
-network's forward, about half of the step, and the SSIM box filters, about a fifth), which
-batching does not reduce on one CPU thread; batching removes per-call Python and dispatch
-costs only (1.3x for the network alone at one thread, `perceptual_throughput.md`). The
-batched env's gain comes with parallel hardware: its one large batch per step is what a
-many-core CPU (4.2x for the network at 16 threads) or a GPU (55x) runs efficiently, while
-DummyVecEnv keeps issuing batches of one.
+Reading the CPU figures: most of a UniGen step is per-image arithmetic, above all the
+perceptual network's forward (*network ms / env step*: about 4.2 ms of DummyVecEnv's ~9 ms
+step at 64x64) and SSIM. The batched env runs both in cache-sized chunks of 8 images (see
+`PerceptualDistance`'s `chunk_size`), where the network costs about half as much per image
+as one image at a time (`perceptual_throughput.md`), and it has no per-env Python or
+dispatch costs. The bound lines under a CPU table give the limit of batching on that
+machine: the batched env's speed if everything but the network's forward cost nothing.
+On parallel hardware one large batch per step pays off far more: an H100 ran the network
+55x faster in a batch of 64 than one image at a time.
 
 """
 
