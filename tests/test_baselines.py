@@ -65,6 +65,7 @@ def test_compare_baselines_example_on_a_cli_run(tmp_path: Path, monkeypatch) -> 
         "env.horizon=4",
         "evaluation.n_episodes=2",
         "training.n_envs=1",
+        "algorithm.kwargs.batch_size=64",  # one env: the rollout is n_steps = 64
     ]
     args = ["train", str(REPO / "configs" / "quickstart.yaml"), "--out", str(run)]
     for o in overrides:
