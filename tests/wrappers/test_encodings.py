@@ -299,3 +299,5 @@ def test_decode_batch_names_the_bad_row() -> None:
     disc = make_codec("discrete", NUM_OPS, NUM_PARAMS)
     with pytest.raises(ValueError, match=r"actions\[1\] = -1 is out of range"):
         disc.decode_batch(np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match=r"actions must have shape \(N,\) with N >= 1"):
+        disc.decode_batch(np.zeros((2, 3), dtype=np.int64))

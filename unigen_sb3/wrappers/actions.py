@@ -165,10 +165,8 @@ def _batch_array(actions: Any, row_shape: tuple[int, ...], what: str) -> np.ndar
     """``actions`` as an array ``(N, *row_shape)``, N >= 1."""
     arr = np.asarray(actions)
     if arr.ndim != 1 + len(row_shape) or arr.shape[1:] != row_shape or arr.shape[0] < 1:
-        raise ValueError(
-            f"{what} must have shape (N, {', '.join(map(str, row_shape))}) "
-            f"with N >= 1, got {arr.shape}"
-        )
+        expected = "(N, " + ", ".join(map(str, row_shape)) + ")" if row_shape else "(N,)"
+        raise ValueError(f"{what} must have shape {expected} with N >= 1, got {arr.shape}")
     return arr
 
 
