@@ -18,6 +18,8 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/vec_throughput.py            # the table in docs/
     python benchmarks/vec_throughput.py --device cuda --kinds batched dummy --append
     python benchmarks/vec_throughput.py --n-envs 1 8 --seconds 2 --output /tmp/t.md  # smoke
+    python benchmarks/vec_throughput.py --kinds batched dummy --n-envs 64 \\
+        --metric-dtype bfloat16 --append          # batched env's network in bf16
 """
 
 from __future__ import annotations
@@ -291,6 +293,7 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
                     min_steps=args.min_steps,
                     warmup=args.warmup,
                     start_method=args.start_method,
+                    metric_dtype=args.metric_dtype if kind == "batched" else None,
                 )
                 if r.worker_rss_mb is not None:
                     worker_mb = r.worker_rss_mb
@@ -374,6 +377,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--start-method", default=None, help="SubprocVecEnv start method")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (main process)")
+    parser.add_argument(
+        "--metric-dtype",
+        default=None,
+        choices=["bfloat16", "float16"],
+        help="autocast the batched env's metric network (baselines stay float32)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
