@@ -39,7 +39,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from unigen_sb3.envs.vec_env import VEC_ENV_KINDS, make_unigen_vec_env
+from unigen_sb3.envs.vec_env import METRIC_DTYPES, VEC_ENV_KINDS, make_unigen_vec_env
 from unigen_sb3.utils import resolve_device
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "vec_throughput.md"
@@ -98,9 +98,8 @@ def _network_trunk(venv: Any) -> torch.nn.Module | None:
     inner = venv.unwrapped  # the VecEnv under the VecEnvWrappers
     envs = getattr(inner, "envs", None)  # DummyVecEnv: its first gymnasium env
     owner = envs[0].unwrapped if envs else inner
-    perceptual = owner.rewards.perceptual
-    base = getattr(perceptual, "base", perceptual)  # MixedPrecisionPerceptual wraps one
-    return cast(torch.nn.Module, base.net.net)
+    # MixedPrecisionPerceptual forwards `trunk` to the network it wraps.
+    return cast(torch.nn.Module, owner.rewards.perceptual.trunk)
 
 
 def _reset_peak_rss() -> None:
@@ -380,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--metric-dtype",
         default=None,
-        choices=["bfloat16", "float16"],
+        choices=[name for name, dtype in METRIC_DTYPES.items() if dtype is not None],
         help="autocast the batched env's metric network (baselines stay float32)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)

@@ -88,7 +88,7 @@ def test_batch_equals_one_by_one(pd, images, astronaut):
 
 def test_cpu_runs_channels_last_in_chunks_with_the_same_features(pd, images):
     assert pd.chunk_size == perceptual.CPU_CHUNK_SIZE
-    conv = next(m for m in pd.net.modules() if isinstance(m, torch.nn.Conv2d))
+    conv = next(m for m in pd.trunk.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     batch = torch.cat([images, images.flip(-1), images.flip(-2)])  # 12 images
     small = PerceptualDistance("stlpips", device="cpu", chunk_size=5)

@@ -271,6 +271,11 @@ class PerceptualDistance(nn.Module):
         return convs[0].weight.reshape(-1)
 
     @property
+    def trunk(self) -> nn.Module:
+        """The AlexNet trunk: the part :meth:`features` runs (e.g. to hook or time it)."""
+        return cast(nn.Module, self.net.net)
+
+    @property
     def device(self) -> torch.device:
         """The device the network lives on; inputs are moved here."""
         return self._device
@@ -308,10 +313,9 @@ class PerceptualDistance(nn.Module):
         return [torch.cat(layer) for layer in zip(*parts, strict=True)]
 
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        trunk = cast(nn.Module, self.net.net)
         scaling = cast(nn.Module, self.net.scaling_layer)
         h = scaling(2.0 * x - 1.0).contiguous(memory_format=self._memory_format)
-        outs = trunk(h)
+        outs = self.trunk(h)
         return [
             (o / (o.square().sum(dim=1, keepdim=True).sqrt() + _NORM_EPS)).contiguous()
             for o in outs
