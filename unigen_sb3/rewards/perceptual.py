@@ -169,6 +169,12 @@ def _build_lpips(backbone: Path) -> tuple[nn.Module, str]:
     return net, f"lpips AlexNet: trunk from {backbone}, linear layers from {lin_path}"
 
 
+def _unit_normalise(o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Divide each feature vector (dim 1) of ``o`` by its norm, as LPIPS does, into ``out``."""
+    norm = o.square().sum(dim=1, keepdim=True).sqrt_().add_(_NORM_EPS)
+    return torch.div(o, norm, out=out)
+
+
 class PerceptualDistance(nn.Module):
     """LPIPS perceptual distance (AlexNet) with reusable per-image features.
 
@@ -306,19 +312,30 @@ class PerceptualDistance(nn.Module):
         """
         _check_image(x, "x")
         x = x.to(self._device, torch.float32)
-        chunk = self.chunk_size
-        if chunk is None or x.shape[0] <= chunk:
+        n, chunk = x.shape[0], self.chunk_size
+        if chunk is None or n <= chunk:
             return self._features(x)
-        parts = [self._features(part) for part in x.split(chunk)]
-        return [torch.cat(layer) for layer in zip(*parts, strict=True)]
+        # Each chunk's normalised features are written straight into the full-batch
+        # outputs: no per-chunk copies and no concatenation afterwards.
+        out: list[torch.Tensor] = []
+        for lo in range(0, n, chunk):
+            raw = self._trunk_outputs(x[lo : lo + chunk])
+            if not out:
+                out = [torch.empty((n, *o.shape[1:]), dtype=o.dtype, device=o.device) for o in raw]
+            for o, dest in zip(raw, out, strict=True):
+                _unit_normalise(o, dest[lo : lo + o.shape[0]])
+        return out
 
-    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def _trunk_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The trunk's five raw layer outputs for images ``x`` in ``[0, 1]``."""
         scaling = cast(nn.Module, self.net.scaling_layer)
         h = scaling(2.0 * x - 1.0).contiguous(memory_format=self._memory_format)
-        outs = self.trunk(h)
+        return list(self.trunk(h))
+
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = self._trunk_outputs(x)
         return [
-            (o / (o.square().sum(dim=1, keepdim=True).sqrt() + _NORM_EPS)).contiguous()
-            for o in outs
+            _unit_normalise(o, torch.empty(o.shape, dtype=o.dtype, device=o.device)) for o in outs
         ]
 
     def _check_features(self, f: Sequence[torch.Tensor], name: str) -> None:
