@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan
 from unigen_sb3 import UniGenEnv
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OP_FILL, OP_STOP
 from unigen_sb3.envs.vec_env import UniGenVecEnv, make_unigen_vec_env
+from unigen_sb3.rewards.components import TaskBatch, component_vector
 from unigen_sb3.wrappers.actions import make_codec
 from unigen_sb3.wrappers.observation import ImageStacker
 from unigen_sb3.wrappers.reward import VecUnifiedReward
@@ -238,6 +239,65 @@ def test_equivalent_to_n_single_envs_with_the_same_seeds(task: str, n: int) -> N
                 assert v.reset_infos[i]["prompt_id"] == reset_info["prompt_id"]
             _assert_obs_equal({k: val[i] for k, val in obs.items()}, o)
     assert n_done >= 3  # the comparison covered auto-resets
+
+
+def _from_scratch(core: Any, prev: torch.Tensor) -> np.ndarray:
+    """Components of the core's canvases computed without any cached features."""
+    task = TaskBatch(core.target, core.mask, core.start)
+    return component_vector(core.rewards(prev, core.canvas, task)).numpy()
+
+
+def _count_network_images(core: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the batch size of every perceptual-network forward the core makes."""
+    calls: list[int] = []
+    perceptual = core.rewards.perceptual
+    original = perceptual.features
+
+    def counted(x: torch.Tensor) -> list[torch.Tensor]:
+        calls.append(int(x.shape[0]))
+        return original(x)
+
+    monkeypatch.setattr(perceptual, "features", counted)
+    return calls
+
+
+def test_a_step_runs_the_network_only_on_the_canvases_it_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v = UniGenVecEnv(4, "unified", size=SIZE, horizon=8, seed=5, device="cpu")
+    v.reset()
+    core = v.core
+    calls = _count_network_images(core, monkeypatch)
+    params = np.full((4, NUM_PARAMS), 0.5, np.float32)
+    for ops in ([OP_FILL, OP_STOP, OP_FILL, OP_STOP], [OP_STOP] * 4, [OP_FILL] * 4):
+        calls.clear()
+        prev = core.canvas.clone()
+        result = core.step(np.array(ops), params)
+        moved = int((core.canvas != prev).flatten(1).any(dim=1).sum())
+        assert moved == sum(op != OP_STOP for op in ops)
+        assert calls == ([moved] if moved else [])
+        expected = _from_scratch(core, prev)
+        np.testing.assert_allclose(core.state_components, expected, atol=REWARD_ATOL)
+        final = result.terminated | result.truncated
+        np.testing.assert_allclose(result.reward[final, :2], expected[final, :2], atol=REWARD_ATOL)
+
+
+def test_blank_start_canvases_are_run_through_the_network_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    v = UniGenVecEnv(3, "generate", size=SIZE, horizon=8, seed=2, device="cpu")
+    calls = _count_network_images(v.core, monkeypatch)
+    v.reset()
+    assert sorted(calls) == [1, 3]  # the white canvas once, then the three targets
+    assert bool((v.core.start == 1.0).all())
+    expected = _from_scratch(v.core, v.core.canvas)
+    np.testing.assert_allclose(v.core.state_components, expected, atol=REWARD_ATOL)
+    white = v.core.rewards.perceptual.features(torch.ones(1, 3, SIZE, SIZE))
+    for cached, direct in zip(v.core.canvas_features or [], white, strict=True):
+        torch.testing.assert_close(cached, direct.expand_as(cached), atol=1e-6, rtol=0)
+    calls.clear()
+    v.reset()
+    assert calls == [3]  # the targets only: the white canvas's features are kept
 
 
 # --------------------------------------------------------------------------- wrappers

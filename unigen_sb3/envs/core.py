@@ -39,6 +39,8 @@ RECENT_NAMES: tuple[str, ...] = ("changed_area", "mean_change", "last_op", "step
 mean absolute change it made, the last op id / (K - 1), and steps taken / horizon."""
 
 _CHANGE_THRESHOLD = 1.0 / 255.0
+# Single-colour start canvases whose features are kept (generation uses one: white).
+_MAX_FLAT_COLOURS = 8
 
 
 def op_validity(kind_is_edit: torch.Tensor) -> torch.Tensor:
@@ -92,6 +94,11 @@ class UniGenCore:
         self.segments = torch.zeros(n, h, w, dtype=torch.int64, device=device)
         self.is_edit = torch.zeros(n, dtype=torch.bool, device=device)
         self.target_features: list[torch.Tensor] | None = None
+        #: The current canvases' perceptual features, kept so that a step recomputes
+        #: them only for the canvases it changed (``stop`` and no-op steps reuse them).
+        self.canvas_features: list[torch.Tensor] | None = None
+        # Features of single-colour start canvases (generation's blank one), by colour.
+        self._flat_features: dict[float, list[torch.Tensor]] = {}
         self.target_lab = torch.zeros(n, 3, h, w, device=device)
         self.outside = torch.zeros(n, 1, h, w, device=device)
         self.attributes = np.zeros((n, len(ATTRIBUTE_NAMES)), dtype=np.float32)
@@ -113,16 +120,15 @@ class UniGenCore:
         self.segments[idx] = torch.stack([t.segments for t in tasks]).to(dev)
         self._render_pending(idx, tasks)
         self.is_edit[idx] = torch.tensor([t.kind == "edit" for t in tasks], device=dev)
-        # One network forward for the new targets and start canvases together.
-        both = self.rewards.perceptual.features(torch.cat([self.target[idx], self.start[idx]]))
-        k = len(tasks)
-        new_feats = [f[:k] for f in both]
-        start_feats = [f[k:] for f in both]
-        if self.target_features is None:
-            self.target_features = [
-                torch.zeros((self.n, *f.shape[1:]), dtype=f.dtype, device=dev) for f in new_feats
-            ]
+        new_feats, start_feats = self._reset_features(idx)
+        if self.target_features is None or self.canvas_features is None:
+            self.target_features, self.canvas_features = (
+                [torch.zeros((self.n, *f.shape[1:]), dtype=f.dtype, device=dev) for f in new_feats]
+                for _ in range(2)
+            )
         for cache, f in zip(self.target_features, new_feats, strict=True):
+            cache[idx] = f
+        for cache, f in zip(self.canvas_features, start_feats, strict=True):
             cache[idx] = f
         prepared = self.rewards.prepare(
             TaskBatch(self.target[idx], self.mask[idx], self.start[idx], new_feats)
@@ -141,6 +147,42 @@ class UniGenCore:
         self.state_components[ids] = values
         sub, masks = self._host_details(results, idx)
         return [self._info(int(i), k, sub, masks, reward_is_final=False) for k, i in enumerate(ids)]
+
+    def _reset_features(self, idx: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Perceptual features of the new targets and start canvases at ``idx``.
+
+        One network forward for the targets and the start canvases together, except that a
+        single-colour start canvas (generation's blank one) is computed once per colour
+        and reused: half the images a generation reset would otherwise run.
+        """
+        k = int(idx.numel())
+        starts = self.start[idx]
+        flat = starts.flatten(1)
+        uniform = (flat == flat[:, :1]).all(dim=1).tolist()
+        colours = flat[:, 0].tolist()
+        missing = {c for c, u in zip(colours, uniform, strict=True) if u} - set(self._flat_features)
+        if len(self._flat_features) + len(missing) > _MAX_FLAT_COLOURS:
+            self._flat_features.clear()
+            missing = {c for c, u in zip(colours, uniform, strict=True) if u}
+        for colour in missing:
+            image = torch.full((1, *starts.shape[1:]), colour, device=self.device)
+            self._flat_features[colour] = self.rewards.perceptual.features(image)
+        run = [j for j in range(k) if not uniform[j]]
+        both = self.rewards.perceptual.features(torch.cat([self.target[idx], starts[run]]))
+        new_feats = [f[:k] for f in both]
+        if len(run) == k:
+            return new_feats, [f[k:] for f in both]
+        start_feats = [torch.empty_like(f) for f in new_feats]
+        groups: dict[float, list[int]] = {}
+        for j in range(k):
+            if uniform[j]:
+                groups.setdefault(colours[j], []).append(j)
+        for layer, (dest, f) in enumerate(zip(start_feats, both, strict=True)):
+            if run:
+                dest[run] = f[k:]
+            for colour, rows in groups.items():
+                dest[rows] = self._flat_features[colour][layer]
+        return new_feats, start_feats
 
     def _render_pending(self, idx: torch.Tensor, tasks: Sequence[Task]) -> None:
         """Render the edit targets the sampler left pending, in one canvas call.
@@ -176,9 +218,10 @@ class UniGenCore:
             prev, op_t, par_t, mask=self.mask, segments=self.segments, style_target=self.target
         )
         diff = (new - prev).abs()
-        changed = (diff.amax(dim=1) > _CHANGE_THRESHOLD).float().mean(dim=(1, 2))
+        largest = diff.amax(dim=1)
+        changed = (largest > _CHANGE_THRESHOLD).float().mean(dim=(1, 2))
         mean_change = diff.mean(dim=(1, 2, 3))
-        results = self._components(None, prev, new)
+        results = self._components(None, prev, new, self._step_features(new, largest))
         self.canvas = new
         values = component_vector(results).cpu().numpy().astype(np.float32)
         self.state_components[:] = values
@@ -201,6 +244,24 @@ class UniGenCore:
         return StepResult(reward, terminated, truncated, infos)
 
     # ------------------------------------------------------------------ helpers
+    def _step_features(self, new: torch.Tensor, largest: torch.Tensor) -> list[torch.Tensor]:
+        """Features of the canvases ``new``; the network runs only on those a step changed.
+
+        :param largest: ``(N, H, W)`` largest absolute change per pixel; a canvas whose
+            pixels all stayed exactly equal keeps its cached features.
+        """
+        if self.canvas_features is None:
+            raise RuntimeError("reset() must run before step()")
+        moved = torch.nonzero(largest.flatten(1).amax(dim=1) > 0).flatten()
+        count = int(moved.numel())
+        if count == self.n:
+            self.canvas_features = self.rewards.perceptual.features(new)
+        elif count:
+            fresh = self.rewards.perceptual.features(new[moved])
+            for cache, f in zip(self.canvas_features, fresh, strict=True):
+                cache[moved] = f
+        return self.canvas_features
+
     def _components(
         self,
         idx: torch.Tensor | None,
