@@ -140,10 +140,7 @@ def _box_mean(x: torch.Tensor, win_size: int, *, slices: bool | None = None) -> 
     return out / float(win_size * win_size)
 
 
-def _ssim_channel_map(
-    x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: int
-) -> torch.Tensor:
-    """Per-channel SSIM map ``(B, C, H, W)`` exactly as scikit-image computes it."""
+def _check_ssim_args(x: torch.Tensor, data_range: float, win_size: int) -> None:
     if win_size < 3 or win_size % 2 == 0:
         raise ValueError(f"win_size must be an odd integer >= 3; got {win_size!r}")
     h, w = x.shape[-2:]
@@ -153,23 +150,36 @@ def _ssim_channel_map(
             "use a smaller odd win_size or larger images"
         )
     _check_positive(data_range, "data_range")
-    if x.device.type == "cpu" and x.shape[0] > _CPU_SSIM_CHUNK:
-        return torch.cat(
-            [
-                _ssim_chunk(a, b, data_range, win_size)
-                for a, b in zip(x.split(_CPU_SSIM_CHUNK), y.split(_CPU_SSIM_CHUNK), strict=True)
-            ]
-        )
-    return _ssim_chunk(x, y, data_range, win_size)
 
 
-def _ssim_chunk(x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: int) -> torch.Tensor:
+def _ssim_slices(x: torch.Tensor) -> list[slice]:
+    """The batch in chunks of :data:`_CPU_SSIM_CHUNK` on a CPU; whole elsewhere."""
+    n = x.shape[0]
+    if x.device.type != "cpu" or n <= _CPU_SSIM_CHUNK:
+        return [slice(0, n)]
+    return [slice(i, i + _CPU_SSIM_CHUNK) for i in range(0, n, _CPU_SSIM_CHUNK)]
+
+
+def _ssim_channel_map(
+    x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: int
+) -> torch.Tensor:
+    """Per-channel SSIM map ``(B, C, H, W)`` exactly as scikit-image computes it."""
+    _check_ssim_args(x, data_range, win_size)
+    pad = (win_size - 1) // 2
+    parts = [_ssim_chunk(x[sl], y[sl], data_range, win_size, pad) for sl in _ssim_slices(x)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _ssim_chunk(
+    x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: int, pad: int
+) -> torch.Tensor:
+    """Per-channel SSIM map of the images padded by ``pad`` (0: only the padding-free area,
+    ``(H - win_size + 1, W - win_size + 1)``; ``(win_size - 1) // 2``: the full size)."""
     # Work in at least float32 (half precision loses the variance terms).
     dtype = torch.promote_types(x.dtype, torch.float32)
     x = x.to(dtype)
     y = y.to(dtype)
-    pad = (win_size - 1) // 2
-    b, c, h, w = x.shape
+    c = x.shape[1]
     # Five moments stacked along the channel axis -> one filtering pass.
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
     means = _box_mean(_symmetric_pad(stack, pad), win_size)
@@ -184,7 +194,7 @@ def _ssim_chunk(x: torch.Tensor, y: torch.Tensor, data_range: float, win_size: i
     c2 = (_SSIM_K2 * data_range) ** 2
     num = (2 * ux * uy + c1) * (2 * vxy + c2)
     den = (ux * ux + uy * uy + c1) * (vx + vy + c2)
-    return (num / den).reshape(b, c, h, w)
+    return num / den
 
 
 def ssim_map(
@@ -243,17 +253,25 @@ def ssim(
         the window.
     """
     _check_pair(x, y)
-    smap = _ssim_channel_map(x, y, data_range, win_size).mean(dim=1)  # (B, H, W)
+    _check_ssim_args(x, data_range, win_size)
     pad = (win_size - 1) // 2
-    h, w = smap.shape[-2:]
-    valid = smap[:, pad : h - pad, pad : w - pad]
-    if mask is None:
-        return valid.mean(dim=(1, 2)).to(x.dtype)
-    m = _check_mask(mask, x)[:, 0, pad : h - pad, pad : w - pad].to(valid.dtype)
-    count = m.sum(dim=(1, 2))
-    total = (valid * m).sum(dim=(1, 2))
-    out = torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, empty))
-    return out.to(x.dtype)
+    h, w = x.shape[-2:]
+    m = None if mask is None else _check_mask(mask, x)[:, 0, pad : h - pad, pad : w - pad]
+    values = []
+    for sl in _ssim_slices(x):
+        # Only the padding-free area is averaged, so only it is computed (pad=0): the same
+        # window sums as the full map's interior, without padding or cropping.
+        valid = _ssim_chunk(x[sl], y[sl], data_range, win_size, 0).mean(dim=1)
+        if m is None:
+            values.append(valid.mean(dim=(1, 2)))
+            continue
+        region = m[sl].to(valid.dtype)
+        count = region.sum(dim=(1, 2))
+        total = (valid * region).sum(dim=(1, 2))
+        values.append(
+            torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, empty))
+        )
+    return (values[0] if len(values) == 1 else torch.cat(values)).to(x.dtype)
 
 
 # --------------------------------------------------------------------------- PSNR, IoU
