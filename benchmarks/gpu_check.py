@@ -45,7 +45,7 @@ def check_device_state(size: int, device: str = "cuda") -> str:
     """Stage 1: where the state lives and what comes back to the host."""
     venv = UniGenVecEnv(4, size=size, seed=0, device=device)
     obs = venv.reset()
-    feats = venv.core.target_features or []
+    feats = (venv.core.target_features or []) + (venv.core.canvas_features or [])
     want = torch.device(device).type
     ok = (
         venv.core.canvas.device.type == want
@@ -57,7 +57,10 @@ def check_device_state(size: int, device: str = "cuda") -> str:
     )
     if not ok:
         raise AssertionError("state not on CUDA or observations not host numpy uint8")
-    return f"canvas, target and {len(feats)} cached feature maps on {venv.core.canvas.device}"
+    return (
+        f"canvas, target and {len(feats)} cached feature maps (target and canvas) on "
+        f"{venv.core.canvas.device}"
+    )
 
 
 def check_equivalence(

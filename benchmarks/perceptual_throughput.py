@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -104,6 +105,118 @@ def bench_device(
     return header, rows
 
 
+class ConvCounter:
+    """Multiply-adds done and wall time spent inside a network's ``Conv2d`` layers (hooks).
+
+    CPU only: a CUDA forward returns before its kernels finish.
+    """
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.macs = 0
+        self.seconds = 0.0
+        self._start = 0.0
+        self._handles = []
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                self._handles.append(module.register_forward_pre_hook(self._pre))
+                self._handles.append(module.register_forward_hook(self._post))
+
+    def _pre(self, module: torch.nn.Module, args: object) -> None:
+        self._start = time.perf_counter()
+
+    def _post(self, module: torch.nn.Module, args: object, out: torch.Tensor) -> None:
+        self.seconds += time.perf_counter() - self._start
+        conv = cast(torch.nn.Conv2d, module)
+        kh, kw = conv.kernel_size
+        self.macs += out.numel() * (conv.in_channels // conv.groups) * kh * kw
+
+    def reset(self) -> None:
+        self.macs, self.seconds = 0, 0.0
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def reference_conv_rate(repeats: int = 5) -> float:
+    """Best-of-``repeats`` multiply-adds per second of one large float32 convolution.
+
+    A 3x3 convolution, 256 -> 256 channels, on a batch of 64 16x16 maps in the
+    channels-last layout: the same oneDNN path as the network's layers, with enough work
+    per call to reach the kernel's best rate on this CPU. (``torch.mm`` is no such
+    yardstick: MKL's matrix product ran at under half this rate on the AMD CPU here.)
+    """
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 256, 16, 16, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.rand(256, 256, 3, 3, generator=g).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.conv2d(x, w, padding=1)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.conv2d(x, w, padding=1)
+            best = min(best, time.perf_counter() - start)
+    return 64 * 16 * 16 * 256 * 256 * 9 / best
+
+
+def conv_arithmetic(*, backend: str, batch: int, size: int, repeats: int) -> list[str]:
+    """How close the network's convolutions run to this CPU's matrix-product rate.
+
+    Returns markdown lines: multiply-adds per image in the trunk's convolutions, the rate
+    reached inside them for a batch (as the batched env runs it) and one image at a time
+    (as each env of a DummyVecEnv does), and a large convolution's rate for scale.
+    """
+    pd = PerceptualDistance(backend, device="cpu")
+    images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    counter = ConvCounter(pd.trunk)
+    try:
+        rates: dict[str, tuple[float, float]] = {}
+        cases: dict[str, Callable[[], object]] = {
+            "batch": lambda: pd.features(images),
+            "single": lambda: [pd.features(images[i : i + 1]) for i in range(batch)],
+        }
+        for name, fn in cases.items():
+            fn()  # warm-up
+            best: tuple[float, float] | None = None
+            for _ in range(repeats):
+                counter.reset()
+                fn()
+                if best is None or counter.seconds < best[1]:
+                    best = (counter.macs, counter.seconds)
+            assert best is not None
+            rates[name] = best
+    finally:
+        counter.close()
+    macs_per_image = rates["batch"][0] / batch
+    reference = reference_conv_rate(repeats)
+    lines = [
+        f"Convolution arithmetic (CPU; best of {repeats}): the trunk's convolutions do "
+        f"{macs_per_image / 1e6:.0f} M multiply-adds per {size}x{size} image.",
+        "",
+        "| calls | ms per image inside the convolutions | G multiply-adds / s | "
+        "vs a large convolution |",
+        "|---|---:|---:|---:|",
+    ]
+    labels = {
+        "batch": f"batch of {batch}, one call (chunks of {pd.chunk_size})",
+        "single": f"{batch} calls of 1 image",
+    }
+    for name, (macs, seconds) in rates.items():
+        rate = macs / seconds
+        lines.append(
+            f"| {labels[name]} | {1e3 * seconds / batch:.2f} | {rate / 1e9:.0f} "
+            f"| {rate / reference:.0%} |"
+        )
+    lines += [
+        "",
+        f"A large float32 convolution on this CPU (3x3, 256 -> 256 channels, 64 maps of "
+        f"16x16, channels-last): {reference / 1e9:.0f} G multiply-adds / s. Where the "
+        "batched rate is near it, the network's float32 cost per image cannot fall much "
+        "further on this machine; only fewer images or less arithmetic would help.",
+    ]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -122,6 +235,11 @@ def main(argv: list[str] | None = None) -> str:
         type=int,
         default=None,
         help="torch CPU threads (default: torch's choice); use 1 on a busy machine",
+    )
+    parser.add_argument(
+        "--no-conv-rate",
+        action="store_true",
+        help="skip the CPU convolution-arithmetic table",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="append a section to --output")
@@ -143,6 +261,15 @@ def main(argv: list[str] | None = None) -> str:
         )
         headers.append(header)
         rows.extend(device_rows)
+
+    arithmetic: list[str] = []
+    if "cpu" in devices and not args.no_conv_rate:
+        arithmetic = [
+            "",
+            *conv_arithmetic(
+                backend=args.backend, batch=args.batch, size=args.size, repeats=args.repeats
+            ),
+        ]
 
     argv_used = sys.argv[1:] if argv is None else argv
     command = "python benchmarks/perceptual_throughput.py " + shlex.join(argv_used)
@@ -168,6 +295,7 @@ def main(argv: list[str] | None = None) -> str:
             "| device | calls | cached target | two-image | cached / two-image |",
             "|---|---|---:|---:|---:|",
             *rows,
+            *arithmetic,
             "",
         ]
     )

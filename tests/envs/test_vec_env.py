@@ -442,8 +442,8 @@ def test_cuda_env_keeps_state_on_device_and_matches_cpu() -> None:
     assert gpu.core.canvas.is_cuda and gpu.core.target_features is None
     obs_g, obs_c = gpu.reset(), cpu.reset()
     _assert_obs_equal(obs_g, obs_c)
-    feats = gpu.core.target_features
-    assert feats is not None and all(f.is_cuda for f in feats)
+    for feats in (gpu.core.target_features, gpu.core.canvas_features):
+        assert feats is not None and all(f.is_cuda for f in feats)
     rng = np.random.default_rng(0)
     for _ in range(6):
         action = _random_batch(rng, 4)
