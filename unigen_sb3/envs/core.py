@@ -2,7 +2,10 @@
 
 :class:`UniGenCore` holds ``N`` episodes as tensors on one device and steps them together:
 one canvas-engine call, one perceptual-network forward and one set of metric calls per
-step for all ``N``. Task sampling (numpy/scikit-image) happens on the host at reset.
+step for all ``N``. The forward covers only the canvases the step changed: the others (a
+``stop``, an op that left every pixel equal) keep their cached features, and the features of
+a blank start canvas are computed once. Task sampling (numpy/scikit-image) happens on the
+host at reset.
 
 Reward schedule: the raw reward is the vector ``[quality, edit, consistency]`` of the
 *final* canvas, paid once when the episode ends (``stop`` or the horizon); every other step

@@ -4,9 +4,9 @@ SB3's ``DummyVecEnv`` steps its envs one after another in Python, so every step 
 canvas-engine calls and ``N`` perceptual-network forwards on batches of one. This VecEnv
 holds all ``N`` episodes in one :class:`~unigen_sb3.envs.core.UniGenCore` (the engine the
 single :class:`~unigen_sb3.envs.env.UniGenEnv` runs as a batch of one): one canvas call, one
-network forward and one set of metric calls per step for all ``N``, with each episode's target
-features computed once at its reset. State stays on ``device``; only the uint8 images and the
-small vectors SB3 needs come to the host.
+network forward (on the canvases the step changed) and one set of metric calls per step for
+all ``N``, with each episode's target features computed once at its reset. State stays on
+``device``; only the uint8 images and the small vectors SB3 needs come to the host.
 
 It is the *raw* multi-objective env, batched: Dict observations, raw hybrid actions
 (``{"op": (N,), "params": (N, P)}`` or a list of ``N`` single actions) and ``(N, 3)`` float32
