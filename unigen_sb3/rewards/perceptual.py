@@ -368,7 +368,8 @@ class PerceptualDistance(nn.Module):
             # The head is a bias-free 1x1 conv (after dropout, off in eval) followed by a
             # spatial mean; both are linear, so the mean is taken first: sum_c w_c *
             # mean_hw (a - b)^2, the same value without a conv over the whole map.
-            per_channel = (a - b).square().mean(dim=(2, 3))
+            diff = a - b
+            per_channel = diff.mul_(diff).mean(dim=(2, 3))  # squared in place: one buffer
             layers.append(per_channel @ self._lin_weight(k))
         return torch.stack(layers).sum(dim=0)
 
