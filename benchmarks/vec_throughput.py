@@ -15,11 +15,14 @@ RSS measured at smaller N, to size it).
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/vec_throughput.py            # the table in docs/
+    python benchmarks/vec_throughput.py --seconds 5         # the CPU table in docs/
     python benchmarks/vec_throughput.py --device cuda --kinds batched dummy --append
     python benchmarks/vec_throughput.py --n-envs 1 8 --seconds 2 --output /tmp/t.md  # smoke
     python benchmarks/vec_throughput.py --kinds batched dummy --n-envs 64 \\
         --metric-dtype bfloat16 --append          # batched env's network in bf16
+    TORCH_HOME=/tmp/hub python benchmarks/vec_throughput.py --kinds batched dummy \\
+        --n-envs 64 --perceptual-backend lpips --append   # original LPIPS AlexNet; its
+                                    # trunk file must be in $TORCH_HOME/hub/checkpoints
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 import torch
 
 from unigen_sb3.envs.vec_env import METRIC_DTYPES, VEC_ENV_KINDS, make_unigen_vec_env
+from unigen_sb3.rewards.perceptual import PerceptualDistance
 from unigen_sb3.utils import resolve_device
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "vec_throughput.md"
@@ -132,6 +136,7 @@ def measure(
     seed: int = 0,
     start_method: str | None = None,
     metric_dtype: str | None = None,
+    perceptual_backend: str = "auto",
 ) -> Result:
     """Steps per second and peak memory of one backend at one ``n_envs``.
 
@@ -145,6 +150,7 @@ def measure(
     :param seed: env and action seed.
     :param start_method: ``SubprocVecEnv``'s start method (default: SB3's).
     :param metric_dtype: autocast dtype of the metric network (batched only).
+    :param perceptual_backend: the envs' ``perceptual_backend``.
     """
     dev = resolve_device(device)
     gc.collect()
@@ -158,7 +164,13 @@ def measure(
     if metric_dtype is not None:
         kwargs["metric_dtype"] = metric_dtype
     venv = make_unigen_vec_env(
-        n_envs=n_envs, seed=seed, vec_env_kind=kind, size=size, device=str(dev), **kwargs
+        n_envs=n_envs,
+        seed=seed,
+        vec_env_kind=kind,
+        size=size,
+        device=str(dev),
+        perceptual_backend=perceptual_backend,
+        **kwargs,
     )
     rng = np.random.default_rng(seed)
     shape = (n_envs, *venv.action_space.shape)  # type: ignore[misc]
@@ -293,6 +305,7 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
                     warmup=args.warmup,
                     start_method=args.start_method,
                     metric_dtype=args.metric_dtype if kind == "batched" else None,
+                    perceptual_backend=args.perceptual_backend,
                 )
                 if r.worker_rss_mb is not None:
                     worker_mb = r.worker_rss_mb
@@ -304,9 +317,10 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
                     flush=True,
                 )
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads:
-        command = f"OMP_NUM_THREADS={threads} {command}"
+    for var in ("TORCH_HOME", "OMP_NUM_THREADS"):  # environment that changes what runs
+        if os.environ.get(var):
+            command = f"{var}={shlex.quote(os.environ[var])} {command}"
+    network = PerceptualDistance(args.perceptual_backend, device="cpu").backend_info
     today = datetime.date.today().isoformat()
     section = "\n".join(
         [
@@ -314,7 +328,8 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
             + (f", {torch.cuda.get_device_name(0)}" if "cuda" in devices[0] else ""),
             "",
             f"Command: `{command}`  ",
-            env_line + ".",
+            env_line + ".  ",
+            f"Metric network: {network}.",
             "",
             f"Default unified reward, Box actions, image observations; random actions; "
             f"{args.warmup} warm-up step(s), then at least {args.seconds:g} s and "
@@ -384,6 +399,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         choices=[name for name, dtype in METRIC_DTYPES.items() if dtype is not None],
         help="autocast the batched env's metric network (baselines stay float32)",
+    )
+    parser.add_argument(
+        "--perceptual-backend",
+        default="auto",
+        choices=["auto", "stlpips", "lpips"],
+        help="the envs' metric network (see PerceptualDistance)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
