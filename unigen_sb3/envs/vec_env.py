@@ -173,6 +173,11 @@ class UniGenVecEnv(VecEnv):
         dtype of the perceptual network's forward (see :class:`MixedPrecisionPerceptual`).
     :param render_mode: ``"rgb_array"`` or ``None``.
 
+    Memory: besides its images, each env keeps the perceptual features of its target and of
+    its current canvas (so a step runs the network only on canvases it changed): with the
+    default network 0.63 MB per env for each of the two at 64x64, 2.6 MB at 128x128; at
+    ``N=256`` and 64x64 about 320 MB on ``device``.
+
     Example:
         >>> venv = UniGenVecEnv(4, size=36, seed=0)
         >>> obs = venv.reset()
