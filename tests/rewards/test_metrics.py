@@ -110,6 +110,32 @@ def test_region_ssim_empty_mask_gives_empty_value(pair):
     assert out0[0] == 0.0 and out0[2] == 0.0 and out0[1] == out[1]
 
 
+def test_region_ssim_computes_only_images_whose_region_is_not_empty(monkeypatch):
+    # Generation tasks have nothing outside their mask: their SSIM is `empty` without work.
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(12, 3, 24, 24, generator=g)
+    y = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    mask = torch.zeros(12, 1, 24, 24)
+    mask[::3, :, 5:15, 4:20] = 1  # images 0, 3, 6, 9
+    mask[1, :, 0:2, :] = 1  # only cropped border pixels: empty as well
+    seen: list[int] = []
+    chunk = metrics._ssim_chunk
+
+    def counting(a: torch.Tensor, *args: object) -> torch.Tensor:
+        seen.append(a.shape[0])
+        return chunk(a, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(metrics, "_ssim_chunk", counting)
+    out = ssim(x, y, mask=mask, empty=0.25)
+    assert sum(seen) == 4
+    for i in range(12):
+        if i % 3:
+            assert out[i].item() == 0.25
+        else:
+            one = ssim(x[i : i + 1], y[i : i + 1], mask=mask[i : i + 1], empty=0.25)
+            assert out[i].item() == one.item() and one.item() < 0.99
+
+
 def test_ssim_batch_equals_one_by_one(pair):
     x, y = pair
     batched = ssim(x, y)

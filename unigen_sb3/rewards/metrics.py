@@ -257,6 +257,28 @@ def ssim(
     pad = (win_size - 1) // 2
     h, w = x.shape[-2:]
     m = None if mask is None else _check_mask(mask, x)[:, 0, pad : h - pad, pad : w - pad]
+    if m is not None and x.device.type == "cpu":
+        # An image whose region is empty gets ``empty`` whatever its pixels: on a CPU its
+        # map is not computed at all (generation tasks' preservation and temporal SSIM).
+        # Elsewhere every row is computed: picking rows would cost a device sync.
+        rows = torch.nonzero(m.flatten(1).any(dim=1)).flatten()
+        if rows.numel() < x.shape[0]:
+            out = torch.full((x.shape[0],), empty, dtype=x.dtype)
+            if rows.numel():
+                out[rows] = _region_ssim(x[rows], y[rows], m[rows], data_range, win_size, empty)
+            return out
+    return _region_ssim(x, y, m, data_range, win_size, empty)
+
+
+def _region_ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    m: torch.Tensor | None,
+    data_range: float,
+    win_size: int,
+    empty: float,
+) -> torch.Tensor:
+    """:func:`ssim` of checked images, ``m`` the mask cropped to the padding-free area."""
     values = []
     for sl in _ssim_slices(x):
         # Only the padding-free area is averaged, so only it is computed (pad=0): the same
