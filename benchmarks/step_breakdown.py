@@ -67,7 +67,7 @@ COMPONENT_PARTS: list[tuple[str, Any, str]] = [
     ("CIELAB conversion", components_module, "rgb_to_lab"),
     ("LPIPS distance heads", PerceptualDistance, "distance_from_features"),
     ("realism score", RealismScorer, "score"),
-    ("CIELAB style statistics", components_module, "lab_style_distance"),
+    ("CIELAB style statistics", components_module, "lab_style_stats"),
 ]
 
 

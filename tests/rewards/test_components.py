@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,8 +13,10 @@ from unigen_sb3.rewards.components import (
     RewardComputer,
     TaskBatch,
     component_vector,
+    lab_style_stats,
     style_distance,
 )
+from unigen_sb3.rewards.metrics import rgb_to_lab
 
 SIZE = 36
 
@@ -112,6 +115,8 @@ def test_prepared_task_caches_give_the_same_components(computer: RewardComputer)
     prepared = computer.prepare(task)
     assert prepared.target_features is not None
     assert prepared.target_lab is not None and prepared.outside is not None
+    assert prepared.target_style is not None and prepared.target_style.shape == (2, 6)
+    torch.testing.assert_close(prepared.target_style, lab_style_stats(rgb_to_lab(task.target)))
     canvas = (start + 0.1 * torch.randn_like(start)).clamp(0, 1)
     plain, cached = computer(start, canvas, task), computer(start, canvas, prepared)
     features = computer.perceptual.features(canvas)
@@ -121,6 +126,13 @@ def test_prepared_task_caches_give_the_same_components(computer: RewardComputer)
             torch.testing.assert_close(other[name].value, plain[name].value, atol=1e-6, rtol=0)
             for key, value in plain[name].sub.items():
                 torch.testing.assert_close(other[name].sub[key], value, atol=1e-6, rtol=0)
+
+
+def test_lab_style_stats_are_the_per_channel_mean_and_population_std() -> None:
+    lab = rgb_to_lab(torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(4)))
+    flat = lab.double().flatten(2).numpy()
+    expected = np.concatenate([flat.mean(axis=2), flat.std(axis=2)], axis=1)
+    np.testing.assert_allclose(lab_style_stats(lab).numpy(), expected, atol=1e-4, rtol=0)
 
 
 def test_style_distance_is_zero_for_equal_statistics_and_grows() -> None:

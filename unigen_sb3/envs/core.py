@@ -103,6 +103,7 @@ class UniGenCore:
         # Features of single-colour start canvases (generation's blank one), by colour.
         self._flat_features: dict[float, list[torch.Tensor]] = {}
         self.target_lab = torch.zeros(n, 3, h, w, device=device)
+        self.target_style = torch.zeros(n, 6, device=device)
         self.outside = torch.zeros(n, 1, h, w, device=device)
         self.attributes = np.zeros((n, len(ATTRIBUTE_NAMES)), dtype=np.float32)
         self.recent = np.zeros((n, len(RECENT_NAMES)), dtype=np.float32)
@@ -137,6 +138,7 @@ class UniGenCore:
             TaskBatch(self.target[idx], self.mask[idx], self.start[idx], new_feats)
         )
         self.target_lab[idx] = cast(torch.Tensor, prepared.target_lab)
+        self.target_style[idx] = cast(torch.Tensor, prepared.target_style)
         self.outside[idx] = cast(torch.Tensor, prepared.outside)
         for i, t in zip(indices, tasks, strict=True):
             self.tasks[i] = t
@@ -285,6 +287,7 @@ class UniGenCore:
             start=rows(self.start),
             target_features=[rows(f) for f in self.target_features],
             target_lab=rows(self.target_lab),
+            target_style=rows(self.target_style),
             outside=rows(self.outside),
         )
         return self.rewards(prev, canvas, task, canvas_features=canvas_features)

@@ -70,8 +70,10 @@ class TaskBatch:
     :param target_lab: cached :func:`~unigen_sb3.rewards.metrics.rgb_to_lab` of ``target``;
         computed on demand when ``None``.
     :param outside: cached :func:`outside_windows` of ``mask``; computed on demand when ``None``.
+    :param target_style: cached :func:`lab_style_stats` of ``target``; computed on demand
+        when ``None``.
 
-    :meth:`RewardComputer.prepare` fills the three caches; an env does that once per
+    :meth:`RewardComputer.prepare` fills the four caches; an env does that once per
     episode.
     """
 
@@ -81,6 +83,7 @@ class TaskBatch:
     target_features: list[Tensor] | None = None
     target_lab: Tensor | None = None
     outside: Tensor | None = None
+    target_style: Tensor | None = None
 
 
 @dataclass
@@ -111,6 +114,13 @@ def _outside(task: TaskBatch) -> Tensor:
 def _target_lab(task: TaskBatch) -> Tensor:
     """The task's cached target CIELAB, or computed now."""
     return task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
+
+
+def _target_style(task: TaskBatch) -> Tensor:
+    """The task's cached target CIELAB statistics, or computed now."""
+    if task.target_style is not None:
+        return task.target_style
+    return lab_style_stats(_target_lab(task))
 
 
 def _mean_of(sub: dict[str, Tensor]) -> Tensor:
@@ -163,6 +173,7 @@ class RewardComputer:
         """``task`` with its per-episode caches filled (target features, target CIELAB,
         the region away from the mask), so that each step computes only what the canvas
         changes."""
+        target_lab = _target_lab(task)
         return TaskBatch(
             target=task.target,
             mask=task.mask,
@@ -172,8 +183,11 @@ class RewardComputer:
                 if task.target_features is not None
                 else self.target_features(task.target)
             ),
-            target_lab=_target_lab(task),
+            target_lab=target_lab,
             outside=_outside(task),
+            target_style=(
+                task.target_style if task.target_style is not None else lab_style_stats(target_lab)
+            ),
         )
 
     def quality(
@@ -228,7 +242,9 @@ class RewardComputer:
             "temporal": ssim(
                 canvas, prev_canvas, mask=_outside(task), empty=1.0, win_size=SSIM_WINDOW
             ).clamp(0.0, 1.0),
-            "style": torch.exp(-lab_style_distance(lab, _target_lab(task)) / self.style_scale),
+            "style": torch.exp(
+                -_style_gap(lab_style_stats(lab), _target_style(task)) / self.style_scale
+            ),
         }
         return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["consistency"])
 
@@ -263,9 +279,17 @@ def style_distance(x: Tensor, y: Tensor) -> Tensor:
 
 def lab_style_distance(lab_x: Tensor, lab_y: Tensor) -> Tensor:
     """:func:`style_distance` of images already in CIELAB, (B,)."""
-    lx, ly = lab_x.flatten(2), lab_y.flatten(2)
-    stats_x = torch.cat([lx.mean(dim=2), lx.std(dim=2, unbiased=False)], dim=1)
-    stats_y = torch.cat([ly.mean(dim=2), ly.std(dim=2, unbiased=False)], dim=1)
+    return _style_gap(lab_style_stats(lab_x), lab_style_stats(lab_y))
+
+
+def lab_style_stats(lab: Tensor) -> Tensor:
+    """Per-channel mean and (population) std of CIELAB images, (B, 6): what
+    :func:`style_distance` compares."""
+    flat = lab.flatten(2)
+    return torch.cat([flat.mean(dim=2), flat.std(dim=2, unbiased=False)], dim=1)
+
+
+def _style_gap(stats_x: Tensor, stats_y: Tensor) -> Tensor:
     return torch.linalg.vector_norm(stats_x - stats_y, dim=1)
 
 
