@@ -37,6 +37,9 @@ import torch
 from unigen_sb3.rewards.perceptual import PerceptualDistance
 from unigen_sb3.utils import resolve_device
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vec_throughput import write_section
+
 DEFAULT_OUTPUT = (
     Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "perceptual_throughput.md"
 )
@@ -300,15 +303,11 @@ def main(argv: list[str] | None = None) -> str:
         ]
     )
     print(section)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    if args.append and args.output.exists():
-        args.output.write_text(args.output.read_text().rstrip("\n") + "\n\n" + section)
-    else:
-        title = (
-            "# PerceptualDistance throughput\n\n"
-            "Written by `benchmarks/perceptual_throughput.py`; rerun it to refresh.\n\n"
-        )
-        args.output.write_text(title + section)
+    title = (
+        "# PerceptualDistance throughput\n\n"
+        "Written by `benchmarks/perceptual_throughput.py`; rerun it to refresh.\n\n"
+    )
+    write_section(args.output, section, title, append=args.append)
     return section
 
 

@@ -44,7 +44,7 @@ from unigen_sb3.rewards.components import RewardComputer
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vec_throughput import environment_line
+from vec_throughput import environment_line, write_section
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "step_breakdown.md"
 
@@ -278,11 +278,7 @@ def main(argv: list[str] | None = None) -> str:
         ]
     )
     print(section)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    if args.append and args.output.exists():
-        args.output.write_text(args.output.read_text().rstrip("\n") + "\n\n" + section)
-    else:
-        args.output.write_text(TITLE + section)
+    write_section(args.output, section, TITLE, append=args.append)
     return section
 
 

@@ -265,6 +265,15 @@ def network_bounds(results: list[Result], baseline: str = "dummy") -> str:
     return "\n".join(lines)
 
 
+def write_section(path: Path, section: str, title: str, *, append: bool) -> None:
+    """Write a report: ``title`` + ``section``, or ``section`` appended to an existing file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if append and path.exists():
+        path.write_text(path.read_text().rstrip("\n") + "\n\n" + section)
+    else:
+        path.write_text(title + section)
+
+
 def environment_line(devices: list[str]) -> str:
     """Machine, versions and threads, for the report header."""
     parts = [
@@ -413,11 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     _, section = run(args)
     print(section)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    if args.append and args.output.exists():
-        args.output.write_text(args.output.read_text().rstrip("\n") + "\n\n" + section)
-    else:
-        args.output.write_text(HEADER + section)
+    write_section(args.output, section, HEADER, append=args.append)
     print(f"written to {args.output}")
 
 
