@@ -174,10 +174,10 @@ def measure(args: argparse.Namespace) -> tuple[Node, list[Node], float]:
     root = Node("whole vector step (with the VecEnv wrappers)", wall / args.steps)
     stack = [root]
     for label, depth, owner, name in PARTS:
-        under_reset = any(n.label.startswith("auto-resets") for n in stack[1 : depth + 1])
+        del stack[depth + 1 :]  # now the row's ancestors
+        under_reset = any(n.label.startswith("auto-resets") for n in stack)
         scope = "reset" if under_reset else "step"
         node = Node(label, timers.get(_key(owner, name), scope) / args.steps)
-        del stack[depth + 1 :]
         stack[-1].children.append(node)
         stack.append(node)
     components = [

@@ -165,11 +165,10 @@ class UniGenCore:
         flat = starts.flatten(1)
         uniform = (flat == flat[:, :1]).all(dim=1).tolist()
         colours = flat[:, 0].tolist()
-        missing = {c for c, u in zip(colours, uniform, strict=True) if u} - set(self._flat_features)
-        if len(self._flat_features) + len(missing) > _MAX_FLAT_COLOURS:
+        wanted = {c for c, u in zip(colours, uniform, strict=True) if u}
+        if len(self._flat_features.keys() | wanted) > _MAX_FLAT_COLOURS:
             self._flat_features.clear()
-            missing = {c for c, u in zip(colours, uniform, strict=True) if u}
-        for colour in missing:
+        for colour in wanted - self._flat_features.keys():
             image = torch.full((1, *starts.shape[1:]), colour, device=self.device)
             self._flat_features[colour] = self.rewards.perceptual.features(image)
         run = [j for j in range(k) if not uniform[j]]

@@ -116,11 +116,12 @@ def _target_lab(task: TaskBatch) -> Tensor:
     return task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
 
 
-def _target_style(task: TaskBatch) -> Tensor:
-    """The task's cached target CIELAB statistics, or computed now."""
+def _target_style(task: TaskBatch, target_lab: Tensor | None = None) -> Tensor:
+    """The task's cached target CIELAB statistics, or computed now (from ``target_lab`` when
+    the caller has it)."""
     if task.target_style is not None:
         return task.target_style
-    return lab_style_stats(_target_lab(task))
+    return lab_style_stats(target_lab if target_lab is not None else _target_lab(task))
 
 
 def _mean_of(sub: dict[str, Tensor]) -> Tensor:
@@ -185,9 +186,7 @@ class RewardComputer:
             ),
             target_lab=target_lab,
             outside=_outside(task),
-            target_style=(
-                task.target_style if task.target_style is not None else lab_style_stats(target_lab)
-            ),
+            target_style=_target_style(task, target_lab),
         )
 
     def quality(
