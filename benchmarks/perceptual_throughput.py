@@ -34,6 +34,7 @@ from typing import cast
 
 import torch
 
+from unigen_sb3.rewards.conv_blur import ConvBlurDownsample
 from unigen_sb3.rewards.perceptual import PerceptualDistance
 from unigen_sb3.utils import resolve_device
 
@@ -109,9 +110,12 @@ def bench_device(
 
 
 class ConvCounter:
-    """Multiply-adds done and wall time spent inside a network's ``Conv2d`` layers (hooks).
+    """Multiply-adds done and wall time spent inside a network's convolutions (hooks).
 
-    CPU only: a CUDA forward returns before its kernels finish.
+    Counts ``Conv2d`` layers and the fused first layer of the shift-tolerant trunk
+    (:class:`ConvBlurDownsample`, counted by its own arithmetic; the blur-downsample
+    layers elsewhere in that trunk are depthwise and not counted). CPU only: a CUDA
+    forward returns before its kernels finish.
     """
 
     def __init__(self, net: torch.nn.Module) -> None:
@@ -120,15 +124,19 @@ class ConvCounter:
         self._start = 0.0
         self._handles = []
         for module in net.modules():
-            if isinstance(module, torch.nn.Conv2d):
+            if isinstance(module, (torch.nn.Conv2d, ConvBlurDownsample)):
                 self._handles.append(module.register_forward_pre_hook(self._pre))
                 self._handles.append(module.register_forward_hook(self._post))
 
     def _pre(self, module: torch.nn.Module, args: object) -> None:
         self._start = time.perf_counter()
 
-    def _post(self, module: torch.nn.Module, args: object, out: torch.Tensor) -> None:
+    def _post(self, module: torch.nn.Module, args: tuple[torch.Tensor], out: torch.Tensor) -> None:
         self.seconds += time.perf_counter() - self._start
+        if isinstance(module, ConvBlurDownsample):
+            n, _, height, width = args[0].shape
+            self.macs += n * module.multiply_adds(height, width)
+            return
         conv = cast(torch.nn.Conv2d, module)
         kh, kw = conv.kernel_size
         self.macs += out.numel() * (conv.in_channels // conv.groups) * kh * kw

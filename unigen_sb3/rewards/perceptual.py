@@ -6,7 +6,10 @@ image) and :meth:`~PerceptualDistance.distance_from_features`, so an environment
 compute a fixed target's features once and reuse them every step. Two backends:
 
 - ``"stlpips"``: the shift-tolerant AlexNet LPIPS of ``stlpips-pytorch``, whose
-  weights file (trunk and linear layers) ships inside the pip package;
+  weights file (trunk and linear layers) ships inside the pip package. Its first
+  convolution and blur-downsample run as one strided convolution
+  (:class:`~unigen_sb3.rewards.conv_blur.ConvBlurDownsample`): the same values up to
+  float rounding, with a third of that layer's arithmetic;
 - ``"lpips"``: the original ``lpips`` package. Its linear layers ship with the package,
   but its trunk is torchvision's ImageNet AlexNet, which ``lpips`` would download. Here
   it is loaded only from a local file, never downloaded.
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from unigen_sb3.rewards.conv_blur import ConvBlurDownsample
 from unigen_sb3.rewards.metrics import _check_image
 from unigen_sb3.utils import resolve_device
 
@@ -130,7 +134,20 @@ def _build_stlpips() -> tuple[nn.Module, str]:
         # pretrained=False: build only; the weights are loaded and verified below.
         net = stlpips.LPIPS(pretrained=False, net="alex", variant="shift_tolerant", verbose=False)
     _load_verified(net, _load_file(path), str(path))
+    _fuse_first_layer(net)
     return net, f"stlpips shift-tolerant AlexNet (trunk + linear layers) from {path}"
+
+
+def _fuse_first_layer(net: nn.Module) -> None:
+    """Run the shift-tolerant trunk's first conv and blur-downsample as one strided conv.
+
+    Same values up to float rounding, a third of the first layer's multiply-adds (see
+    :mod:`unigen_sb3.rewards.conv_blur`). The weights must already be loaded.
+    """
+    first = cast(nn.Sequential, cast(nn.Module, net.net).slice1)
+    conv, blur = first[0], first[1]
+    first[0] = ConvBlurDownsample(cast(nn.Conv2d, conv), blur)
+    first[1] = nn.Identity()
 
 
 def _build_lpips(backbone: Path) -> tuple[nn.Module, str]:
