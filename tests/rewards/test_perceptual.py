@@ -101,6 +101,20 @@ def test_cpu_runs_channels_last_in_chunks_with_the_same_features(pd, images):
         PerceptualDistance("stlpips", device="cpu", chunk_size=0)
 
 
+def test_cpu_heads_in_row_chunks_equal_one_call(pd, images, astronaut):
+    # 40 rows: more than CPU_HEAD_ROWS and not a multiple of it.
+    g = torch.Generator().manual_seed(1)
+    batch = torch.cat([images.repeat(5, 1, 1, 1), torch.rand(20, 3, 64, 64, generator=g)])
+    assert len(batch) > 2 * perceptual.CPU_HEAD_ROWS and len(batch) % perceptual.CPU_HEAD_ROWS
+    fa, fb = pd.features(batch), pd.features(batch.flip(0))
+    target = pd.features(astronaut)
+    for other in (fb, target):
+        chunked = pd.distance_from_features(fa, other)
+        whole = pd._heads(fa, other)  # all rows in one call
+        torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+        assert chunked.shape == (40,) and chunked.min() >= 0 and chunked.max() > 0.1
+
+
 def test_cached_target_features_equal_two_image_path(pd, images, astronaut):
     target = pd.features(astronaut)  # batch 1, broadcast against the batch
     cached = pd.distance_from_features(pd.features(images), target)

@@ -58,6 +58,10 @@ _BACKENDS = ("auto", "lpips", "stlpips")
 _NORM_EPS = 1e-10
 #: Images per network forward on a CPU (see :class:`PerceptualDistance`'s ``chunk_size``).
 CPU_CHUNK_SIZE = 8
+#: Rows per call of the LPIPS heads on a CPU (:meth:`PerceptualDistance.distance_from_features`).
+#: Measured on 2 cores, 64x64: 0.058 -> 0.040 ms per row at N=64 and 0.157 -> 0.045 at N=256
+#: against one call for all rows; 8 and 32 rows ran within 12 % of 16.
+CPU_HEAD_ROWS = 16
 
 
 def default_lpips_backbone_path() -> Path:
@@ -375,13 +379,29 @@ class PerceptualDistance(nn.Module):
         """
         self._check_features(fa, "fa")
         self._check_features(fb, "fb")
-        layers = []
         for k, (a, b) in enumerate(zip(fa, fb, strict=True)):
             if a.shape[1:] != b.shape[1:] or b.shape[0] not in (1, a.shape[0]):
                 raise ValueError(
                     f"layer {k}: features of shape {tuple(a.shape)} and {tuple(b.shape)} do "
                     "not fit; fb needs the same image size and batch 1 or the batch of fa"
                 )
+        n = fa[0].shape[0]
+        if self._device.type != "cpu" or n <= CPU_HEAD_ROWS:
+            return self._heads(fa, fb)
+        # On a CPU, rows at a time: the squared differences of a large batch (59 MB for the
+        # first layer at N=256, 64x64) fall out of the caches; see CPU_HEAD_ROWS.
+        out = torch.empty(n, dtype=fa[0].dtype, device=fa[0].device)
+        for lo in range(0, n, CPU_HEAD_ROWS):
+            hi = lo + CPU_HEAD_ROWS
+            out[lo:hi] = self._heads(
+                [a[lo:hi] for a in fa], [b if b.shape[0] == 1 else b[lo:hi] for b in fb]
+            )
+        return out
+
+    def _heads(self, fa: Sequence[torch.Tensor], fb: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The LPIPS linear heads on checked feature lists: ``(B,)`` distances."""
+        layers = []
+        for k, (a, b) in enumerate(zip(fa, fb, strict=True)):
             # The head is a bias-free 1x1 conv (after dropout, off in eval) followed by a
             # spatial mean; both are linear, so the mean is taken first: sum_c w_c *
             # mean_hw (a - b)^2, the same value without a conv over the whole map.
