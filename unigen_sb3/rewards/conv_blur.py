@@ -114,9 +114,9 @@ class ConvBlurDownsample(nn.Module):
         padding = cast(tuple[int, int], conv.padding)  # not a string: checked above
         self._padding = (int(padding[0]), int(padding[1]))
         weight = conv.weight.detach().double()
-        binomial = torch.tensor(_BINOMIAL, dtype=torch.float64)
+        binomial = weight.new_tensor(_BINOMIAL)  # float64, on the weights' device
         # The last output row/column of an even-sized map: (y[L-2] + y[L-1]) / 2.
-        last = torch.tensor((_BINOMIAL[0] + _BINOMIAL[2], _BINOMIAL[1]), dtype=torch.float64)
+        last = weight.new_tensor((_BINOMIAL[0] + _BINOMIAL[2], _BINOMIAL[1]))
         dtype = conv.weight.dtype
         for name, rows, cols in (
             ("k_inner", binomial, binomial),
