@@ -18,9 +18,10 @@ import pytest
 import torch
 from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 from stable_baselines3 import PPO
-from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecCheckNan
 
 from unigen_sb3 import UniGenEnv
+from unigen_sb3.envs import vec_env
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OP_FILL, OP_STOP
 from unigen_sb3.envs.vec_env import UniGenVecEnv, make_unigen_vec_env
 from unigen_sb3.rewards.components import TaskBatch, component_vector
@@ -379,6 +380,52 @@ def test_make_unigen_vec_env_batched_matches_dummy_backend() -> None:
                 assert x["episode"]["r"] == pytest.approx(y["episode"]["r"], abs=1e-4)
                 np.testing.assert_array_equal(x["terminal_observation"], y["terminal_observation"])
     assert episodes > 0
+
+
+def test_make_unigen_vec_env_subproc_matches_dummy() -> None:
+    kw: dict[str, Any] = {"seed": 3, "size": SIZE, "horizon": 3, "device": "cpu"}
+    sub = make_unigen_vec_env(2, vec_env_kind="subproc", worker_threads=1, **kw)
+    dummy = make_unigen_vec_env(2, vec_env_kind="dummy", **kw)
+    try:
+        assert isinstance(sub, SubprocVecEnv)
+        assert sub.observation_space == dummy.observation_space
+        np.testing.assert_array_equal(sub.reset(), dummy.reset())
+        rng = np.random.default_rng(1)
+        shape = sub.action_space.shape
+        assert shape is not None
+        for _ in range(4):
+            action = rng.uniform(-1, 1, (2, *shape)).astype(np.float32)
+            os_, rs, ds, _ = sub.step(action)
+            od, rd, dd, _ = dummy.step(action)
+            np.testing.assert_array_equal(os_, od)
+            np.testing.assert_allclose(rs, rd, atol=REWARD_ATOL)
+            np.testing.assert_array_equal(ds, dd)
+    finally:
+        sub.close()
+
+
+def test_subproc_workers_get_a_share_of_the_threads(monkeypatch) -> None:
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert vec_env._worker_threads(2, "subproc", None) == 4
+    assert vec_env._worker_threads(3, "subproc", None) == 2
+    assert vec_env._worker_threads(64, "subproc", None) == 1
+    assert vec_env._worker_threads(2, "subproc", 3) == 3
+    assert vec_env._worker_threads(2, "dummy", None) is None
+    assert vec_env._worker_threads(2, "batched", None) is None
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=f"worker_threads must be an integer >= 1; got {bad}"):
+            vec_env._worker_threads(2, "subproc", bad)
+    with pytest.raises(ValueError, match="worker_threads=2 needs vec_env_kind='subproc'"):
+        make_unigen_vec_env(2, vec_env_kind="dummy", worker_threads=2)
+    monkeypatch.undo()
+    # The worker's factory sets the threads before it builds the env (in this process here).
+    before = torch.get_num_threads()
+    try:
+        env = vec_env._subproc_env(torch_threads=1, size=SIZE, device="cpu")
+        assert torch.get_num_threads() == 1
+        env.close()
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_make_unigen_vec_env_stack_and_bad_arguments() -> None:
