@@ -367,7 +367,8 @@ adds a section (e.g. from a GPU machine; `benchmarks/gpu_check.py` writes the CU
 (`make_unigen_vec_env`: unified reward, Box actions, image observations, monitor); *vs
 DummyVecEnv* divides by DummyVecEnv's figure at the same N (on the baseline device). *peak
 RSS* is this process's peak resident memory while that row ran (plus the workers' for
-SubprocVecEnv, each of which holds its own torch and perceptual network, about 1 GB).
+SubprocVecEnv, each of which holds its own torch and perceptual network, about 1 GB). Each
+SubprocVecEnv worker runs `max(1, torch threads // N)` torch threads (`worker_threads`).
 
 Reading the CPU figures: most of a UniGen step is per-image arithmetic, above all the
 perceptual network's forward (*network ms / env step*: about 2.6 ms of DummyVecEnv's ~6.1 ms
