@@ -22,12 +22,12 @@ from typing import Any
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
 from unigen_sb3.configs.loader import load_config, load_yaml, save_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
 from unigen_sb3.envs.factory import make_unigen_env
+from unigen_sb3.envs.vec_env import make_unigen_vec_env
 from unigen_sb3.experiments.algorithms import (
     algorithm_gamma,
     check_algorithm,
@@ -35,7 +35,7 @@ from unigen_sb3.experiments.algorithms import (
     is_off_policy,
 )
 from unigen_sb3.experiments.rundir import RunDir
-from unigen_sb3.experiments.seeding import seed_everything, worker_seed
+from unigen_sb3.experiments.seeding import seed_everything
 from unigen_sb3.rewards.shaping import PotentialShaping, check_shaping_gamma
 
 __all__ = [
@@ -148,12 +148,6 @@ def check_experiment(config: ExperimentConfig) -> tuple[type[BaseAlgorithm], str
             check_shaping_gamma(gamma, shaping)
         except ValueError as exc:
             raise ConfigError("reward.shaping.gamma", str(exc)) from exc
-    if config.training.vec_env_kind == "batched" and _batched_factory() is None:
-        raise ConfigError(
-            "training.vec_env_kind",
-            "'batched' needs unigen_sb3.envs.vec_env.make_unigen_vec_env, which this install "
-            "lacks; use 'dummy' or 'subproc'",
-        )
     return cls, policy
 
 
@@ -212,15 +206,6 @@ def make_env_fn(
     return thunk
 
 
-def _batched_factory() -> Callable[..., VecEnv] | None:
-    try:
-        from unigen_sb3.envs import vec_env
-    except ImportError:
-        return None
-    factory = getattr(vec_env, "make_unigen_vec_env", None)
-    return factory if callable(factory) else None
-
-
 def make_train_vec_env(
     config: ExperimentConfig, shaping: PotentialShaping | None = None, *, seed: int | None = None
 ) -> VecEnv:
@@ -234,42 +219,22 @@ def make_train_vec_env(
     base_seed = config.seed if seed is None else seed
     kind = config.training.vec_env_kind
     n_envs = config.training.n_envs
-    factory = _batched_factory()
-    if factory is not None:
-        w = _weights(config)
-        return factory(
-            n_envs=n_envs,
-            seed=base_seed,
-            action=config.env.action,
-            obs=config.env.obs,
-            vec_env_kind=kind,
-            task=config.env.task,
-            w_quality=w["quality"],
-            w_edit=w["edit"],
-            w_consistency=w["consistency"],
-            normalization=config.reward.normalization,
-            shaping=shaping,
-            **({"action_options": config.env.action_options} if config.env.action_options else {}),
-            **_env_kwargs(config),
-        )
-    if kind == "batched":
-        raise ConfigError("training.vec_env_kind", "'batched' is not available in this install")
-
-    def worker(rank: int) -> Callable[[], gym.Env[Any, Any]]:
-        rank_seed = worker_seed(base_seed, rank)
-        build = make_env_fn(config, rank_seed, shaping=shaping)
-
-        def thunk() -> gym.Env[Any, Any]:
-            env = Monitor(build())  # episode statistics for SB3's rollout/ep_* logs
-            env.action_space.seed(rank_seed)
-            return env
-
-        return thunk
-
-    cls: type[DummyVecEnv] | type[SubprocVecEnv] = DummyVecEnv if kind == "dummy" else SubprocVecEnv
-    vec = cls([worker(i) for i in range(n_envs)])
-    vec.seed(base_seed)  # worker i's first reset(seed=seed + i), as make_vec_env does
-    return vec
+    w = _weights(config)
+    return make_unigen_vec_env(
+        n_envs=n_envs,
+        seed=base_seed,
+        action=config.env.action,
+        obs=config.env.obs,
+        vec_env_kind=kind,
+        task=config.env.task,
+        w_quality=w["quality"],
+        w_edit=w["edit"],
+        w_consistency=w["consistency"],
+        normalization=config.reward.normalization,
+        shaping=shaping,
+        action_options=config.env.action_options or None,
+        **_env_kwargs(config),
+    )
 
 
 def build_model(
