@@ -353,6 +353,25 @@ def test_maskable_ppo_sees_masks_in_the_codec_layout() -> None:
 # --------------------------------------------------------------------------- the factory
 
 
+def _step_alike(a: Any, b: Any, *, steps: int, seed: int) -> list[tuple[Any, Any]]:
+    """Reset two VecEnvs and step both with the same random Box actions; assert that
+    observations, rewards and dones agree, and return each step's two info lists."""
+    np.testing.assert_array_equal(a.reset(), b.reset())
+    rng = np.random.default_rng(seed)
+    shape = a.action_space.shape
+    assert shape is not None
+    infos = []
+    for _ in range(steps):
+        action = rng.uniform(-1, 1, (a.num_envs, *shape)).astype(np.float32)
+        oa, ra, da, ia = a.step(action)
+        ob, rb, db, ib = b.step(action)
+        np.testing.assert_array_equal(oa, ob)
+        np.testing.assert_allclose(ra, rb, atol=REWARD_ATOL)
+        np.testing.assert_array_equal(da, db)
+        infos.append((ia, ib))
+    return infos
+
+
 def test_make_unigen_vec_env_batched_matches_dummy_backend() -> None:
     kw: dict[str, Any] = {"seed": 8, "size": SIZE, "horizon": 3, "device": "cpu"}
     batched = make_unigen_vec_env(2, vec_env_kind="batched", **kw)
@@ -360,18 +379,8 @@ def test_make_unigen_vec_env_batched_matches_dummy_backend() -> None:
     assert isinstance(dummy, DummyVecEnv)
     assert batched.observation_space == dummy.observation_space
     assert batched.action_space == dummy.action_space
-    np.testing.assert_array_equal(batched.reset(), dummy.reset())
-    rng = np.random.default_rng(0)
-    shape = batched.action_space.shape
-    assert shape is not None
     episodes = 0
-    for _ in range(8):
-        action = rng.uniform(-1, 1, (2, *shape)).astype(np.float32)
-        ob, rb, db, ib = batched.step(action)
-        od, rd, dd, idd = dummy.step(action)
-        np.testing.assert_array_equal(ob, od)
-        np.testing.assert_allclose(rb, rd, atol=REWARD_ATOL)
-        np.testing.assert_array_equal(db, dd)
+    for ib, idd in _step_alike(batched, dummy, steps=8, seed=0):
         for x, y in zip(ib, idd, strict=True):
             assert x.keys() >= {"reward_components", "reward_total"}
             if "episode" in y:  # Monitor vs VecMonitor: same episode return and length
@@ -389,17 +398,7 @@ def test_make_unigen_vec_env_subproc_matches_dummy() -> None:
     try:
         assert isinstance(sub, SubprocVecEnv)
         assert sub.observation_space == dummy.observation_space
-        np.testing.assert_array_equal(sub.reset(), dummy.reset())
-        rng = np.random.default_rng(1)
-        shape = sub.action_space.shape
-        assert shape is not None
-        for _ in range(4):
-            action = rng.uniform(-1, 1, (2, *shape)).astype(np.float32)
-            os_, rs, ds, _ = sub.step(action)
-            od, rd, dd, _ = dummy.step(action)
-            np.testing.assert_array_equal(os_, od)
-            np.testing.assert_allclose(rs, rd, atol=REWARD_ATOL)
-            np.testing.assert_array_equal(ds, dd)
+        assert len(_step_alike(sub, dummy, steps=4, seed=1)) == 4
     finally:
         sub.close()
 
