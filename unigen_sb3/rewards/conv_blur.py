@@ -106,6 +106,13 @@ class ConvBlurDownsample(nn.Module):
     :raises ValueError: if either module is configured differently.
     """
 
+    # The fused kernels (buffers, set in __init__): the interior, the last row and column
+    # of an even-sized map, and their corner.
+    k_inner: torch.Tensor
+    k_last_row: torch.Tensor
+    k_last_col: torch.Tensor
+    k_corner: torch.Tensor
+
     def __init__(self, conv: nn.Conv2d, blur: nn.Module) -> None:
         super().__init__()
         _check_pair(conv, blur)
@@ -127,11 +134,6 @@ class ConvBlurDownsample(nn.Module):
             kernel = _compose(weight, rows, cols).to(dtype)
             self.register_buffer(name, kernel, persistent=False)
 
-    def _kernel(self, name: str) -> torch.Tensor:
-        kernel = getattr(self, name)
-        assert isinstance(kernel, torch.Tensor)
-        return kernel
-
     def conv_map_size(self, height: int, width: int) -> tuple[int, int]:
         """Height and width of ``conv``'s output for an input of this size."""
         (kh, kw), (ph, pw) = self.conv.kernel_size, self._padding
@@ -143,15 +145,15 @@ class ConvBlurDownsample(nn.Module):
         if lh < 3 or lw < 3:
             raise ValueError(f"input {height}x{width} is too small for the blur's padding")
         zh, zw = (lh - 1) // 2, (lw - 1) // 2
-        per_output = self.conv.out_channels * self.conv.in_channels
-        total = zh * zw * self._kernel("k_inner")[0, 0].numel()
+        channel_pairs = self.conv.out_channels * self.conv.in_channels
+        total = zh * zw * self.k_inner[0, 0].numel()
         if lh % 2 == 0:
-            total += zw * self._kernel("k_last_row")[0, 0].numel()
+            total += zw * self.k_last_row[0, 0].numel()
         if lw % 2 == 0:
-            total += zh * self._kernel("k_last_col")[0, 0].numel()
+            total += zh * self.k_last_col[0, 0].numel()
         if lh % 2 == 0 and lw % 2 == 0:
-            total += self._kernel("k_corner")[0, 0].numel()
-        return total * per_output
+            total += self.k_corner[0, 0].numel()
+        return total * channel_pairs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``blur(conv(x))`` for ``x`` of shape ``(N, C_in, H, W)``."""
@@ -161,7 +163,7 @@ class ConvBlurDownsample(nn.Module):
         ph, pw = self._padding
         bias = self.conv.bias
         xp = F.pad(x, (pw, pw, ph, ph))
-        inner = F.conv2d(xp, self._kernel("k_inner"), bias, stride=_BLUR_STRIDE)
+        inner = F.conv2d(xp, self.k_inner, bias, stride=_BLUR_STRIDE)
         zh, zw = inner.shape[-2:]
         mh, mw = zh + 2, zw + 2
         fmt = _layout(inner, x)
@@ -176,7 +178,7 @@ class ConvBlurDownsample(nn.Module):
         if lw % 2 == 0:
             strip = xp[..., lw - 2 :]
             out[:, :, 1 : mh - 1, mw - 1 :] = F.conv2d(
-                strip, self._kernel("k_last_col"), bias, stride=(_BLUR_STRIDE, 1)
+                strip, self.k_last_col, bias, stride=(_BLUR_STRIDE, 1)
             )
         else:
             out[:, :, 1 : mh - 1, mw - 1] = out[:, :, 1 : mh - 1, mw - 2]
@@ -184,11 +186,11 @@ class ConvBlurDownsample(nn.Module):
         if lh % 2 == 0:
             strip = xp[:, :, lh - 2 :, :]
             out[:, :, mh - 1 :, 1 : mw - 1] = F.conv2d(
-                strip, self._kernel("k_last_row"), bias, stride=(1, _BLUR_STRIDE)
+                strip, self.k_last_row, bias, stride=(1, _BLUR_STRIDE)
             )
             if lw % 2 == 0:
                 corner = xp[:, :, lh - 2 :, lw - 2 :]
-                out[:, :, mh - 1 :, mw - 1 :] = F.conv2d(corner, self._kernel("k_corner"), bias)
+                out[:, :, mh - 1 :, mw - 1 :] = F.conv2d(corner, self.k_corner, bias)
             else:
                 out[:, :, mh - 1, mw - 1] = out[:, :, mh - 1, mw - 2]
         else:
