@@ -224,6 +224,26 @@ def test_rgb_to_lab_matches_skimage(device):
         np.testing.assert_allclose(ours[i].permute(1, 2, 0).numpy(), ref, atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("size", [64, 6])
+def test_rgb_to_lab_on_a_cpu_batch_larger_than_a_chunk_equals_one_pass(size):
+    # A CPU batch above the chunk size is converted chunk by chunk. At the env's 64x64 every
+    # chunk holds whole vector registers of pixels, so the bits equal one pass over the batch;
+    # at an odd size the vectorised kernels' scalar tails may round differently (float32).
+    n = metrics._CPU_LAB_CHUNK + 3
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(n, 3, size, size, generator=g)
+    for dtype in (torch.float32, torch.float64):
+        out = rgb_to_lab(x.to(dtype))
+        one_pass = metrics._lab_pass(x, dtype)
+        assert out.dtype == dtype and out.shape == x.shape
+        if size == 64:
+            assert torch.equal(out, one_pass)
+        else:
+            torch.testing.assert_close(out, one_pass, atol=1e-4, rtol=0)
+    ref = color.rgb2lab(x[-1].permute(1, 2, 0).double().numpy())
+    np.testing.assert_allclose(out[-1].permute(1, 2, 0).numpy(), ref, atol=1e-3, rtol=0)
+
+
 def test_color_accuracy_counts_pixels_within_tolerance():
     g = torch.Generator().manual_seed(3)
     target = torch.rand(2, 3, 8, 8, generator=g)

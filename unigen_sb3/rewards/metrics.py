@@ -353,11 +353,20 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- colour
 
 
+_CPU_LAB_CHUNK = 16
+"""Images per CIELAB conversion pass on a CPU, so that its temporaries stay in the CPU
+caches (measured on 2 cores at 64x64: 256 images in 27.5 ms as one pass, 12.5 ms in chunks
+of 16; 64 images in 3.7 and 3.2 ms). Every operation is per pixel: at 64x64 the chunks give
+the bits of one pass; at sizes whose pixel count is not a multiple of the vector width the
+vectorised kernels' scalar tails can differ in the last float32 bit."""
+
+
 def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
     """Convert sRGB images (D65) in ``[0, 1]`` to CIELAB.
 
     The same formulas and constants as ``skimage.color.rgb2lab`` (illuminant D65,
     2-degree observer): L in ``[0, 100]``, a and b roughly in ``[-128, 127]``.
+    On a CPU a large batch is converted :data:`_CPU_LAB_CHUNK` images at a time.
 
     :param x: images ``(B, 3, H, W)`` in ``[0, 1]``.
     :return: ``(B, 3, H, W)`` with channels (L, a, b).
@@ -365,6 +374,17 @@ def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
     """
     _check_image(x, "x")
     dtype = torch.promote_types(x.dtype, torch.float32)
+    n = x.shape[0]
+    if x.device.type != "cpu" or n <= _CPU_LAB_CHUNK:
+        return _lab_pass(x, dtype)
+    out = torch.empty(x.shape, dtype=dtype)
+    for lo in range(0, n, _CPU_LAB_CHUNK):
+        out[lo : lo + _CPU_LAB_CHUNK] = _lab_pass(x[lo : lo + _CPU_LAB_CHUNK], dtype)
+    return out
+
+
+def _lab_pass(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`rgb_to_lab` of checked images in one pass, computed in ``dtype``."""
     rgb = x.to(dtype)
     # sRGB companding -> linear RGB.
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
@@ -377,8 +397,7 @@ def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
         xyz > 0.008856, xyz.clamp_min(0.008856).pow(1.0 / 3.0), 7.787 * xyz + 16.0 / 116.0
     )
     fx, fy, fz = f.unbind(dim=1)
-    lab = torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
-    return lab
+    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 
 
 def color_accuracy(
