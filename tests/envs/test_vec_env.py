@@ -318,6 +318,30 @@ def test_vec_image_obs_stacks_observations_and_terminal_observations() -> None:
     np.testing.assert_array_equal(obs, stacker(raw.core.observations()))
 
 
+def test_vec_image_obs_stacks_each_terminal_observation_like_the_raw_env() -> None:
+    # Terminal observations are stacked in one batch per step: each ended episode must get
+    # the stacked form of its own raw terminal observation, in its own array.
+    ref = UniGenVecEnv(4, size=SIZE, horizon=3, seed=6, device="cpu")
+    wrapped = VecImageObs(UniGenVecEnv(4, size=SIZE, horizon=3, seed=6, device="cpu"))
+    stacker = ImageStacker(ref.observation_space)
+    ref.reset()
+    wrapped.reset()
+    rng = np.random.default_rng(0)
+    ended = 0
+    for ops in ([OP_STOP, OP_FILL, OP_STOP, OP_FILL], [OP_FILL] * 4, [OP_FILL] * 4):
+        action = _batch(ops, rng.uniform(-1, 1, (4, NUM_PARAMS)))
+        _, _, ref_dones, ref_infos = ref.step(action)
+        _, _, dones, infos = wrapped.step(action)
+        np.testing.assert_array_equal(dones, ref_dones)
+        images = [info["terminal_observation"] for info in infos if "terminal_observation" in info]
+        assert len({id(image) for image in images}) == len(images) == int(dones.sum())
+        for i in np.flatnonzero(dones):
+            want = stacker(ref_infos[i]["terminal_observation"])
+            np.testing.assert_array_equal(infos[i]["terminal_observation"], want)
+            ended += 1
+    assert ended >= 4
+
+
 @pytest.mark.parametrize("encoding", ["box", "multidiscrete", "discrete"])
 def test_vec_hybrid_action_decodes_like_the_codec(encoding: str) -> None:
     codec = make_codec(encoding, NUM_OPS, NUM_PARAMS)

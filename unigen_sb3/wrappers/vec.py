@@ -136,8 +136,12 @@ class VecImageObs(VecEnvWrapper):
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
         self.reset_infos = self.venv.reset_infos
-        for info in infos:
-            terminal = info.get("terminal_observation")
-            if isinstance(terminal, dict):
-                info["terminal_observation"] = self.stacker(terminal)
+        # The terminal observations of a step are stacked in one call: an auto-reset step
+        # can end dozens of episodes at once, and one call per episode costs more than it.
+        ended = [info for info in infos if isinstance(info.get("terminal_observation"), dict)]
+        if ended:
+            terminals = [info["terminal_observation"] for info in ended]
+            batch = {key: np.stack([t[key] for t in terminals]) for key in terminals[0]}
+            for info, image in zip(ended, self.stacker(batch), strict=True):
+                info["terminal_observation"] = image.copy()
         return self.stacker(obs), rewards, dones, infos  # type: ignore[arg-type]
