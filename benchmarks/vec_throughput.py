@@ -371,7 +371,7 @@ SubprocVecEnv, each of which holds its own torch and perceptual network, about 1
 SubprocVecEnv worker runs `max(1, torch threads // N)` torch threads (`worker_threads`).
 
 Reading the CPU figures: most of a UniGen step is per-image arithmetic, above all the
-perceptual network's forward (*network ms / env step*: about 2.6 ms of DummyVecEnv's ~6.1 ms
+perceptual network's forward (*network ms / env step*: about 2.5-2.8 ms of DummyVecEnv's 6-7 ms
 step at 64x64) and SSIM. Every backend runs the network only on the canvases a step changed
 (a `stop` step reuses the canvas's features) and computes the blank start canvas's features
 once. The batched env runs the network in cache-sized chunks of 8 images (see
