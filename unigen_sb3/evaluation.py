@@ -502,8 +502,9 @@ def stability_summary(
         :class:`~unigen_sb3.callbacks.UniGenEvalCallback`, whose ``history`` holds the
         learning curve ``[[timesteps, mean R_total], ...]``).
     :param metric: the score in ``metrics`` to compare across runs.
-    :param fractions: for each ``X``, the steps each run took to reach ``X`` times its final
-        score (first history point at or above it).
+    :param fractions: for each ``X``, the steps each run's learning curve (its ``history``,
+        which is always mean R_total, whatever ``metric`` is) took to reach ``X`` times the
+        curve's final value (first history point at or above it).
     :return: ``{"n_runs", "metric", "seeds", "final": {"per_run", "mean", "std", "variance"},
         "within_run_std": {"per_run", "mean"}, "episode_length": {"per_run", "mean", "std",
         "variance", "cv", "mean_within_run_std"}, "steps_to_fraction": {"<X>": {"per_run",

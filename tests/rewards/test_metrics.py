@@ -320,3 +320,12 @@ def test_bad_arguments_raise():
         mask_iou(torch.ones(1, 2, 4, 4), torch.ones(1, 2, 4, 4))
     with pytest.raises(ValueError, match="tol"):
         color_accuracy(x, x, torch.ones(1, 1, 16, 16), tol=0.0)
+    # A float window and an infinite range used to fail deep inside (TypeError) or give NaN.
+    with pytest.raises(ValueError, match=r"win_size must be an odd integer >= 3; got 7\.0"):
+        ssim(x, x, win_size=7.0)
+    with pytest.raises(ValueError, match="win_size must be an odd integer >= 3; got True"):
+        ssim_map(x, x, win_size=True)
+    for fn in (ssim, ssim_map, psnr):
+        with pytest.raises(ValueError, match="data_range must be a finite number > 0; got inf"):
+            fn(x, x, data_range=float("inf"))
+    assert ssim(x, x, win_size=np.int64(5)).item() == pytest.approx(1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -138,6 +139,30 @@ def test_load_state_dict_rejects_foreign_state() -> None:
     bad["var"] = [1.0, -1.0, 1.0]
     with pytest.raises(ValueError, match="malformed"):
         RunningNormalizer(3).load_state_dict(bad)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("epsilon", -1.0, "state epsilon must be a positive finite number, got -1.0"),
+        ("clip", -5.0, "state clip must be a positive finite number, got -5.0"),
+        ("clip", float("nan"), "state clip must be a positive finite number, got nan"),
+        ("count", 2.5, "state count must be an int, got 2.5"),
+    ],
+)
+def test_load_state_dict_refuses_bad_settings_and_keeps_its_state(key, value, message) -> None:
+    # A checkpoint with a negative epsilon or clip used to load and turn rewards into NaN.
+    norm = RunningNormalizer(3)
+    norm.update(np.array([[0.1, 0.2, 0.3], [0.5, 0.1, 0.9]]))
+    before = norm.state_dict()
+    bad = RunningNormalizer(3).state_dict()
+    bad[key] = value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        norm.load_state_dict(bad)
+    after = norm.state_dict()
+    assert after.keys() == before.keys()
+    for k in before:
+        np.testing.assert_array_equal(np.asarray(after[k], dtype=object), before[k], err_msg=k)
 
 
 def test_bounded_state_roundtrip() -> None:

@@ -97,8 +97,11 @@ def test_cpu_runs_channels_last_in_chunks_with_the_same_features(pd, images):
     for a, b in zip(small.features(batch), whole.features(batch), strict=True):
         assert a.is_contiguous()
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="chunk_size must be None or an integer >= 1, got 0"):
-        PerceptualDistance("stlpips", device="cpu", chunk_size=0)
+    for bad in (0, 2.7, True):
+        with pytest.raises(
+            ValueError, match=f"chunk_size must be None or an integer >= 1, got {bad}"
+        ):
+            PerceptualDistance("stlpips", device="cpu", chunk_size=bad)
 
 
 def test_cpu_heads_in_row_chunks_equal_one_call(pd, images, astronaut):
@@ -318,6 +321,16 @@ def test_kid_separates_distributions_and_is_deterministic(monkeypatch):
     monkeypatch.setattr(perceptual, "_KID_GRAM_LIMIT", 0)
     lo = kernel_inception_distance(a, b, subset_size=100, n_subsets=20)
     assert lo == pytest.approx(same, rel=1e-9, abs=1e-12)
+
+
+def test_kid_refuses_bad_subset_arguments():
+    a = torch.randn(10, 4)
+    with pytest.raises(ValueError, match=r"must be integers; got 5\.0, 100 and 0"):
+        kernel_inception_distance(a, a, subset_size=5.0)
+    with pytest.raises(ValueError, match=r"must be integers; got 1000, 100 and 0\.5"):
+        kernel_inception_distance(a, a, seed=0.5)
+    with pytest.raises(ValueError, match="need subset_size >= 2 and n_subsets >= 1; got 1 and 3"):
+        kernel_inception_distance(a, a, subset_size=1, n_subsets=3)
 
 
 @pytest.fixture(scope="module")

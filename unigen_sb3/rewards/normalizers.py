@@ -212,12 +212,7 @@ class RunningNormalizer:
                 else [f"component_{i}" for i in range(n)]
             )
         self.names = _check_names(names, int(n))
-        if not (np.isfinite(epsilon) and epsilon > 0):
-            raise ValueError(f"epsilon must be a positive finite number, got {epsilon!r}")
-        if not (np.isfinite(clip) and clip > 0):
-            raise ValueError(f"clip must be a positive finite number, got {clip!r}")
-        self.epsilon = float(epsilon)
-        self.clip = float(clip)
+        self.epsilon, self.clip = _check_epsilon_clip(epsilon, clip)
         self.mean = np.zeros(int(n), dtype=np.float64)
         self.var = np.ones(int(n), dtype=np.float64)
         self.count = 0
@@ -284,7 +279,14 @@ class RunningNormalizer:
         k = len(self.names)
         mean = np.asarray(state["mean"], dtype=np.float64)
         var = np.asarray(state["var"], dtype=np.float64)
-        count = int(state["count"])
+        count = state["count"]
+        if isinstance(count, bool) or not isinstance(count, int | np.integer):
+            raise ValueError(f"state count must be an int, got {count!r}")
+        count = int(count)
+        # Checked before anything is assigned: a refused state leaves this normalizer as it was.
+        epsilon, clip = _check_epsilon_clip(
+            state.get("epsilon", self.epsilon), state.get("clip", self.clip), "state "
+        )
         if mean.shape != (k,) or var.shape != (k,):
             raise ValueError(
                 f"state mean/var need {k} entries, got shapes {mean.shape} and {var.shape}"
@@ -294,14 +296,24 @@ class RunningNormalizer:
                 f"state is malformed: count={count}, mean={mean.tolist()}, var={var.tolist()}"
             )
         self.mean, self.var, self.count = mean, var, count
-        self.epsilon = float(state.get("epsilon", self.epsilon))
-        self.clip = float(state.get("clip", self.clip))
+        self.epsilon, self.clip = epsilon, clip
 
     def __repr__(self) -> str:
         return (
             f"RunningNormalizer(n={len(self.names)}, count={self.count}, "
             f"mean={self.mean.tolist()}, var={self.var.tolist()})"
         )
+
+
+def _check_epsilon_clip(epsilon: Any, clip: Any, prefix: str = "") -> tuple[float, float]:
+    """``(epsilon, clip)`` as floats; each must be a positive finite number."""
+    for name, value in (("epsilon", epsilon), ("clip", clip)):
+        ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+            value, bool
+        )
+        if not (ok and np.isfinite(value) and value > 0):
+            raise ValueError(f"{prefix}{name} must be a positive finite number, got {value!r}")
+    return float(epsilon), float(clip)
 
 
 def _check_state(state: dict[str, Any], kind: str, names: tuple[str, ...]) -> None:

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from unigen_sb3.rewards.conv_blur import ConvBlurDownsample
-from unigen_sb3.rewards.metrics import _check_image
+from unigen_sb3.rewards.metrics import _check_image, _is_integer
 from unigen_sb3.utils import resolve_device
 
 __all__ = [
@@ -230,7 +230,7 @@ class PerceptualDistance(nn.Module):
         (``benchmarks/perceptual_throughput.py``). Chunks of 8 to 32 ran within about 15 %
         of each other at 1 and 2 threads; on a many-core CPU a larger ``chunk_size`` may
         be faster (untested here).
-    :raises ValueError: for an unknown backend or a ``chunk_size`` below 1.
+    :raises ValueError: for an unknown backend or a ``chunk_size`` that is not an integer >= 1.
     :raises FileNotFoundError: if the chosen backend's weights file is missing.
     :raises RuntimeError: if a package is missing or a weights file does not provide
         every parameter.
@@ -247,7 +247,7 @@ class PerceptualDistance(nn.Module):
         super().__init__()
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}; got {backend!r}")
-        if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+        if chunk_size is not None and (not _is_integer(chunk_size) or chunk_size < 1):
             raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}")
         dev = resolve_device(device)
         backbone = (
@@ -554,6 +554,11 @@ def kernel_inception_distance(
     ta = _as_matrix(a, "a")
     tb = _as_matrix(b, "b", ta.device)
     _check_dims(ta, tb)
+    if not (_is_integer(subset_size) and _is_integer(n_subsets) and _is_integer(seed)):
+        raise ValueError(
+            "subset_size, n_subsets and seed must be integers; "
+            f"got {subset_size!r}, {n_subsets!r} and {seed!r}"
+        )
     if subset_size < 2 or n_subsets < 1:
         raise ValueError(
             f"need subset_size >= 2 and n_subsets >= 1; got {subset_size} and {n_subsets}"
