@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -304,6 +305,18 @@ def test_eval_settings_come_from_a_batched_vecenv_stack() -> None:
     assert config["horizon"] == HORIZON and config["edit_fraction"] == 0.5
     assert (config["w_quality"], config["w_edit"], config["w_consistency"]) == (0.5, 0.5, 0.0)
     assert codec is None
+
+
+def test_eval_settings_are_refused_from_a_stack_without_a_unigen_env() -> None:
+    # A SubprocVecEnv (or any VecEnv without a UniGen core) used to give the default settings
+    # silently, so the first evaluation failed on shapes or ran the wrong task.
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from unigen_sb3.callbacks.evaluation import _config_from_batched
+
+    other = VecNormalize(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
+    with pytest.raises(ValueError, match=r"cannot read the evaluation settings .* DummyVecEnv"):
+        _config_from_batched(other)
 
 
 def test_add_callbacks_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -213,6 +213,13 @@ def test_make_unigen_env_defaults_and_bad_arguments() -> None:
         make_unigen_env(task="paint")
     with pytest.raises(ValueError, match="size=16"):
         UniGenEnv(size=16)
+    for bad in (True, 0, 2.0):
+        with pytest.raises(ValueError, match=f"horizon={bad!r} must be an int >= 1"):
+            UniGenEnv(horizon=bad)
+    # numpy integers (e.g. from a config array) are ints; they are stored as Python ints.
+    sized = UniGenEnv(size=np.int64(36), horizon=np.int32(3))
+    assert (sized.size, sized.horizon) == (36, 3) and type(sized.size) is int
+    assert sized.observation_space["canvas"].shape == (3, 36, 36)
     with pytest.raises(ValueError, match=r"sum to 2\.7"):
         make_unigen_env(w_quality=0.9, w_edit=0.9, w_consistency=0.9)
 

@@ -99,6 +99,25 @@ def test_get_set_attr_env_method_and_wrapped(venv: UniGenVecEnv) -> None:
     assert venv.env_is_wrapped(gym.wrappers.TimeLimit) == [False] * 3
 
 
+def test_set_attr_refuses_settings_fixed_at_construction() -> None:
+    # Setting the horizon used to be accepted while episodes kept ending at the old one.
+    v = UniGenVecEnv(2, size=SIZE, horizon=2, seed=0, device="cpu")
+    v.reset()
+    for name, value in (("horizon", 4), ("size", 64), ("task", "edit"), ("device", "cuda")):
+        with pytest.raises(ValueError, match=f"{name} is fixed when UniGenVecEnv is built"):
+            v.set_attr(name, value)
+    assert v.get_attr("horizon") == [2, 2] and v.core.horizon == 2
+    v.step(_batch([OP_FILL, OP_FILL]))
+    _, _, dones, _ = v.step(_batch([OP_FILL, OP_FILL]))
+    assert dones.all()
+
+
+def test_render_through_env_method_follows_render_mode() -> None:
+    plain = UniGenVecEnv(2, size=SIZE, seed=0, device="cpu")
+    plain.reset()
+    assert plain.env_method("render") == [None, None] == list(plain.get_images())
+
+
 def test_bad_actions_raise_naming_the_env_and_leave_state_unchanged(venv: UniGenVecEnv) -> None:
     venv.reset()
     canvas, steps = venv.core.canvas.clone(), venv.core.steps.copy()
@@ -466,12 +485,35 @@ def test_make_unigen_vec_env_stack_and_bad_arguments() -> None:
         make_unigen_vec_env(2, action="tuple")
     with pytest.raises(ValueError, match="n_envs=0"):
         UniGenVecEnv(0)
+    # Checked before the kind is chosen: DummyVecEnv and SubprocVecEnv used to fail inside SB3
+    # (IndexError, unpacking error), and the batched stack with a dict-update error.
+    for kind in vec_env.VEC_ENV_KINDS:
+        with pytest.raises(ValueError, match="n_envs=0 must be an int >= 1"):
+            make_unigen_vec_env(0, vec_env_kind=kind)
+        with pytest.raises(TypeError, match="action_options must be a mapping, got 'abc'"):
+            make_unigen_vec_env(1, vec_env_kind=kind, action_options="abc")
     with pytest.raises(ValueError, match="metric_dtype='int8'"):
         UniGenVecEnv(1, metric_dtype="int8", size=SIZE)
     with pytest.raises(ValueError, match="size=16"):
         UniGenVecEnv(1, size=16)
     with pytest.raises(RuntimeError, match="before reset"):
         UniGenVecEnv(1, size=SIZE, device="cpu").step(_batch([0]))
+
+
+def test_batched_stack_passes_reset_infos_through_its_monitor() -> None:
+    # SB3's VecMonitor keeps empty reset_infos; the batched stack showed [{}, {}] where the
+    # DummyVecEnv stack shows each env's reset info.
+    batched = make_unigen_vec_env(2, seed=4, size=SIZE, horizon=1)
+    dummy = make_unigen_vec_env(2, seed=4, size=SIZE, horizon=1, vec_env_kind="dummy")
+    batched.reset()
+    dummy.reset()
+    for _ in range(2):
+        prompts = [info["prompt"] for info in dummy.reset_infos]
+        assert [info["prompt"] for info in batched.reset_infos] == prompts
+        assert all(info["step"] == 0 for info in batched.reset_infos)
+        action = np.zeros((2, *batched.action_space.shape), np.float32)
+        batched.step(action)  # horizon 1: every env ends and is reset with a new task
+        dummy.step(action)
 
 
 # --------------------------------------------------------------------------- precision, devices

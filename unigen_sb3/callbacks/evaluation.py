@@ -22,7 +22,11 @@ def _config_from_batched(venv: VecEnv) -> tuple[dict[str, Any], Any]:
 
     The batched VecEnv keeps its settings as attributes (``task``, ``size``, ``horizon``,
     ``sampler``) next to its ``core``; reward weights and the codec live in the
-    ``VecEnvWrapper`` layers above it. Anything else gives the defaults.
+    ``VecEnvWrapper`` layers above it.
+
+    :raises ValueError: when no batched UniGen VecEnv is at the bottom of the stack (e.g. a
+        ``SubprocVecEnv``, whose envs live in other processes): evaluating with default
+        settings instead would use the wrong task, size or codec without saying so.
     """
     config: dict[str, Any] = {}
     codec = None
@@ -36,15 +40,21 @@ def _config_from_batched(venv: VecEnv) -> tuple[dict[str, Any], Any]:
         if codec is None:
             codec = current.__dict__.get("codec")
         current = current.venv
-    if isinstance(getattr(current, "core", None), UniGenCore):
-        for name in ("task", "size", "horizon"):
-            if hasattr(current, name):
-                config[name] = getattr(current, name)
-        sampler = getattr(current, "sampler", None)
-        if sampler is not None:
-            config["edit_fraction"] = sampler.edit_fraction
-        if hasattr(current, "device"):
-            config["device"] = current.device
+    if not isinstance(getattr(current, "core", None), UniGenCore):
+        raise ValueError(
+            "UniGenEvalCallback cannot read the evaluation settings from a training env of "
+            f"type {type(current).__name__} (it reads them from a DummyVecEnv's first env or a "
+            "batched UniGen VecEnv stack); pass them as env_or_config, e.g. "
+            "UniGenEvalCallback({'task': ..., 'size': ..., 'horizon': ...}) or the env itself"
+        )
+    for name in ("task", "size", "horizon"):
+        if hasattr(current, name):
+            config[name] = getattr(current, name)
+    sampler = getattr(current, "sampler", None)
+    if sampler is not None:
+        config["edit_fraction"] = sampler.edit_fraction
+    if hasattr(current, "device"):
+        config["device"] = current.device
     return config, codec
 
 
@@ -59,7 +69,9 @@ class UniGenEvalCallback(BaseCallback):
 
     :param env_or_config: settings of the evaluation (see ``evaluate_unigen``); ``None``
         reads them from the training env: the first env of a ``DummyVecEnv``, or the
-        settings, weights and codec of a batched UniGen VecEnv stack.
+        settings, weights and codec of a batched UniGen VecEnv stack. Other training envs
+        (e.g. ``SubprocVecEnv``) need them given here: training then stops at its start
+        with a ``ValueError`` that says so.
     :param eval_freq: evaluate every ``eval_freq`` calls (one call = one step of every env).
     :param n_episodes: episodes per evaluation (>= 2); the task set is the same every time.
     :param seed: base seed of the task set.

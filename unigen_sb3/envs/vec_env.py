@@ -39,6 +39,8 @@ from stable_baselines3.common.vec_env import (
 )
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
 )
 
 from unigen_sb3.envs.core import UniGenCore
@@ -65,6 +67,7 @@ from unigen_sb3.wrappers.reward import VecUnifiedReward
 from unigen_sb3.wrappers.vec import VecHybridAction, VecImageObs
 
 __all__ = [
+    "FIXED_SETTINGS",
     "METRIC_DTYPES",
     "VEC_ENV_KINDS",
     "MixedPrecisionPerceptual",
@@ -77,6 +80,11 @@ UniGenStepReturn = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dic
 
 VEC_ENV_KINDS = ("batched", "dummy", "subproc")
 """Accepted values of ``make_unigen_vec_env(vec_env_kind=...)``."""
+
+FIXED_SETTINGS = ("task", "size", "horizon", "device", "metric_dtype")
+"""Settings of :class:`UniGenVecEnv` that ``set_attr`` refuses: they are fixed when the env is
+built (its core, task sampler and reward network follow them), so setting the attribute
+afterwards would change nothing the envs do."""
 
 METRIC_DTYPES: dict[str, torch.dtype | None] = {
     "float32": None,
@@ -208,6 +216,7 @@ class UniGenVecEnv(VecEnv):
         if isinstance(n_envs, bool) or not isinstance(n_envs, int | np.integer) or n_envs < 1:
             raise ValueError(f"n_envs={n_envs!r} must be an int >= 1")
         check_env_args(task, size, horizon, render_mode)
+        size, horizon = int(size), int(horizon)
         n = int(n_envs)
         self.task = task
         self.size = size
@@ -333,14 +342,21 @@ class UniGenVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         """Set ``np_random`` per env, or a shared attribute for all envs at once.
 
-        :raises ValueError: when a shared attribute is set for only some envs (all envs share
-            one set of attributes here, so they cannot differ).
+        :raises ValueError: for a setting in :data:`FIXED_SETTINGS` (setting it would change
+            nothing the envs do), or when a shared attribute is set for only some envs (all
+            envs share one set of attributes here, so they cannot differ).
         """
         idx = list(self._get_indices(indices))
         if attr_name == "np_random":
             for i in idx:
                 self._rngs[i] = value
             return
+        if attr_name in FIXED_SETTINGS:
+            raise ValueError(
+                f"set_attr({attr_name!r}, {value!r}): {attr_name} is fixed when UniGenVecEnv "
+                f"is built (its core, task sampler and reward network follow it); build a new "
+                f"env with {attr_name}={value!r}. Fixed settings: {FIXED_SETTINGS}"
+            )
         if sorted(idx) != list(range(self.num_envs)):
             raise ValueError(
                 f"set_attr({attr_name!r}) for envs {idx}: the {self.num_envs} envs of "
@@ -355,14 +371,17 @@ class UniGenVecEnv(VecEnv):
         indices: VecEnvIndices = None,
         **method_kwargs: Any,
     ) -> list[Any]:
-        """Call a method per env: ``action_masks`` and ``render`` give each env's own result;
-        any other method of this VecEnv is called once and its result given to every env.
+        """Call a method per env: ``action_masks`` and ``render`` give each env's own result
+        (``render``: its panel, or ``None`` unless ``render_mode="rgb_array"``); any other
+        method of this VecEnv is called once and its result given to every env.
         """
         idx = list(self._get_indices(indices))
         if method_name == "action_masks":
             masks = self.action_masks()
             return [masks[i] for i in idx]
         if method_name == "render":
+            if self.render_mode != "rgb_array":
+                return [None for _ in idx]  # as UniGenEnv.render() and get_images()
             obs = self.core.observations(idx)
             return [render_panel(obs, k) for k in range(len(idx))]
         result = getattr(self, method_name)(*method_args, **method_kwargs)
@@ -373,6 +392,25 @@ class UniGenVecEnv(VecEnv):
     ) -> list[bool]:
         """No gymnasium wrapper lives inside a batched env: all ``False``."""
         return [False for _ in self._get_indices(indices)]
+
+
+class _ResetInfoVecMonitor(VecMonitor):
+    """SB3's ``VecMonitor`` that also passes ``reset_infos`` up from the env it wraps.
+
+    ``VecMonitor`` leaves its own ``reset_infos`` at the empty dicts ``VecEnv.__init__`` made,
+    so the batched stack would show ``[{}, ...]`` where DummyVecEnv and SubprocVecEnv show each
+    env's reset info (prompt, task kind, state components).
+    """
+
+    def reset(self) -> VecEnvObs:
+        obs = super().reset()
+        self.reset_infos = self.venv.reset_infos
+        return obs
+
+    def step_wait(self) -> VecEnvStepReturn:
+        result = super().step_wait()
+        self.reset_infos = self.venv.reset_infos
+        return result
 
 
 def _worker_threads(n_envs: int, vec_env_kind: str, worker_threads: int | None) -> int | None:
@@ -465,6 +503,10 @@ def make_unigen_vec_env(
     """
     if vec_env_kind not in VEC_ENV_KINDS:
         raise ValueError(f"vec_env_kind={vec_env_kind!r} is not one of {VEC_ENV_KINDS}")
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int | np.integer) or n_envs < 1:
+        raise ValueError(f"n_envs={n_envs!r} must be an int >= 1")
+    if action_options is not None and not isinstance(action_options, Mapping):
+        raise TypeError(f"action_options must be a mapping, got {action_options!r}")
     if action not in ACTION_ENCODINGS:
         raise ValueError(f"action={action!r} is not one of {ACTION_ENCODINGS}")
     if obs not in OBS_MODES:
@@ -513,5 +555,5 @@ def make_unigen_vec_env(
     if obs == "image":
         venv = VecImageObs(venv)
     if monitor:
-        venv = VecMonitor(venv)
+        venv = _ResetInfoVecMonitor(venv)
     return venv
