@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 from unigen_sb3.configs import (
     ConfigError,
     apply_overrides,
@@ -25,6 +26,7 @@ from unigen_sb3.experiments.algorithms import default_policy, get_algorithm_clas
 from unigen_sb3.experiments.runner import check_experiment
 from unigen_sb3.experiments.seeding import seed_everything, worker_seed
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
+from unigen_sb3.utils import resolve_device
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
@@ -99,6 +101,69 @@ def test_weights_summing_to_2_7_are_refused() -> None:
     assert cfg.reward.effective_weights() == pytest.approx(
         {"quality": 1 / 2.7, "edit": 1 / 2.7, "consistency": 0.7 / 2.7}, abs=1e-12
     )
+
+
+def test_normalize_weights_hint_is_given_only_for_reward_weights() -> None:
+    bad = {"quality": 0.9, "edit": 0.9, "consistency": 0.9}
+    with pytest.raises(ConfigError) as err:
+        load_config({"reward": {"weights": bad}})
+    assert err.value.path == "reward.weights"
+    assert "or set reward.normalize_weights to rescale them" in str(err.value)
+    for data, path in [
+        ({"evaluation": {"weights": bad}}, "evaluation.weights"),
+        ({"ablation": {"weight_grid": [bad]}}, "ablation.weight_grid[0]"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_config(data)
+        assert err.value.path == path and "sum to 2.7" in str(err.value)
+        assert "normalize" not in str(err.value)  # these weights are never rescaled
+
+
+DEVICE_SPECS = ["auto", "cpu", "cuda", "cuda:0", "cuda:3", "cpu:0", "mps", "gpu", "GPU"]
+DEVICE_SPECS += ["CUDA", "cuda:-1", "cuda:", "cuda:1.0", "cuda:01", " cpu", ""]
+
+
+@pytest.mark.parametrize("cuda", [False, True], ids=["no_cuda", "cuda"])
+@pytest.mark.parametrize("spec", DEVICE_SPECS)
+def test_env_device_accepts_exactly_what_resolve_device_accepts(
+    spec: str, cuda: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    try:
+        resolve_device(spec)
+    except ValueError:
+        with pytest.raises(ConfigError) as err:
+            load_config(None, [f"env.device={spec!r}"])
+        assert err.value.path == "env.device" and repr(spec) in str(err.value)
+        assert "'auto'" in str(err.value) and "'cpu'" in str(err.value)
+    else:
+        assert load_config(None, [f"env.device={spec!r}"]).env.device == spec
+
+
+@pytest.mark.parametrize(("spec", "ok"), [("cuda:1", True), ("mps", True), ("gpu", False)])
+def test_training_device_is_a_torch_device_and_cuda_may_be_absent(
+    spec: str, ok: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # SB3 falls back to the CPU
+    if ok:
+        assert load_config(None, [f"training.device={spec}"]).training.device == spec
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"training.device={spec}"])
+    assert err.value.path == "training.device"
+    assert "got 'gpu' (str)" in str(err.value) and "'cuda:N' (N >= 0)" in str(err.value)
+
+
+@pytest.mark.parametrize("override", ["training.device=gpu", "env.device=gpu"])
+def test_cli_refuses_a_bad_device_with_exit_2_before_writing(
+    override: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    args = ["train", str(REPO / "configs" / "quickstart.yaml"), "--out", str(out)]
+    assert main([*args, "--set", override]) == EXIT_CONFIG_ERROR
+    assert not out.exists()  # no run directory (and no meta.json stuck at "running")
+    err = capsys.readouterr().err
+    assert f"{override.split('=')[0]}: expected 'auto'" in err
 
 
 def test_overrides_parse_yaml_values_and_apply_in_order() -> None:

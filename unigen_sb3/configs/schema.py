@@ -17,6 +17,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import torch
+
 from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
 from unigen_sb3.rewards.unifier import validate_weights
 
@@ -341,6 +343,30 @@ def _field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+_DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' (N >= 0) or another torch device such as 'mps'"
+
+
+def _check_device(device: str, path: str, *, require_cuda: bool) -> None:
+    """Accept what :func:`~unigen_sb3.utils.resolve_device` accepts: ``auto`` or a torch device.
+
+    :param require_cuda: also refuse a CUDA device when CUDA is not available here, as
+        ``resolve_device`` does (``env.device``); SB3 falls back to the CPU instead
+        (``training.device``).
+    """
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(path, f"expected {_DEVICES}, got {_seen(device)}") from None
+    if require_cuda and dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            path,
+            f"{device!r} asks for CUDA, but CUDA is not available here (the env needs it when "
+            "it is built); use 'auto' (CUDA when present, else the CPU) or 'cpu'",
+        )
+
+
 def _check_weights(
     weights: dict[str, float], path: str, normalize: bool = False
 ) -> dict[str, float]:
@@ -359,7 +385,12 @@ def _check_weights(
     try:
         validate_weights(weights, normalize=normalize)
     except ValueError as exc:
-        message = str(exc).replace("pass normalize_weights=True", "set reward.normalize_weights")
+        message = str(exc)
+        hint = "pass normalize_weights=True"
+        if path == "reward.weights":  # the only weights that reward.normalize_weights rescales
+            message = message.replace(hint, "set reward.normalize_weights")
+        else:
+            message = message.replace(f", or {hint} to rescale them", "")
         raise ConfigError(path, message) from exc
     return {n: float(weights[n]) for n in COMPONENT_NAMES}
 
@@ -393,7 +424,9 @@ def _check_search_space(space: dict[str, dict[str, Any]], path: str) -> None:
 def validate_config(data: dict[str, Any]) -> ExperimentConfig:
     """Validate a fully merged config dict and build the typed config.
 
-    Weights are checked as the reward library does
+    Devices are checked as :func:`~unigen_sb3.utils.resolve_device` does (``auto`` or a torch
+    device string; ``env.device`` naming CUDA also needs CUDA available here). Weights are
+    checked as the reward library does
     (:func:`~unigen_sb3.rewards.unifier.validate_weights`: each in ``[0, 1]``, summing to 1),
     here and in every ``ablation.weight_grid`` entry, so a bad weight is refused before any
     training starts.
@@ -403,6 +436,8 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
     :raises ConfigError: naming the dotted path of the first problem found.
     """
     cfg: ExperimentConfig = _build(ExperimentConfig, data, "")
+    _check_device(cfg.env.device, "env.device", require_cuda=True)
+    _check_device(cfg.training.device, "training.device", require_cuda=False)
     cfg.reward.weights = _check_weights(
         cfg.reward.weights, "reward.weights", cfg.reward.normalize_weights
     )
