@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from cli_support import QUICKSTART, REPO, TINY, cli_command, cli_env, sets
 from stable_baselines3.common.callbacks import BaseCallback
 
-from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
+from unigen_sb3.cli import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED, main
 from unigen_sb3.configs import load_config
 from unigen_sb3.experiments import RunDir, train
 
@@ -230,3 +231,108 @@ def test_wandb_offline_mode(tmp_path: Path) -> None:
     result = train(cfg, tmp_path / "run", evaluate=False)
     assert result.num_timesteps == 64
     assert list((tmp_path / "run").rglob("offline-run-*"))
+
+
+def test_interrupt_hint_resumes_from_the_runs_own_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+
+    from unigen_sb3.experiments import runner
+
+    real_train = runner.train
+    calls = []
+
+    def train_interrupted_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("resume"))
+        if len(calls) == 1:
+            kwargs["extra_callbacks"] = [_InterruptAt(40)]
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train_interrupted_once)
+    out = tmp_path / "my run"  # a space: the hint quotes its paths
+    overrides = sets([*TINY, "training.total_timesteps=96", "seed=3"])
+    assert main(["train", str(QUICKSTART), "--out", str(out), *overrides]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    hint = shlex.split(err.split("continue with: ", 1)[1])
+    assert hint == ["unigen-sb3", "train", str(out / "config.yaml"), "--out", str(out), "--resume"]
+    # The hint works as printed: the saved config carries the --set overrides.
+    assert main(hint[1:]) == 0 and calls == [False, True]
+    meta = RunDir(out).read_meta()
+    assert meta["status"] == "completed" and meta["seed"] == 3 and meta["num_timesteps"] >= 96
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--storage", "bogus://x"], "argument --storage: 'bogus://x': no installed database"),
+        (["--storage", "runs/study.db"], "'runs/study.db' is neither a journal: file nor a URL"),
+        (["--storage", "journal:"], "'journal:' names no journal file"),
+        (["--n-jobs", "0"], "argument --n-jobs: expected an integer >= 1, got 0"),
+        (["--n-jobs", "two"], "argument --n-jobs: expected an integer >= 1, got 'two'"),
+    ],
+)
+def test_sweep_usage_errors_exit_2_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    out = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", str(REPO / "configs" / "sweep.yaml"), "--out", str(out), *args])
+    assert exit_info.value.code == EXIT_CONFIG_ERROR
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "messages"),
+    [
+        (
+            "sweep.metric=nonsense",
+            ["sweep.metric: unknown metric 'nonsense'", "'frechet_distance'", "'kid_std'"],
+        ),
+        (
+            "sweep.search_space={n_step: {type: int, low: 1, high: 4}}",
+            ["sweep.search_space.n_step: with n_step=1: PPO has no parameter 'n_step'"],
+        ),
+    ],
+)
+def test_sweep_config_errors_exit_2_before_any_storage_or_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, messages: list[str]
+) -> None:
+    out = tmp_path / "sweep"
+    overrides = sets([*TINY, "sweep.n_trials=1", override])
+    code = main(["sweep", str(REPO / "configs" / "sweep.yaml"), "--out", str(out), *overrides])
+    err = capsys.readouterr().err
+    assert code == EXIT_CONFIG_ERROR
+    for message in messages:
+        assert message in err
+    assert "algorithm.kwargs" not in err
+    assert not out.exists()  # no optuna.journal, no lock file, no trial run
+    # A rerun gives the same error (no "0 complete trials" from a leftover study).
+    assert main(["sweep", str(REPO / "configs" / "sweep.yaml"), "--out", str(out), *overrides]) == 2
+
+
+def test_only_commands_that_read_a_config_offer_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import unigen_sb3.cli
+
+    for command, takes_set in [
+        ("train", True),
+        ("eval", True),
+        ("ablate", True),
+        ("sweep", True),
+        ("report", False),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert ("--set" in capsys.readouterr().out) == takes_set, command
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(tmp_path), "--set", "seed=1"])
+    assert exit_info.value.code == EXIT_CONFIG_ERROR
+    assert "unrecognized arguments: --set seed=1" in capsys.readouterr().err
+    doc = " ".join((unigen_sb3.cli.__doc__ or "").split())
+    assert "Every command takes ``--out DIR``;" in doc
+    assert "``train``, ``eval``, ``ablate`` and ``sweep`` also take repeatable ``--set" in doc

@@ -1,6 +1,7 @@
 """``unigen-sb3``: train, evaluate, ablate, sweep and report from YAML configs.
 
-Every command takes ``--out DIR`` and repeatable ``--set dotted.key=value`` overrides::
+Every command takes ``--out DIR``; ``train``, ``eval``, ``ablate`` and ``sweep`` also take
+repeatable ``--set dotted.key=value`` config overrides (``report`` reads finished runs)::
 
     unigen-sb3 train configs/quickstart.yaml --out runs/qs --set seed=7
     unigen-sb3 eval runs/qs --set evaluation.n_episodes=32
@@ -8,14 +9,15 @@ Every command takes ``--out DIR`` and repeatable ``--set dotted.key=value`` over
     unigen-sb3 sweep configs/sweep.yaml --out runs/sweep --n-jobs 2
     unigen-sb3 report runs/ablation runs/qs --out runs/report
 
-Exit codes: 0 done, 2 a config or usage error (nothing was trained), 130 interrupted
-(the run directory is valid: continue with ``--resume``).
+Exit codes: 0 done, 2 a config or usage error (nothing was trained or written), 130
+interrupted (the run directory is valid: continue with ``--resume``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,8 +29,10 @@ EXIT_CONFIG_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def _common(parser: argparse.ArgumentParser, out_help: str) -> None:
+def _common(parser: argparse.ArgumentParser, out_help: str, *, overrides: bool = True) -> None:
     parser.add_argument("--out", type=Path, default=None, help=out_help)
+    if not overrides:
+        return
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -37,6 +41,28 @@ def _common(parser: argparse.ArgumentParser, out_help: str) -> None:
         metavar="KEY=VALUE",
         help="override a config entry (dotted key, YAML value); repeatable",
     )
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _storage(text: str) -> str:
+    """An argparse type: a storage :func:`~unigen_sb3.experiments.sweep.check_storage` accepts."""
+    from unigen_sb3.experiments.sweep import check_storage
+
+    try:
+        check_storage(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,11 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "sweep folder (default: runs/<config name>_sweep)")
     p.add_argument(
         "--storage",
+        type=_storage,
         default=None,
         help="Optuna storage shared by workers: an RDB URL (sqlite:///..., postgresql://...) "
         "or journal:PATH (default: a journal file in --out)",
     )
-    p.add_argument("--n-jobs", type=int, default=1, help="worker processes on this machine")
+    p.add_argument(
+        "--n-jobs", type=_positive_int, default=1, help="worker processes on this machine (>= 1)"
+    )
     p.add_argument(
         "--worker-index",
         type=int,
@@ -83,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="markdown and plots from runs, ablations and sweeps")
     p.add_argument("runs", type=Path, nargs="+", help="run, ablation or sweep folders")
-    _common(p, "report folder (default: the first folder given)")
+    _common(p, "report folder (default: the first folder given)", overrides=False)
     return parser
 
 
@@ -121,9 +150,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config, out, resume=args.resume, overwrite=args.overwrite, evaluate=not args.no_eval
     )
     if result.interrupted:
+        # The run's own config.yaml holds its --set overrides: resume from it, not args.config.
+        saved = shlex.quote(str(result.run_dir.config_path))
         print(
             f"interrupted at {result.num_timesteps} timesteps; model and checkpoint saved in "
-            f"{out}; continue with: unigen-sb3 train {args.config} --out {out} --resume",
+            f"{out}; continue with: unigen-sb3 train {saved} --out {shlex.quote(str(out))} "
+            "--resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -200,8 +232,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from unigen_sb3.experiments.report import write_report
 
-    if args.overrides:
-        build_parser().error("report takes no --set overrides (it reads finished runs)")
     path = write_report(args.runs, args.out or args.runs[0])
     print(path)
     return 0

@@ -225,8 +225,11 @@ def test_algorithm_checks_run_before_training() -> None:
     with pytest.raises(ConfigError, match=r"algorithm\.kwargs\.seed"):
         check_experiment(load_config(None, ["algorithm.kwargs.seed=3"]))
     shaped = ["reward.shaping.enabled=true", "reward.shaping.gamma=0.9"]
-    with pytest.raises(ConfigError, match=r"reward\.shaping\.gamma.*0\.99"):
+    with pytest.raises(ConfigError, match=r"reward\.shaping\.gamma.*0\.99") as err:
         check_experiment(load_config(None, shaped))  # PPO's default gamma is 0.99
+    # The advice names the config key, not the Python class a config user never writes.
+    assert "set reward.shaping.gamma to 0.99, or to null" in err.value.message
+    assert "PotentialShaping(" not in str(err.value)
     check_experiment(load_config(None, [*shaped, "algorithm.kwargs.gamma=0.9"]))
 
 

@@ -146,8 +146,13 @@ def check_experiment(config: ExperimentConfig) -> tuple[type[BaseAlgorithm], str
     if shaping is not None and gamma is not None:
         try:
             check_shaping_gamma(gamma, shaping)
-        except ValueError as exc:
-            raise ConfigError("reward.shaping.gamma", str(exc)) from exc
+        except ValueError:
+            raise ConfigError(
+                "reward.shaping.gamma",
+                f"{shaping.gamma} differs from the algorithm's gamma={gamma}; potential-based "
+                "shaping keeps the optimal policy only when they are equal: set "
+                f"reward.shaping.gamma to {gamma}, or to null (take the algorithm's)",
+            ) from None
     return cls, policy
 
 
@@ -431,9 +436,13 @@ def train(
 ) -> TrainResult:
     """Train ``config`` into run directory ``out``, checkpoint, then run the evaluation suite.
 
-    Ctrl-C (``KeyboardInterrupt``) saves ``model.zip`` and a checkpoint, marks the run
-    ``interrupted`` in ``meta.json`` and returns with ``interrupted=True``; ``resume=True``
-    continues from the latest checkpoint and keeps counting timesteps.
+    ``meta.json``'s ``status`` goes ``running`` -> ``trained`` (``model.zip`` and a checkpoint
+    saved) -> ``completed`` (``eval.json`` written). Ctrl-C (``KeyboardInterrupt``) saves
+    ``model.zip`` and a checkpoint, marks the run ``interrupted`` and returns with
+    ``interrupted=True``. Any other exception marks the run ``failed``, records
+    ``error`` (``"<type>: <message>"``; null otherwise), saves no model and propagates;
+    :func:`evaluate_run` refuses such a run. ``resume=True`` continues an interrupted or
+    failed run from its latest checkpoint and keeps counting timesteps.
 
     :param config: the validated config.
     :param out: the run directory.
@@ -467,53 +476,65 @@ def train(
     callbacks: list[BaseCallback] = _package_callbacks(config, run_dir)
     save_config(config, run_dir.config_path)
     run_dir.start_meta(config.seed)
-    seed_everything(config.seed, strict=config.strict_determinism)
-
-    env = make_train_vec_env(config, shaping)
-    tb = str(run_dir.tb_dir) if config.training.tensorboard else None
-    if checkpoint is not None:
-        path, steps = checkpoint
-        model = cls.load(path, env=env, device=config.training.device, tensorboard_log=tb)
-        buffer = run_dir.replay_buffer_for(steps)
-        if buffer is not None and is_off_policy(cls):
-            model.load_replay_buffer(buffer)  # type: ignore[attr-defined]
-    else:
-        model = build_model(config, env, tensorboard_log=tb)
-    check_shaping_gamma(model, shaping)  # the built model's own gamma, refused before learning
-
-    if config.training.checkpoint_freq > 0:
-        callbacks.append(
-            CheckpointCallback(
-                run_dir,
-                config.training.checkpoint_freq,
-                replay_buffer=config.training.save_replay_buffer,
-            )
-        )
-    callbacks.extend(extra_callbacks)
-    wandb_run = _start_wandb(config, run_dir)
-    remaining = max(config.training.total_timesteps - model.num_timesteps, 0)
+    run_dir.write_meta(error=None)  # a resumed failed run's old error no longer holds
+    env: VecEnv | None = None
+    model: BaseAlgorithm | None = None
     interrupted = False
     try:
-        if remaining > 0:
-            model.learn(
-                remaining,
-                callback=CallbackList(callbacks),
-                log_interval=config.training.log_interval,
-                tb_log_name="train",
-                reset_num_timesteps=checkpoint is None,
-                progress_bar=_progress_bar(config),
+        seed_everything(config.seed, strict=config.strict_determinism)
+        env = make_train_vec_env(config, shaping)
+        tb = str(run_dir.tb_dir) if config.training.tensorboard else None
+        if checkpoint is not None:
+            path, steps = checkpoint
+            model = cls.load(path, env=env, device=config.training.device, tensorboard_log=tb)
+            buffer = run_dir.replay_buffer_for(steps)
+            if buffer is not None and is_off_policy(cls):
+                model.load_replay_buffer(buffer)  # type: ignore[attr-defined]
+        else:
+            model = build_model(config, env, tensorboard_log=tb)
+        # The built model's own gamma, refused before learning.
+        check_shaping_gamma(model, shaping)
+
+        if config.training.checkpoint_freq > 0:
+            callbacks.append(
+                CheckpointCallback(
+                    run_dir,
+                    config.training.checkpoint_freq,
+                    replay_buffer=config.training.save_replay_buffer,
+                )
             )
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
+        callbacks.extend(extra_callbacks)
+        wandb_run = _start_wandb(config, run_dir)
+        remaining = max(config.training.total_timesteps - model.num_timesteps, 0)
+        try:
+            if remaining > 0:
+                model.learn(
+                    remaining,
+                    callback=CallbackList(callbacks),
+                    log_interval=config.training.log_interval,
+                    tb_log_name="train",
+                    reset_num_timesteps=checkpoint is None,
+                    progress_bar=_progress_bar(config),
+                )
+        except KeyboardInterrupt:
+            interrupted = True
         # Also on Ctrl-C: the run dir stays valid and resumable.
         run_dir.save_checkpoint(model, replay_buffer=config.training.save_replay_buffer)
         run_dir.save_model(model)
-        run_dir.write_meta(
-            status="interrupted" if interrupted else "trained",
-            num_timesteps=int(model.num_timesteps),
-        )
-        env.close()
+    except BaseException as exc:
+        # A crashed run must never look trained: status "failed", and no model.zip from it.
+        failed: dict[str, Any] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        if model is not None:
+            failed["num_timesteps"] = int(model.num_timesteps)
+        run_dir.write_meta(**failed)
+        raise
+    finally:
+        if env is not None:
+            env.close()
+    run_dir.write_meta(
+        status="interrupted" if interrupted else "trained",
+        num_timesteps=int(model.num_timesteps),
+    )
     result = TrainResult(run_dir, model, int(model.num_timesteps), interrupted=interrupted)
     try:
         if not interrupted and evaluate:
@@ -534,15 +555,28 @@ def evaluate_run(
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a run directory (its ``model.zip`` and ``config.yaml``) or a model file.
 
+    A run directory whose ``meta.json`` status is ``failed`` is refused (its training
+    crashed; see :func:`train`).
+
     :param target: a run directory, or a ``.zip`` model (its config comes from
         ``config_path``, else the ``config.yaml`` beside it, else the defaults).
     :param out: folder for ``eval.json`` (default: the run directory / the model's folder).
     :param config_path: config to use instead of the run's.
     :param overrides: ``--set`` overrides (e.g. ``evaluation.n_episodes=4``).
     :return: ``(results, path of eval.json)``.
+    :raises FileNotFoundError: for a missing target, a run directory without a model, or a
+        failed run.
     """
     target = Path(target)
     if target.is_dir():
+        meta = RunDir(target).read_meta()
+        if meta.get("status") == "failed":
+            raise FileNotFoundError(
+                f"{target} holds no trained model: its training failed "
+                f"({meta.get('error')}); continue it with `unigen-sb3 train "
+                f"{target / 'config.yaml'} --out {target} --resume`, or evaluate one of its "
+                "checkpoints/*.zip explicitly"
+            )
         model_path = target / "model.zip"
         if not model_path.exists():
             latest = RunDir(target).latest_checkpoint()

@@ -28,7 +28,14 @@ from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_d
 from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
 from unigen_sb3.utils import atomic_write_text
 
-__all__ = ["make_storage", "run_sweep", "sample_trial_config", "sweep_worker"]
+__all__ = [
+    "check_storage",
+    "check_sweep",
+    "make_storage",
+    "run_sweep",
+    "sample_trial_config",
+    "sweep_worker",
+]
 
 JOURNAL_NAME = "optuna.journal"
 
@@ -41,6 +48,55 @@ def _storage_file(storage: str | None, out: Path) -> Path | None:
     if storage.startswith("sqlite:///"):
         return Path(storage[len("sqlite:///") :])
     return None
+
+
+def check_storage(storage: str | None) -> None:
+    """Refuse a ``storage`` that :func:`make_storage` cannot open, before anything is written.
+
+    Accepted: None (``OUT/optuna.journal``), ``journal:PATH`` (PATH not a folder), or an
+    SQLAlchemy database URL whose dialect is installed (``sqlite:///PATH``,
+    ``postgresql://...``, ``mysql://...``); only the URL is parsed, nothing is connected.
+
+    :param storage: the storage argument.
+    :raises ValueError: saying what was wrong and what is accepted.
+    """
+    if storage is None:
+        return
+    accepted = "accepted: journal:PATH, sqlite:///PATH or another database URL (postgresql://...)"
+    if storage.startswith("journal:"):
+        path = storage[len("journal:") :]
+        if not path:
+            raise ValueError(f"{storage!r} names no journal file; {accepted}")
+        if Path(path).is_dir():
+            raise ValueError(f"{storage!r}: {path} is a folder, not a journal file; {accepted}")
+        return
+    try:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    except ImportError as exc:
+        raise ValueError(
+            f"{storage!r}: a database storage needs optuna (and its SQLAlchemy): "
+            "pip install 'unigen-sb3[sweep]'"
+        ) from exc
+    try:
+        url = make_url(storage)
+        url.get_dialect()
+    except NoSuchModuleError:  # a subclass of ArgumentError: first
+        raise ValueError(
+            f"{storage!r}: no installed database backend for {storage.split(':', 1)[0]!r}; "
+            f"{accepted}"
+        ) from None
+    except ArgumentError:
+        raise ValueError(f"{storage!r} is neither a journal: file nor a URL; {accepted}") from None
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ValueError(
+                f"{storage!r} is an in-memory database, which workers do not share and the "
+                f"sweep does not keep; {accepted}"
+            )
+        folder = Path(url.database).parent
+        if not folder.is_dir():
+            raise ValueError(f"{storage!r}: folder {folder} does not exist")
 
 
 def make_storage(storage: str | None, out: str | Path) -> Any:
@@ -117,12 +173,60 @@ def sample_trial_config(trial: Any, config: ExperimentConfig) -> dict[str, Any]:
     return data
 
 
+def _report_metrics() -> tuple[str, ...]:
+    """Every metric an ``eval.json`` holds: per-episode ``metrics``, then ``set_metrics``."""
+    from unigen_sb3.evaluation import EVAL_METRICS, SET_METRICS
+
+    return (*EVAL_METRICS, *SET_METRICS)
+
+
+def check_sweep(config: ExperimentConfig) -> None:
+    """Every sweep check that can fail before storage or a trial is created.
+
+    The base config (:func:`~unigen_sb3.experiments.runner.check_experiment`), then
+    ``sweep.metric`` (a metric of the evaluation report), then each ``sweep.search_space``
+    key with its ``low``/``high`` or each of its ``choices`` set as an algorithm kwarg.
+
+    :param config: the base config.
+    :raises ConfigError: naming the dotted key of the problem.
+    """
+    from unigen_sb3.experiments.runner import check_experiment
+
+    check_experiment(config)
+    metrics = _report_metrics()
+    if config.sweep.metric not in metrics:
+        raise ConfigError(
+            "sweep.metric",
+            f"unknown metric {config.sweep.metric!r}; accepted (eval.json's metrics and "
+            f"set_metrics): {list(metrics)}",
+        )
+    base = config_to_dict(config)
+    for name, spec in config.sweep.search_space.items():
+        if spec["type"] == "categorical":
+            values = list(spec["choices"])
+        elif spec["type"] == "int":
+            values = [int(spec["low"]), int(spec["high"])]
+        else:
+            values = [spec["low"], spec["high"]]
+        for value in values:
+            data = json.loads(json.dumps(base))
+            data["algorithm"]["kwargs"][name] = value
+            try:
+                check_experiment(load_config(data))
+            except ConfigError as exc:
+                where = "" if exc.path == f"algorithm.kwargs.{name}" else f"{exc.path}: "
+                raise ConfigError(
+                    f"sweep.search_space.{name}", f"with {name}={value!r}: {where}{exc.message}"
+                ) from exc
+
+
 def _objective_value(results: dict[str, Any], metric: str) -> float:
     metrics = results.get("metrics", {})
     entry = metrics.get(metric, results.get("set_metrics", {}).get(metric))
     if entry is None:
         raise ConfigError(
-            "sweep.metric", f"{metric!r} is not in eval.json; accepted: {sorted(metrics)}"
+            "sweep.metric",
+            f"{metric!r} is not in eval.json; accepted: {list(_report_metrics())}",
         )
     value = entry.get("mean") if isinstance(entry, dict) else entry
     if value is None:
@@ -146,13 +250,16 @@ def sweep_worker(
     :param worker_index: distinguishes concurrent workers' sampler seeds (``seed + index``).
     :param progress: called with the trial number after each finished trial.
     :return: the number of trials this worker completed.
+    :raises ConfigError: from :func:`check_sweep`, before anything is written.
+    :raises ValueError: from :func:`check_storage`, before anything is written.
     """
     import optuna
     from optuna.trial import TrialState
 
-    from unigen_sb3.experiments.runner import check_experiment, train
+    from unigen_sb3.experiments.runner import train
 
-    check_experiment(config)
+    check_storage(storage)
+    check_sweep(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -225,11 +332,15 @@ def run_sweep(
     :param worker_index: this process's index (others get ``worker_index + 1...``).
     :param progress: called with each trial number this process finishes.
     :return: the ``sweep.json`` content (best trial, all finished trials).
+    :raises ConfigError: from :func:`check_sweep`, before anything is written.
+    :raises ValueError: for ``n_jobs < 1`` or a bad ``storage``, before anything is written.
     """
     import optuna
 
     if n_jobs < 1:
         raise ValueError(f"n_jobs={n_jobs!r} must be >= 1")
+    check_storage(storage)
+    check_sweep(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # Spawn (not fork): each worker starts clean, without this process's torch threads.

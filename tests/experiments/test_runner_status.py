@@ -1,0 +1,80 @@
+"""``train``'s ``meta.json`` status: a crash is recorded ``failed``, never ``trained``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_support import QUICKSTART, TINY
+from stable_baselines3.common.callbacks import BaseCallback
+
+from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
+from unigen_sb3.configs import load_config
+from unigen_sb3.experiments import RunDir, evaluate_run, train
+
+
+class _CrashAt(BaseCallback):
+    """Raises ``ImportError`` (e.g. a missing optional package) at ``steps`` timesteps."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.steps:
+            raise ImportError("no module named 'missing_extra'")
+        return True
+
+
+class _StartCount(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.start: int | None = None
+
+    def _on_training_start(self) -> None:
+        self.start = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_a_crash_marks_the_run_failed_eval_refuses_it_and_resume_finishes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = load_config(QUICKSTART, [*TINY, "training.total_timesteps=96"])
+    out = tmp_path / "run"
+    with pytest.raises(ImportError, match="missing_extra"):
+        train(cfg, out, extra_callbacks=[_CrashAt(40)])
+    run = RunDir(out)
+    meta = run.read_meta()
+    assert meta["status"] == "failed" and meta["num_timesteps"] == 40
+    assert meta["error"] == "ImportError: no module named 'missing_extra'"
+    assert not run.model_path.exists() and not run.eval_path.exists()
+    latest = run.latest_checkpoint()
+    assert latest is not None and latest[1] == 32  # the periodic checkpoint only
+    # eval refuses the crashed run (exit 2, nothing written) instead of scoring it.
+    with pytest.raises(FileNotFoundError, match=r"training failed .*ImportError"):
+        evaluate_run(out)
+    assert main(["eval", str(out)]) == EXIT_CONFIG_ERROR
+    assert "--resume" in capsys.readouterr().err and not run.eval_path.exists()
+    # --resume continues from the checkpoint; success clears the error.
+    starts = _StartCount()
+    second = train(cfg, out, resume=True, extra_callbacks=[starts])
+    assert starts.start == 32 and second.num_timesteps >= 96 and second.eval is not None
+    meta = run.read_meta()
+    assert meta["status"] == "completed" and meta["error"] is None
+
+
+def test_a_crash_before_learning_is_failed_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_env(*_args: object, **_kwargs: object) -> None:
+        raise OSError("env worker could not start")
+
+    monkeypatch.setattr("unigen_sb3.experiments.runner.make_train_vec_env", broken_env)
+    cfg = load_config(QUICKSTART, TINY)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="could not start"):
+        train(cfg, out)
+    meta = RunDir(out).read_meta()
+    assert meta["status"] == "failed" and meta["error"] == "OSError: env worker could not start"
