@@ -15,6 +15,7 @@ from skimage.transform import resize
 
 from unigen_sb3.data import packages
 from unigen_sb3.data.packages import (
+    MANIFEST_NAME,
     PACKAGES_ROOT,
     DataPackageError,
     build_manifest,
@@ -109,6 +110,21 @@ def test_corrupt_file_names_file_and_checksums(root_copy: Path) -> None:
         generate_scene(0, root=root_copy)
     with pytest.raises(DataPackageError, match=r"shapes_spec\.json"):
         load_prompts(root=root_copy)  # the prompts check themselves against the palette
+
+
+def test_manifest_size_is_checked(root_copy: Path) -> None:
+    # The manifest's byte count used to be read but never compared.
+    manifest_path = root_copy / "shapes" / MANIFEST_NAME
+    raw = json.loads(manifest_path.read_text())
+    entry = next(f for f in raw["files"] if f["path"] == "shapes_spec.json")
+    real = entry["bytes"]
+    entry["bytes"] = 999999
+    manifest_path.write_text(json.dumps(raw))
+    message = f"'shapes_spec.json' has {real} bytes, its manifest says 999999"
+    with pytest.raises(DataPackageError, match=message):
+        verify_package("shapes", root=root_copy)
+    with pytest.raises(DataPackageError, match=message):
+        read_package_file("shapes", "shapes_spec.json", root=root_copy)
 
 
 def test_corrupt_file_found_through_monkeypatched_root(
@@ -314,9 +330,18 @@ def test_prompts_schema_and_split_sizes() -> None:
             assert a.shape in p.text
         assert -1.0 <= a.brightness <= 1.0 and -1.0 <= a.saturation <= 1.0
     assert {p.task for p in heldout} == {"generate", "edit"}
-    # Held-out colours and shapes are each seen in training (only the combination is new).
+    # Held-out colours and shapes are each seen in training. The held-out texts are new, but
+    # not every held-out colour-shape pair is: a held-out draw prompt can share its pair with
+    # a training recolour prompt (and the reverse), as the module docstring says.
     assert {p.attributes.colour for p in heldout} <= {p.attributes.colour for p in train}
     assert {p.attributes.shape for p in heldout} <= {p.attributes.shape for p in train}
+    assert not {p.text for p in heldout} & {p.text for p in train}
+
+    def pairs(prompts: list) -> set:
+        return {(p.attributes.colour, p.attributes.shape) for p in prompts if p.attributes.shape}
+
+    shared = pairs(heldout) & pairs(train)
+    assert shared and shared < pairs(heldout)  # some pairs are new, some are not
     with pytest.raises(ValueError, match="split"):
         load_prompts("test")
 

@@ -391,6 +391,9 @@ def test_maskable_ppo_sees_masks_in_the_codec_layout() -> None:
     assert isinstance(venv.action_space, gym.spaces.MultiDiscrete)
     assert masks.shape == (2, int(np.sum(venv.action_space.nvec)))
     assert not masks[:, OP_ATTRIBUTE].any() and masks[:, OP_FILL].all()  # generation
+    # get_attr gives each env its own mask method, as DummyVecEnv does (not the whole batch).
+    methods = venv.get_attr("action_masks", indices=[1, 0])
+    np.testing.assert_array_equal(np.stack([m() for m in methods]), masks[[1, 0]])
 
 
 # --------------------------------------------------------------------------- the factory

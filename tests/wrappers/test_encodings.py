@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -186,6 +188,21 @@ def test_make_codec_builds_each_encoding() -> None:
         DiscreteCodec,
     ]
     assert BoxCodec(3, 1).action_masks(np.array([1, 0, 1])).tolist() == [True, False, True]
+
+
+@pytest.mark.parametrize("encoding", ACTION_ENCODINGS)
+def test_encode_refuses_a_non_integer_op_and_non_finite_params(encoding: str) -> None:
+    # The Box codec passed NaN parameters through, and every codec truncated op=2.7 to 2.
+    codec = make_codec(encoding, NUM_OPS, NUM_PARAMS)
+    params = np.zeros(NUM_PARAMS, np.float32)
+    for op in (2.7, True, "2", None, [1, 2], float("nan")):
+        with pytest.raises(ValueError, match=re.escape(f"op must be an integer, got {op!r}")):
+            codec.encode({"op": op, "params": params})
+    with pytest.raises(ValueError, match="params contains NaN or inf"):
+        codec.encode({"op": 1, "params": np.full(NUM_PARAMS, np.nan, np.float32)})
+    # Integer-valued floats and numpy integers are ops (as decode_batch accepts them).
+    for op in (2, 2.0, np.int64(2)):
+        assert codec.decode(codec.encode({"op": op, "params": params}))["op"] == 2
 
 
 # ----------------------------------------------------------------------------- the env stack

@@ -16,8 +16,9 @@ key                             value (``record_mean``: averaged over the steps 
 ``reward/quality_raw`` ...      per-step mean of the paid raw component (``reward_raw``)
 ``reward/shaping``              per-step mean of the shaping term (only when shaping is on)
 ``state/quality`` ...           per-step mean of the *current canvas's* raw score
-                                (``info["state_components"]``): what the agent would be paid
-                                if it stopped now; informative on every step
+                                (``info["state_components"]``); informative on every step.
+                                For quality and edit it is what stopping now would pay;
+                                consistency is paid as the episode's mean of these values
 ``sub/quality/perceptual`` ...  per-step mean of the current canvas's sub-metrics
 ``episode/quality`` ...         per-episode sum of the paid normalized component, averaged
                                 over the episodes that ended since the last dump

@@ -216,6 +216,12 @@ def _check_file(name: str, folder: Path, entry: PackageFile) -> Path:
             f"package {name!r}: file {entry.path!r} is missing (expected at {path}, "
             f"sha256 {entry.sha256})"
         )
+    size = path.stat().st_size
+    if size != entry.bytes:
+        raise DataPackageError(
+            f"package {name!r}: file {entry.path!r} has {size} bytes, its manifest says "
+            f"{entry.bytes} (expected sha256 {entry.sha256}); the file or the manifest changed"
+        )
     actual = file_sha256(path)
     if actual != entry.sha256:
         raise DataPackageError(
@@ -227,13 +233,13 @@ def _check_file(name: str, folder: Path, entry: PackageFile) -> Path:
 
 
 def verify_package(name: str, root: str | Path | None = None) -> PackageManifest:
-    """Check every file of package ``name`` against its manifest (presence and SHA-256).
+    """Check every file of package ``name`` against its manifest (presence, size, SHA-256).
 
     :param name: package name.
     :param root: packages folder; ``None`` means :data:`PACKAGES_ROOT`.
     :return: the manifest.
     :raises DataPackageError: naming the first missing or corrupt file, with the expected and
-        the actual SHA-256.
+        the actual size or SHA-256.
     """
     manifest = load_manifest(name, root)
     folder = package_dir(name, root)

@@ -15,8 +15,10 @@
   ``hue`` (rotation in turns) use the same meaning as the canvas ``attribute`` op.
 - ``shape`` names the object the prompt is about, or is ``null`` for the whole image / region.
 - ``split``: ``"heldout"`` for about 20% of the prompts (those whose SHA-256 of the text sorts
-  first), ``"train"`` for the rest. Held-out recolour and draw prompts are unseen
-  colour-shape combinations; each colour and shape still appears in training.
+  first), ``"train"`` for the rest. The split is by text: a held-out prompt's text never
+  appears in training, and each colour and shape still does, but its colour-shape pair may
+  (a held-out "draw a cyan triangle" next to a training "make the triangle cyan"), so the
+  held-out set measures new instructions, not only unseen colour-shape combinations.
 
 The file is produced by :func:`build_prompt_records` from the palette; a test checks that
 the shipped file equals its output, so edit the generator and regenerate rather than editing

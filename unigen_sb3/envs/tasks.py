@@ -10,7 +10,7 @@ packages). A task is everything one episode needs:
   change (an object, or a few SLIC superpixels of a photo) and ``target`` the **ground-truth
   edited image**: the start image with the requested attributes rendered inside the mask
   and nothing changed outside it. Recolour prompts (``"make the square red"``, ``"paint the
-  selected region teal"``) are rendered with the canvas engine's ``fill`` op (shading kept);
+  selected region pink"``) are rendered with the canvas engine's ``fill`` op (shading kept);
   attribute prompts (``"make the image darker"``) with its ``attribute`` op. So every edit
   target is reachable with one action, which :attr:`Task.solution` records (privileged
   information for the oracle policy, never in an observation).
@@ -58,7 +58,7 @@ object the prompt is about; ``mask_area`` the fraction of the canvas the task ma
 """
 
 _MAX_SCENE_TRIES = 256
-_REGION_TARGET_AREA = 0.12  # photo edit regions grow superpixel by superpixel to ~12 %
+_REGION_TARGET_AREA = 0.12  # photo edit regions grow superpixel by superpixel to >= 12 %
 _BLANK = 1.0  # generation starts on a white canvas
 
 
@@ -165,7 +165,7 @@ def _scene_with(
 
 
 def _photo_region(rng: np.random.Generator, patch: PhotoPatch) -> torch.Tensor:
-    """A connected-ish edit region: a random superpixel grown by neighbours to ~12 %."""
+    """A connected-ish edit region: a random superpixel, grown by neighbours to >= 12 %."""
     seg = patch.segments
     labels = torch.unique(seg)
     chosen = {int(labels[int(rng.integers(len(labels)))])}
@@ -205,8 +205,15 @@ class TaskSampler:
     ) -> None:
         if task not in TASK_KINDS:
             raise ValueError(f"task={task!r} is not one of {TASK_KINDS}")
-        if not 0.0 <= edit_fraction <= 1.0:
-            raise ValueError(f"edit_fraction={edit_fraction!r} must be in [0, 1]")
+        min_size = int(load_shapes_spec()["min_size"])
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < min_size:
+            raise ValueError(f"size={size!r} must be an int >= {min_size}")
+        if (
+            isinstance(edit_fraction, bool)
+            or not isinstance(edit_fraction, int | float | np.integer | np.floating)
+            or not 0.0 <= edit_fraction <= 1.0
+        ):
+            raise ValueError(f"edit_fraction={edit_fraction!r} must be a number in [0, 1]")
         if prompt_split not in ("train", "heldout", None):
             raise ValueError(f"prompt_split={prompt_split!r} must be 'train', 'heldout' or None")
         self.task = task

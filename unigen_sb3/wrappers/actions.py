@@ -135,9 +135,21 @@ def _check_op_mask(op_mask: np.ndarray, num_ops: int) -> np.ndarray:
     return arr.astype(bool)
 
 
+def _op_index(value: Any) -> int:
+    """An op index: an integer, or an integer-valued float such as ``2.0`` (not a bool)."""
+    arr = np.asarray(value)
+    integral = arr.shape == () and (
+        np.issubdtype(arr.dtype, np.integer)
+        or (np.issubdtype(arr.dtype, np.floating) and bool(np.isfinite(arr) & (arr == arr.round())))
+    )
+    if not integral or isinstance(value, bool) or arr.dtype == np.bool_:
+        raise ValueError(f"op must be an integer, got {value!r}")
+    return int(arr)
+
+
 def _check_params(action: HybridAction, num_ops: int, num_params: int) -> tuple[int, np.ndarray]:
     """Validate a hybrid action; return ``(op, params clipped to [-1, 1])``."""
-    op = int(action["op"])
+    op = _op_index(action["op"])
     if not 0 <= op < num_ops:
         raise ValueError(f"op={op} is out of range [0, {num_ops - 1}]")
     params = np.asarray(action["params"], dtype=np.float32).reshape(-1)
@@ -238,15 +250,10 @@ class BoxCodec:
 
     def encode(self, action: HybridAction) -> np.ndarray:
         """Hybrid action -> flat Box action (op one-hot as +1 among -1)."""
-        op = int(action["op"])
-        if not 0 <= op < self.num_ops:
-            raise ValueError(f"op={op} is out of range [0, {self.num_ops - 1}]")
-        params = np.asarray(action["params"], dtype=np.float32).reshape(-1)
-        if params.shape != (self.num_params,):
-            raise ValueError(f"params has shape {params.shape}, expected ({self.num_params},)")
+        op, params = _check_params(action, self.num_ops, self.num_params)
         out = np.full(self.space.shape, -1.0, dtype=np.float32)
         out[op] = 1.0
-        out[self.num_ops :] = np.clip(params, -1.0, 1.0)
+        out[self.num_ops :] = params
         return out
 
     def action_masks(self, op_mask: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ on the whole batch:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -111,8 +112,13 @@ class VecHybridAction(VecEnvWrapper):
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         if attr_name == _MASKS:
-            return [self.action_masks for _ in self._get_indices(indices)]
+            # As DummyVecEnv gives each env's own bound method: env i's masks, in this layout.
+            return [functools.partial(self._env_masks, i) for i in self._get_indices(indices)]
         return self.venv.get_attr(attr_name, indices)
+
+    def _env_masks(self, i: int) -> np.ndarray:
+        """Env ``i``'s masks in the codec's layout (one row of :meth:`action_masks`)."""
+        return self.action_masks()[i]
 
 
 class VecImageObs(VecEnvWrapper):
