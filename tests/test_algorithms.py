@@ -223,3 +223,101 @@ def test_zoo_trains_in_process(algo: str, tmp_path: Path, monkeypatch: pytest.Mo
     # The config's env_kwargs were replaced by --env-kwargs, so the encoding is the default box
     # for SAC and A2C alike; the zoo records what it ran with.
     assert model.action_space.shape == (14,)
+
+
+# --- algorithm.kwargs checks (fast: no env is built, nothing trained) ---
+
+
+@pytest.mark.parametrize("gamma", ["fast", None, True, 1.5, -0.1, float("nan"), [0.9]])
+def test_algorithm_gamma_refuses_what_is_not_a_discount(gamma: Any) -> None:
+    from unigen_sb3.configs.schema import ConfigError
+    from unigen_sb3.experiments.algorithms import algorithm_gamma
+
+    with pytest.raises(ConfigError) as info:
+        algorithm_gamma(PPO, {"gamma": gamma})
+    assert info.value.path == "algorithm.kwargs.gamma"
+    assert repr(gamma) in info.value.message and "number in [0, 1]" in info.value.message
+
+
+@pytest.mark.parametrize(("gamma", "expected"), [(0, 0.0), (1, 1.0), (0.95, 0.95), (1.0, 1.0)])
+def test_algorithm_gamma_accepts_a_discount(gamma: float, expected: float) -> None:
+    from unigen_sb3.experiments.algorithms import algorithm_gamma
+
+    assert algorithm_gamma(PPO, {"gamma": gamma}) == expected
+    assert algorithm_gamma(PPO, {}) == 0.99  # PPO's default
+    assert algorithm_gamma(ARS, {}) is None  # no discount at all
+
+
+@pytest.mark.parametrize(
+    ("algo", "kwargs", "path", "bad"),
+    [
+        ("PPO", {"learning_rate": "3e-4"}, "algorithm.kwargs.learning_rate", "3e-4"),
+        ("PPO", {"ent_coef": "0.01"}, "algorithm.kwargs.ent_coef", "0.01"),  # a float only
+        ("PPO", {"gamma": "0.99"}, "algorithm.kwargs.gamma", "0.99"),
+        (
+            "PPO",
+            {"policy_kwargs": {"optimizer_kwargs": {"eps": "1e-5"}}},
+            "algorithm.kwargs.policy_kwargs.optimizer_kwargs.eps",
+            "1e-5",
+        ),
+        ("SAC", {"train_freq": [4, "1e1"]}, "algorithm.kwargs.train_freq[1]", "1e1"),
+    ],
+)
+def test_check_algorithm_refuses_numbers_written_as_strings(
+    algo: str, kwargs: dict[str, Any], path: str, bad: str
+) -> None:
+    from unigen_sb3.configs.schema import ConfigError
+    from unigen_sb3.experiments.algorithms import check_algorithm
+
+    with pytest.raises(ConfigError) as info:
+        check_algorithm(algo, None, kwargs, "box", "image")
+    assert info.value.path == path
+    assert repr(bad) in info.value.message
+    assert "(YAML reads 3e-4 as a string: write 3.0e-4 or 0.0003)" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("algo", "kwargs"),
+    [
+        ("SAC", {"ent_coef": "auto", "target_entropy": "auto"}),
+        ("SAC", {"ent_coef": "auto_0.1"}),
+        ("SAC", {"ent_coef": "0.1", "target_entropy": "-2.5"}),  # SAC runs float() on these
+        ("TQC", {"ent_coef": "auto_1e-3", "train_freq": [1, "episode"]}),
+        ("PPO", {"learning_rate": 3.0e-4, "policy_kwargs": {"activation_fn": None}}),
+    ],
+)
+def test_check_algorithm_keeps_genuine_string_kwargs(algo: str, kwargs: dict[str, Any]) -> None:
+    from unigen_sb3.experiments.algorithms import check_algorithm
+
+    cls, policy = check_algorithm(algo, None, kwargs, "box", "image")
+    assert cls.__name__ == algo and policy == "CnnPolicy"
+
+
+def test_check_algorithm_refuses_init_setup_model() -> None:
+    from unigen_sb3.configs.schema import ConfigError
+    from unigen_sb3.experiments.algorithms import check_algorithm
+
+    with pytest.raises(ConfigError) as info:
+        check_algorithm("PPO", None, {"_init_setup_model": False}, "box", "image")
+    assert info.value.path == "algorithm.kwargs._init_setup_model"
+    assert "remove it from kwargs" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        check_algorithm("PPO", None, {"bogus": 1}, "box", "image")
+    assert "_init_setup_model" not in info.value.message  # not offered as accepted
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    ["{gamma: fast}", "{gamma: null}", "{learning_rate: 3e-4}", "{_init_setup_model: false}"],
+)
+def test_cli_refuses_bad_kwargs_with_exit_2_before_writing(
+    kwargs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
+
+    out = tmp_path / "run"
+    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    code = main(["train", str(config), "--out", str(out), "--set", f"algorithm.kwargs={kwargs}"])
+    assert code == EXIT_CONFIG_ERROR
+    assert "algorithm.kwargs." in capsys.readouterr().err
+    assert not out.exists()  # nothing was written, nothing trained

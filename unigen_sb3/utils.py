@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -34,11 +35,39 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def _umask() -> int:
+    """:return: the process umask, read without changing it where the OS allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it is read by setting it and
+    setting it back (``os.umask`` has no read-only form).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode(target: Path) -> int:
+    """:return: what ``open(target, "w")`` leaves: an existing file's mode, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
     A reader, or a crash, never sees a half-written file; the temporary file is removed on
-    error.
+    error. The file gets the permissions a plain ``open(path, "wb")`` would give it: an
+    existing file keeps its mode, a new one gets ``0o666`` less the umask (not the ``0o600``
+    of :func:`tempfile.mkstemp`).
 
     :param path: destination; its folder must exist.
     :param data: content.
@@ -50,6 +79,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _new_file_mode(target))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

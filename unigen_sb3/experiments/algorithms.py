@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
+import types
+import typing
 from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -103,13 +106,77 @@ def default_policy(cls: type[BaseAlgorithm], obs: str) -> str:
 
 
 def algorithm_gamma(cls: type[BaseAlgorithm], kwargs: dict[str, Any]) -> float | None:
-    """:return: the discount the algorithm will use (kwargs, else its default), or None."""
+    """The discount the algorithm will use: ``kwargs["gamma"]``, else its default.
+
+    :param cls: the algorithm class.
+    :param kwargs: ``algorithm.kwargs``.
+    :return: the discount as a float, or None when the algorithm has no ``gamma``.
+    :raises ConfigError: (at ``algorithm.kwargs.gamma``) if the configured gamma is not a
+        number in [0, 1].
+    """
     if "gamma" in kwargs:
-        return float(kwargs["gamma"])
+        value = kwargs["gamma"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0.0 <= float(value) <= 1.0
+        ):
+            raise ConfigError(
+                "algorithm.kwargs.gamma",
+                f"expected a number in [0, 1], got {value!r} ({type(value).__name__})"
+                f"{_string_number_hint(value)}",
+            )
+        return float(value)
     param = inspect.signature(cls.__init__).parameters.get("gamma")
     if param is None or param.default is inspect.Parameter.empty:
         return None
     return float(param.default)
+
+
+def _is_number_string(value: Any) -> bool:
+    """:return: True for a string that ``float()`` reads as a number (``"3e-4"``, ``"0.99"``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _string_number_hint(value: Any) -> str:
+    """:return: the YAML 1.1 hint for a number written as a string, else ``""``."""
+    if _is_number_string(value):
+        return " (YAML reads 3e-4 as a string: write 3.0e-4 or 0.0003)"
+    return ""
+
+
+def _accepts_str(param: inspect.Parameter) -> bool:
+    """:return: True if the parameter's annotation admits a string (SAC's ``ent_coef``...)."""
+    annotation = param.annotation
+    if isinstance(annotation, str):  # an unevaluated annotation
+        return re.search(r"\bstr\b", annotation) is not None
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return str in typing.get_args(annotation)
+    return annotation is str
+
+
+def _check_no_number_strings(value: Any, path: str) -> None:
+    """Refuse a number written as a string anywhere in ``value`` (nested dicts and lists).
+
+    :raises ConfigError: at ``path`` (``.key`` / ``[i]`` appended for nested entries).
+    """
+    if _is_number_string(value):
+        raise ConfigError(
+            path,
+            f"expected a number, got {value!r} (str){_string_number_hint(value)}",
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_no_number_strings(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_no_number_strings(item, f"{path}[{i}]")
 
 
 def check_algorithm(
@@ -119,7 +186,9 @@ def check_algorithm(
 
     :param name: ``algorithm.name``.
     :param policy: ``algorithm.policy`` (None = :func:`default_policy`).
-    :param kwargs: ``algorithm.kwargs``; each must be a constructor parameter.
+    :param kwargs: ``algorithm.kwargs``; each must be a constructor parameter, and no value
+        (nested ones included) may be a number written as a string (YAML 1.1 reads ``3e-4``
+        as one), except for parameters that take a string themselves (SAC's ``ent_coef``).
     :param action: ``env.action``.
     :param obs: ``env.obs``.
     :return: ``(class, policy)``.
@@ -134,18 +203,27 @@ def check_algorithm(
         )
     params = inspect.signature(cls.__init__).parameters
     reserved = {"self", "policy", "env", "seed", "tensorboard_log", "device", "verbose"}
-    accepted = sorted(set(params) - reserved)
-    for key in kwargs:
+    internal = {"_init_setup_model"}  # SB3's own switch; without it the model cannot learn
+    accepted = sorted(set(params) - reserved - internal)
+    for key, value in kwargs.items():
         if key in reserved:
             raise ConfigError(
                 f"algorithm.kwargs.{key}",
                 "is set by unigen-sb3 (policy: algorithm.policy, seed: seed, device: "
                 "training.device, tensorboard_log: the run dir); remove it from kwargs",
             )
+        if key in internal:
+            raise ConfigError(
+                f"algorithm.kwargs.{key}",
+                "is internal to SB3 (false leaves the model unbuilt, so it cannot learn); "
+                "remove it from kwargs",
+            )
         if key not in params:
             raise ConfigError(
                 f"algorithm.kwargs.{key}", f"{name} has no parameter {key!r}; accepted: {accepted}"
             )
+        if not (isinstance(value, str) and _accepts_str(params[key])):
+            _check_no_number_strings(value, f"algorithm.kwargs.{key}")
     chosen = policy if policy is not None else default_policy(cls, obs)
     aliases = getattr(cls, "policy_aliases", {})
     if chosen not in aliases:
