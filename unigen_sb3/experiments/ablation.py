@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from unigen_sb3.configs.loader import load_config
+from unigen_sb3.configs.loader import load_config, load_yaml
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
 from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
 from unigen_sb3.rewards.unifier import validate_weights
@@ -29,31 +29,63 @@ def _name(weights: dict[str, float]) -> str:
 def ablation_variants(config: ExperimentConfig) -> list[tuple[str, dict[str, float]]]:
     """The variants ``ablate`` runs: ``full``, ``no_<component>`` per drop, then the grid.
 
-    Dropping a component sets its weight to 0 and rescales the others to sum 1.
+    Dropping a component sets its weight to 0 and rescales the others to sum 1. Grid entries
+    are named ``w_q<quality>_e<edit>_c<consistency>`` with 3 significant digits; two entries
+    (or two drops) that get the same name are refused, never silently merged.
 
     :param config: the base config.
     :return: ``(name, weights)`` pairs, names unique.
-    :raises ConfigError: if a drop leaves no positive weight.
+    :raises ConfigError: if a drop leaves no positive weight, a dropped component is the
+        enabled shaping potential (the variant would still learn from it), or two variants
+        get the same name.
     """
+    shaping = config.reward.shaping
+    if shaping.enabled and shaping.potential in config.ablation.drop:
+        comp = shaping.potential
+        raise ConfigError(
+            "ablation.drop",
+            f"drops {comp!r}, but reward.shaping is enabled with potential={comp!r}: the "
+            f"no_{comp} variant would still learn from R_{comp} through the shaping term "
+            f"scale * (gamma * Phi(s') - Phi(s)), Phi = the normalized {comp} component, so it "
+            f"would not ablate {comp!r}; remove {comp!r} from ablation.drop, set "
+            "reward.shaping.potential to a component that is not dropped, or set "
+            "reward.shaping.enabled=false",
+        )
     base = config.reward.effective_weights()
     variants = [("full", base)]
-    for comp in config.ablation.drop:
+    origins = {"full": "the base weights (reward.weights)"}
+    for i, comp in enumerate(config.ablation.drop):
+        name = f"no_{comp}"
+        if name in origins:
+            raise ConfigError(
+                f"ablation.drop[{i}]",
+                f"{comp!r} is listed twice (also {origins[name]}); list each component once",
+            )
         dropped = {**base, comp: 0.0}
         try:
-            variants.append((f"no_{comp}", validate_weights(dropped, normalize=True)))
+            variants.append((name, validate_weights(dropped, normalize=True)))
         except ValueError as exc:
             raise ConfigError(
                 "ablation.drop", f"dropping {comp!r} leaves no weight: {exc}"
             ) from exc
-    for weights in config.ablation.weight_grid:
-        variants.append((_name(weights), dict(weights)))
-    seen: set[str] = set()
-    unique = []
-    for name, w in variants:
-        if name not in seen:
-            seen.add(name)
-            unique.append((name, w))
-    return unique
+        origins[name] = f"ablation.drop[{i}] = {comp!r}"
+    for i, weights in enumerate(config.ablation.weight_grid):
+        name = _name(weights)
+        here = f"ablation.weight_grid[{i}] = {dict(weights)}"
+        if name in origins:
+            how = (
+                "the same weights; remove one of them"
+                if any(n == name and dict(w) == dict(weights) for n, w in variants)
+                else "distinct weights with the same 3-significant-digit name; make them "
+                "differ within 3 significant digits (each is a folder OUT/<name>/)"
+            )
+            raise ConfigError(
+                f"ablation.weight_grid[{i}]",
+                f"{here} and {origins[name]} are both named {name!r}: {how}",
+            )
+        variants.append((name, dict(weights)))
+        origins[name] = here
+    return variants
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -86,6 +118,75 @@ def summarize_runs(evals: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+#: Config keys that do not change what one run trains or how it is scored: the ablation and
+#: sweep plans (a new grid entry or seed keeps the finished runs) and the progress bar.
+_REUSE_IGNORED_PREFIXES = ("ablation.", "sweep.")
+_REUSE_IGNORED_KEYS = ("training.progress_bar",)
+
+
+def _variant_config(
+    base: dict[str, Any], weights: dict[str, float], base_weights: dict[str, float], seed: int
+) -> ExperimentConfig:
+    data = json.loads(json.dumps(base))  # deep copy of plain values
+    data["seed"] = seed
+    data["reward"]["weights"] = weights
+    data["reward"]["normalize_weights"] = False
+    if data["evaluation"]["weights"] is None:
+        data["evaluation"]["weights"] = base_weights
+    return load_config(data)
+
+
+def _check_existing_run(run_path: Path, variant: ExperimentConfig) -> None:
+    """Refuse a run folder whose saved config is not ``variant``'s (see :func:`run_ablation`).
+
+    :raises ConfigError: naming the run folder and the keys that differ.
+    :raises FileExistsError: for an ``eval.json`` without a ``config.yaml``.
+    """
+    from unigen_sb3.experiments.runner import _check_resume_config, _flatten
+
+    config_path = run_path / "config.yaml"
+    hint = f"choose a new --out (ablate has no --overwrite), or delete {run_path} to retrain it"
+    if not (run_path / "eval.json").exists():
+        if config_path.exists():  # an interrupted run: train(resume=True) continues it
+            try:
+                _check_resume_config(load_yaml(config_path), config_to_dict(variant))
+            except ConfigError as exc:
+                raise ConfigError(
+                    exc.path,
+                    f"{run_path} holds an unfinished run that ablate would resume, "
+                    f"but its config differs: {exc.message}; {hint}",
+                ) from None
+        return
+    if not config_path.exists():
+        raise FileExistsError(
+            f"{run_path} holds an eval.json but no config.yaml, so whether it is this "
+            f"variant's run cannot be checked; {hint}"
+        )
+    try:
+        saved = load_config(config_path)
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.path, f"{config_path} (a finished run ablate would reuse): {exc.message}; {hint}"
+        ) from None
+    a, b = _flatten(config_to_dict(saved)), _flatten(config_to_dict(variant))
+    changed = [
+        k
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+        and k not in _REUSE_IGNORED_KEYS
+        and not k.startswith(_REUSE_IGNORED_PREFIXES)
+    ]
+    if changed:
+        details = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
+        more = f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
+        raise ConfigError(
+            changed[0],
+            f"{run_path} holds a finished run (eval.json) of another config; these keys differ "
+            f"from its config.yaml: {details}{more}; reusing it would report stale results: "
+            f"{hint}",
+        )
+
+
 def run_ablation(
     config: ExperimentConfig,
     out: str | Path,
@@ -94,47 +195,54 @@ def run_ablation(
 ) -> dict[str, Any]:
     """Train and evaluate every variant for ``ablation.n_seeds`` seeds; write ``ablation.json``.
 
-    Runs land in ``OUT/<variant>/seed_<seed>/``; a run whose ``eval.json`` exists is kept,
-    so re-running ``ablate`` on the same ``--out`` finishes an interrupted ablation.
+    Runs land in ``OUT/<variant>/seed_<seed>/``. Re-running ``ablate`` on the same ``--out``
+    finishes an interrupted ablation: a run whose ``eval.json`` exists is kept when its
+    ``config.yaml`` equals the run's config (keys under ``ablation.`` and ``sweep.``, and
+    ``training.progress_bar``, may differ), and an unfinished one is resumed. A run folder
+    of another config is refused before anything is trained.
 
     :param config: the base config.
     :param out: the ablation folder.
     :param progress: called with a label before each run (e.g. to advance a progress bar).
     :return: the ``ablation.json`` content.
+    :raises ConfigError: for a config problem or a run folder of another config in ``out``,
+        before any training.
     """
     from unigen_sb3.experiments.runner import check_experiment, train
 
+    variants = ablation_variants(config)
     check_experiment(config)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     base = config_to_dict(config)
     base_weights = config.reward.effective_weights()
     seeds = [(config.seed + k) % 2**32 for k in range(config.ablation.n_seeds)]
-    summary: dict[str, Any] = {"schema": 1, "seeds": seeds, "variants": {}}
-    for name, weights in ablation_variants(config):
-        evals, runs = [], []
+    plan: list[tuple[str, dict[str, float], list[tuple[Path, ExperimentConfig]]]] = []
+    for name, weights in variants:
+        runs = []
         for seed in seeds:
             run_path = out / name / f"seed_{seed}"
+            variant = _variant_config(base, weights, base_weights, seed)
+            _check_existing_run(run_path, variant)
+            runs.append((run_path, variant))
+        plan.append((name, weights, runs))
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"schema": 1, "seeds": seeds, "variants": {}}
+    for name, weights, planned in plan:
+        evals, runs_done = [], []
+        for run_path, variant in planned:
             if progress is not None:
-                progress(f"{name} seed={seed}")
+                progress(f"{name} seed={variant.seed}")
             eval_path = run_path / "eval.json"
             if not eval_path.exists():
-                data = json.loads(json.dumps(base))  # deep copy of plain values
-                data["seed"] = seed
-                data["reward"]["weights"] = weights
-                data["reward"]["normalize_weights"] = False
-                if data["evaluation"]["weights"] is None:
-                    data["evaluation"]["weights"] = base_weights
-                variant = load_config(data)
                 resume = (run_path / "config.yaml").exists()
                 result = train(variant, run_path, resume=resume)
                 if result.interrupted:
                     raise KeyboardInterrupt
             evals.append(json.loads(eval_path.read_text("utf-8")))
-            runs.append(str(run_path.relative_to(out)))
+            runs_done.append(str(run_path.relative_to(out)))
         summary["variants"][name] = {
             "weights": weights,
-            "runs": runs,
+            "runs": runs_done,
             "metrics": summarize_runs(evals),
         }
     atomic_write_text(out / "ablation.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -4,8 +4,10 @@
   :class:`~unigen_sb3.callbacks.RewardComponentCallback` writes, else SB3's
   ``rollout/ep_rew_mean``);
 - ablation bars with error bars (std across seeds, from ``ablation.json``);
-- reward variance across seeds (runs whose configs differ only in ``seed``, summarized by
-  :func:`~unigen_sb3.evaluation.stability_summary`).
+- reward variance across seeds (runs in the same folder whose configs differ only in
+  ``seed``, e.g. the seeds of one ablation variant, summarized by
+  :func:`~unigen_sb3.evaluation.stability_summary`);
+- every ``sweep.json`` found.
 
 Plots need matplotlib (extra ``report``); without it the markdown is still written.
 """
@@ -74,10 +76,19 @@ def _label(run: Path, root: Path) -> str:
         return run.name
 
 
-def _seedless_key(run: Path) -> str:
+def _seed_group_key(run: Path) -> tuple[str, str]:
+    """Runs share a seed group when they sit in one folder and differ only in ``seed``.
+
+    The folder (an ablation variant's ``OUT/<variant>/``) keeps variants apart whose
+    configs happen to be equal, e.g. a grid entry equal to the base weights and ``full``.
+    """
     data = yaml.safe_load((run / "config.yaml").read_text("utf-8"))
     data.pop("seed", None)
-    return json.dumps(data, sort_keys=True)
+    return str(run.parent), json.dumps(data, sort_keys=True)
+
+
+def _seed(run: Path) -> Any:
+    return yaml.safe_load((run / "config.yaml").read_text("utf-8")).get("seed")
 
 
 def _fmt(v: Any) -> str:
@@ -209,11 +220,25 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
             lines += [f"![ablation {folder.name}]({name})", ""]
 
     # Reward variance across seeds.
-    groups: dict[str, list[Path]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
     for run in runs:
-        groups[_seedless_key(run)].append(run)
-    multi = [g for g in groups.values() if len(g) > 1]
+        groups[_seed_group_key(run)].append(run)
+    multi: list[list[Path]] = []
+    repeated: list[list[Path]] = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        group_seeds = [_seed(r) for r in group]
+        # The same seed twice is not a spread across seeds: keep those runs apart.
+        (repeated if len(set(map(str, group_seeds))) < len(group_seeds) else multi).append(group)
     lines += ["## Reward variance across seeds", ""]
+    for group in repeated:
+        listing = ", ".join(f"{_label(r, root)} (seed {_seed(r)})" for r in group)
+        lines += [
+            f"Not merged: {listing} have the same config and repeat a seed, so they are not "
+            "a spread across seeds; each is reported on its own above.",
+            "",
+        ]
     if not multi:
         lines += ["No configuration was run with more than one seed.", ""]
     else:
@@ -231,7 +256,7 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
             label = _label(group[0].parent, root)
             final = summ["final"]
             variances.append((label, final["variance"] or 0.0))
-            seeds = [yaml.safe_load((r / "config.yaml").read_text("utf-8"))["seed"] for r in group]
+            seeds = [_seed(r) for r in group]
             lines.append(
                 f"| {label} | {seeds} | {_fmt(final['mean'])} | {_fmt(final['std'])} | "
                 f"{_fmt(final['variance'])} |"
@@ -247,22 +272,26 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
             plt.close(fig)
             lines += ["![variance across seeds](seed_variance.png)", ""]
 
-    # Sweeps.
-    for p in map(Path, paths):
-        for sweep_json in [p / "sweep.json", *p.rglob("sweep.json")]:
-            if not sweep_json.is_file():
-                continue
-            s = json.loads(sweep_json.read_text("utf-8"))
-            best = s.get("best") or {}
-            lines += [
-                f"## Sweep: {s.get('study_name')}",
-                "",
-                f"{s.get('n_complete')} complete of {s.get('n_trials')} trials; "
-                f"best trial {best.get('number')}: {s.get('metric')} = {_fmt(best.get('value'))}, "
-                f"params {best.get('params')}",
-                "",
-            ]
-            break
+    # Sweeps: every sweep.json at or below the given paths, once each.
+    sweeps = sorted(
+        {
+            f.resolve()
+            for p in map(Path, paths)
+            for f in [p / "sweep.json", *p.rglob("sweep.json")]
+            if f.is_file()
+        }
+    )
+    for sweep_json in sweeps:
+        s = json.loads(sweep_json.read_text("utf-8"))
+        best = s.get("best") or {}
+        lines += [
+            f"## Sweep: {s.get('study_name')} ({_label(sweep_json.parent, root)})",
+            "",
+            f"{s.get('n_complete')} complete of {s.get('n_trials')} trials; "
+            f"best trial {best.get('number')}: {s.get('metric')} = {_fmt(best.get('value'))}, "
+            f"params {best.get('params')}",
+            "",
+        ]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
