@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from skimage.color import deltaE_cie76, rgb2lab
+from skimage.metrics import structural_similarity
 
 from unigen_sb3.envs.env import shared_reward_computer
 from unigen_sb3.rewards.components import (
@@ -17,6 +19,7 @@ from unigen_sb3.rewards.components import (
     style_distance,
 )
 from unigen_sb3.rewards.metrics import rgb_to_lab
+from unigen_sb3.rewards.perceptual import PerceptualDistance
 
 SIZE = 36
 
@@ -146,3 +149,105 @@ def test_style_distance_is_zero_for_equal_statistics_and_grows() -> None:
 def test_bad_settings_are_refused(computer: RewardComputer) -> None:
     with pytest.raises(ValueError, match="color_tol"):
         RewardComputer(computer.perceptual, None, color_tol=0.0)
+
+
+def _mid_edit_transition() -> tuple[TaskBatch, torch.Tensor, torch.Tensor]:
+    """A transition ``prev -> canvas`` half-way through an edit, with known-answer checks.
+
+    The canvas is neither the target nor the start: inside the mask a left-to-right ramp
+    from the start's grey to past the target's 0.9 (so some mask pixels are within
+    ``color_tol`` of the target, some within 3x it, some farther), plus noise outside the
+    mask. ``prev`` differs from the start outside the mask (a bright patch and other
+    noise), so SSIM against ``prev`` and against ``start`` are different numbers.
+    """
+    task, start = _edit_task()
+    g = torch.Generator().manual_seed(11)
+    outside_noise = 0.04 * torch.randn(2, 3, SIZE, SIZE, generator=g)
+    prev = (start + 0.04 * torch.randn(2, 3, SIZE, SIZE, generator=g)).clamp(0, 1)
+    prev[:, :, 26:34, 2:12] = 0.95
+    ramp = torch.linspace(0.45, 1.0, 12).expand(2, 3, 12, 12)
+    canvas = (start + outside_noise).clamp(0, 1)
+    canvas[:, :, 10:22, 10:22] = (ramp + 0.02 * torch.randn(2, 3, 12, 12, generator=g)).clamp(0, 1)
+    return task, prev, canvas
+
+
+def _skimage_region_ssim(x: torch.Tensor, y: torch.Tensor, region: torch.Tensor) -> np.ndarray:
+    """Mean of scikit-image's channel-averaged full SSIM map over ``region``, inside the
+    3-pixel border that skimage crops for its own mean (7x7 window, data_range 1)."""
+    out = []
+    for a, b, r in zip(x.double().numpy(), y.double().numpy(), region.numpy(), strict=True):
+        _, full = structural_similarity(a, b, channel_axis=0, data_range=1.0, win_size=7, full=True)
+        keep = r[0, 3:-3, 3:-3] > 0.5
+        out.append(full.mean(axis=0)[3:-3, 3:-3][keep].mean())
+    return np.array(out)
+
+
+def test_sub_metrics_equal_independent_computations(computer: RewardComputer) -> None:
+    """Each sub-metric on a non-trivial transition against an independent computation.
+
+    - perceptual = 1 - clip(PerceptualDistance.distance(canvas, target), 0, 1): the same
+      network through its two-image path; 1e-5 (float32 feature round-off).
+    - style = exp(-d / style_scale), d the Euclidean distance between the CIELAB per-channel
+      mean and population std of canvas and *target*, with skimage's rgb2lab in float64;
+      1e-4 (torch's float32 CIELAB vs skimage's float64).
+    - accuracy = fraction of mask pixels with skimage deltaE_cie76 < color_tol; one mask
+      pixel (1/144) of slack for a float32/float64 disagreement right at the threshold.
+    - preservation / temporal = skimage's full SSIM map, channel-averaged, over the pixels
+      whose 7x7 window misses the mask, against start / prev; 1e-5 (float32 vs float64).
+    - localization = IoU of the pixels whose max channel change from start exceeds
+      change_threshold with the mask; exact up to float32 division.
+    """
+    task, prev, canvas = _mid_edit_transition()
+    r = computer(prev, canvas, task)
+    mask = task.mask.numpy()[:, 0] > 0.5
+
+    assert isinstance(computer.perceptual, PerceptualDistance)
+    dist = computer.perceptual.distance(canvas, task.target)
+    assert torch.all((dist > 0.05) & (dist < 1))  # a real distance, not clipped
+    torch.testing.assert_close(
+        r["quality"].sub["perceptual"], 1 - dist.clamp(0, 1), atol=1e-5, rtol=0
+    )
+
+    def lab(x: torch.Tensor) -> np.ndarray:
+        return rgb2lab(x.double().numpy(), channel_axis=1)
+
+    canvas_lab, target_lab, start_lab = lab(canvas), lab(task.target), lab(task.start)
+
+    def stats(x: np.ndarray) -> np.ndarray:
+        flat = x.reshape(2, 3, -1)
+        return np.concatenate([flat.mean(axis=2), flat.std(axis=2)], axis=1)
+
+    d_target = np.linalg.norm(stats(canvas_lab) - stats(target_lab), axis=1)
+    d_start = np.linalg.norm(stats(canvas_lab) - stats(start_lab), axis=1)
+    assert np.all(d_target > 2) and np.all(np.abs(d_target - d_start) > 1)  # target != start
+    np.testing.assert_allclose(
+        r["consistency"].sub["style"].numpy(),
+        np.exp(-d_target / computer.style_scale),
+        atol=1e-4,
+        rtol=0,
+    )
+
+    delta_e = deltaE_cie76(canvas_lab, target_lab, channel_axis=1)
+    accuracy = [(delta_e[i][mask[i]] < computer.color_tol).mean() for i in range(2)]
+    assert all(0.1 < a < 0.9 for a in accuracy)
+    # Pixels between tol and 3 tol: a wrong tolerance moves the fraction.
+    assert all(
+        (delta_e[i][mask[i]] < 3 * computer.color_tol).mean() > a + 0.1
+        for i, a in enumerate(accuracy)
+    )
+    np.testing.assert_allclose(
+        r["edit"].sub["accuracy"].numpy(), accuracy, atol=1.01 / mask[0].sum(), rtol=0
+    )
+
+    outside = 1 - torch.nn.functional.max_pool2d(task.mask, 7, stride=1, padding=3)
+    temporal = _skimage_region_ssim(canvas, prev, outside)
+    preservation = _skimage_region_ssim(canvas, task.start, outside)
+    assert np.all(np.abs(temporal - preservation) > 0.05) and np.all(temporal > 0)
+    assert np.all((preservation > 0) & (preservation < 0.99))
+    np.testing.assert_allclose(r["consistency"].sub["temporal"].numpy(), temporal, atol=1e-5)
+    np.testing.assert_allclose(r["edit"].sub["preservation"].numpy(), preservation, atol=1e-5)
+
+    changed = (canvas - task.start).abs().amax(dim=1).numpy() > computer.change_threshold
+    iou = (changed & mask).sum(axis=(1, 2)) / (changed | mask).sum(axis=(1, 2))
+    assert np.all((iou > 0.1) & (iou < 0.9))
+    np.testing.assert_allclose(r["edit"].sub["localization"].numpy(), iou, rtol=1e-6)

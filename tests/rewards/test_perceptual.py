@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.spatial.distance
 import torch
 import torch.nn.functional as F
 import torchvision
@@ -383,3 +384,60 @@ def test_realism_scorer_validation(photo_embeddings):
     with pytest.raises(ValueError, match=r"\(B, 1152\)"):
         scorer.score(photo_embeddings[:, :10])
     assert scorer.device == torch.device("cpu")
+
+
+def _numpy_shrunk_fit(feats: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and inverse shrunk covariance as the RealismScorer docstring states them.
+
+    ``S = (1 - s) C + diag(s var + ridge)``, ``C`` the unbiased sample covariance (as
+    ``torch.cov``), ``var`` its diagonal and ``ridge = 1e-6 * mean(var)``.
+    """
+    cov = np.cov(feats, rowvar=False)
+    var = np.diag(cov)
+    shrunk = (1 - shrinkage) * cov + np.diag(shrinkage * var + 1e-6 * var.mean())
+    return feats.mean(axis=0), np.linalg.inv(shrunk)
+
+
+def _scipy_m2(rows: np.ndarray, mean: np.ndarray, inv_cov: np.ndarray) -> np.ndarray:
+    return np.array([scipy.spatial.distance.mahalanobis(r, mean, inv_cov) ** 2 for r in rows])
+
+
+@pytest.mark.parametrize("shrinkage", [0.1, 0.3])
+def test_realism_scorer_matches_independent_mahalanobis_and_calibration(shrinkage):
+    """Known answers for the realism score on small correlated features (N=40, D=6).
+
+    Pins, against numpy/scipy written from the docstring: the shrunk, ridged covariance
+    and its squared Mahalanobis distance (scipy.spatial.distance.mahalanobis ** 2), the
+    held-out calibration ``reference_m2`` and the map ``exp(-max(0, m2 / m2_ref - 1))``.
+    Everything is float64 except the float32 score, so the tolerances are 1e-9 relative
+    (a different inverse route: Cholesky solve vs np.linalg.inv) and 1e-6 for the score.
+    """
+    rng = np.random.default_rng(7)
+    mix = rng.normal(size=(6, 6))
+    ref = rng.normal(size=(40, 6)) @ mix + 2.0  # correlated: the shrinkage weights matter
+    # Query rows from typical (score 1) to several times the typical distance (score in (0, 1)).
+    query = ref.mean(axis=0) + np.linspace(0.2, 3.0, 12)[:, None] * (rng.normal(size=(12, 6)) @ mix)
+    scorer = RealismScorer(torch.from_numpy(ref), shrinkage=shrinkage)
+
+    mean, inv_cov = _numpy_shrunk_fit(ref, shrinkage)
+    expected_m2 = _scipy_m2(query, mean, inv_cov)
+    np.testing.assert_allclose(scorer.mahalanobis2(query).numpy(), expected_m2, rtol=1e-9)
+
+    # Calibration: fit on each half of the documented fixed permutation, measure the other.
+    perm = torch.randperm(40, generator=torch.Generator().manual_seed(0)).numpy()
+    first, second = ref[perm[:20]], ref[perm[20:]]
+    held_out = np.concatenate(
+        [
+            _scipy_m2(second, *_numpy_shrunk_fit(first, shrinkage)),
+            _scipy_m2(first, *_numpy_shrunk_fit(second, shrinkage)),
+        ]
+    )
+    # torch.median of an even count is the lower of the two middle values.
+    expected_ref = np.sort(held_out)[(len(held_out) - 1) // 2]
+    assert scorer.reference_m2 == pytest.approx(expected_ref, rel=1e-9)
+
+    expected_score = np.exp(-np.maximum(0.0, expected_m2 / expected_ref - 1.0))
+    # The query spans both branches of the clamp and scores well inside (0, 1).
+    assert (expected_score == 1.0).any()
+    assert ((expected_score > 0.05) & (expected_score < 0.9)).any()
+    np.testing.assert_allclose(scorer.score(query).numpy(), expected_score, rtol=1e-6, atol=1e-7)
