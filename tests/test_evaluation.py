@@ -8,12 +8,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
+from skimage.color import deltaE_cie76, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from stable_baselines3 import PPO
 
 from unigen_sb3 import UniGenEnv, make_unigen_env
-from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, episode_returns
+from unigen_sb3.envs.canvas import NUM_PARAMS, OP_FILL, OP_STOP, OP_STROKE
+from unigen_sb3.envs.policies import (
+    NoOpPolicy,
+    OraclePolicy,
+    ScriptedPolicy,
+    episode_returns,
+)
+from unigen_sb3.envs.tasks import Task
 from unigen_sb3.evaluation import (
     EVAL_METRICS,
     PSNR_CAP_DB,
@@ -24,16 +33,89 @@ from unigen_sb3.evaluation import (
     steps_to_fraction,
     write_report,
 )
+from unigen_sb3.rewards.perceptual import (
+    PerceptualDistance,
+    frechet_distance,
+    kernel_inception_distance,
+)
+from unigen_sb3.wrappers.actions import HybridAction
 from unigen_sb3.wrappers.reward import UnifiedRewardWrapper
 
 SIZE, HORIZON = 36, 4
 CONFIG = {"task": "unified", "size": SIZE, "horizon": HORIZON}
 N, SEED = 4, 11
+COLOR_TOL = 10.0  # documented attribute-accuracy threshold: Delta-E (CIE76) < 10
+SSIM_PAD = 3  # (win_size 7 - 1) // 2: the border cropped from the SSIM map
+
+
+class FixedActionsPolicy(ScriptedPolicy):
+    """A non-oracle policy: the same fill and stroke for every task, then stop.
+
+    It depends only on the step, so the batched evaluation and a one-by-one replay act alike,
+    and its edit episodes miss their targets (region SSIM differs from SSIM).
+    """
+
+    ACTIONS = (
+        (OP_FILL, (0.2, -0.1, 0.3, 0.9, -0.6, 0.1, 1.0, 0.0)),
+        (OP_STROKE, (-0.5, 0.5, -0.2, -0.8, 0.7, 0.4, 0.6, 0.0)),
+    )
+
+    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
+        op, params = self.ACTIONS[step] if step < len(self.ACTIONS) else (OP_STOP, (0.0,) * 8)
+        assert len(params) == NUM_PARAMS
+        return {"op": op, "params": np.asarray(params, dtype=np.float32)}
+
+
+def _replay(policy: ScriptedPolicy) -> dict[str, list[Any]]:
+    """Replay the seeded tasks one by one in the single env; canvases as (H, W, 3) float64."""
+    base = UniGenEnv("unified", size=SIZE, horizon=HORIZON, prompt_split="heldout")
+    env = UnifiedRewardWrapper(base)
+    out: dict[str, list[Any]] = {
+        k: [] for k in ("start", "final", "target", "mask", "kind", "total", "length")
+    }
+    for j in range(N):
+        env.reset(seed=SEED + j)
+        core = base.core
+        out["start"].append(core.start[0].numpy().transpose(1, 2, 0).astype(np.float64))
+        done, total, steps = False, 0.0, 0
+        while not done:
+            _, r, term, trunc, _ = env.step(policy.act(env))
+            total, steps, done = total + float(r), steps + 1, term or trunc
+        out["final"].append(core.canvas[0].numpy().transpose(1, 2, 0).astype(np.float64))
+        out["target"].append(core.target[0].numpy().transpose(1, 2, 0).astype(np.float64))
+        out["mask"].append(core.mask[0, 0].numpy() > 0.5)
+        task = core.tasks[0]
+        assert task is not None
+        out["kind"].append(task.kind)
+        out["total"].append(total)
+        out["length"].append(steps)
+    return out
+
+
+def _batch(images: list[np.ndarray]) -> torch.Tensor:
+    """(H, W, 3) float64 images -> a (N, 3, H, W) float32 batch."""
+    return torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2)).float()
 
 
 @pytest.fixture(scope="module")
 def oracle_report() -> dict[str, Any]:
     return evaluate_unigen(OraclePolicy(), CONFIG, N, SEED)
+
+
+@pytest.fixture(scope="module")
+def oracle_replay() -> dict[str, list[Any]]:
+    return _replay(OraclePolicy())
+
+
+@pytest.fixture(scope="module")
+def fixed_report() -> dict[str, Any]:
+    return evaluate_unigen(FixedActionsPolicy(), CONFIG, N, SEED)
+
+
+@pytest.fixture(scope="module")
+def perceptual(oracle_report: dict[str, Any]) -> PerceptualDistance:
+    # A fresh network of the report's backend: the reference does not reuse the env's.
+    return PerceptualDistance(oracle_report["backend"], device="cpu")
 
 
 def test_report_has_the_documented_schema(oracle_report: dict[str, Any]) -> None:
@@ -57,25 +139,15 @@ def test_json_round_trip(oracle_report: dict[str, Any], tmp_path: Path) -> None:
     assert not [p for p in path.parent.iterdir() if p.name != "eval.json"]  # no temp files left
 
 
-def test_metrics_match_a_single_env_replay_and_skimage(oracle_report: dict[str, Any]) -> None:
+def test_metrics_match_a_single_env_replay_and_skimage(
+    oracle_report: dict[str, Any], oracle_replay: dict[str, list[Any]]
+) -> None:
     """Replay the same seeded tasks one by one in the single env; compute metrics with skimage."""
-    base = UniGenEnv("unified", size=SIZE, horizon=HORIZON, prompt_split="heldout")
-    env = UnifiedRewardWrapper(base)
-    policy = OraclePolicy()
-    totals, lengths, ssims, psnrs, ious = [], [], [], [], []
-    for j in range(N):
-        env.reset(seed=SEED + j)
-        core = base.core
-        start = core.start[0].numpy().transpose(1, 2, 0).astype(np.float64)
-        done, total, steps = False, 0.0, 0
-        while not done:
-            _, r, term, trunc, _ = env.step(policy.act(env))
-            total, steps, done = total + float(r), steps + 1, term or trunc
-        final = core.canvas[0].numpy().transpose(1, 2, 0).astype(np.float64)
-        target = core.target[0].numpy().transpose(1, 2, 0).astype(np.float64)
-        mask = core.mask[0, 0].numpy() > 0.5
-        totals.append(total)
-        lengths.append(steps)
+    rep = oracle_replay
+    ssims, psnrs, ious = [], [], []
+    for start, final, target, mask in zip(
+        rep["start"], rep["final"], rep["target"], rep["mask"], strict=True
+    ):
         ssims.append(structural_similarity(final, target, channel_axis=2, data_range=1.0))
         with np.errstate(divide="ignore"):  # identical images: skimage gives inf
             psnrs.append(min(peak_signal_noise_ratio(target, final, data_range=1.0), PSNR_CAP_DB))
@@ -83,13 +155,84 @@ def test_metrics_match_a_single_env_replay_and_skimage(oracle_report: dict[str, 
         union = (changed | mask).sum()
         ious.append((changed & mask).sum() / union if union else 1.0)
     m = oracle_report["metrics"]
-    assert m["reward_total"]["mean"] == pytest.approx(np.mean(totals), abs=1e-6)
-    assert m["reward_total"]["std"] == pytest.approx(np.std(totals), abs=1e-6)
-    assert m["episode_length"]["mean"] == pytest.approx(np.mean(lengths), abs=0)
+    assert m["reward_total"]["mean"] == pytest.approx(np.mean(rep["total"]), abs=1e-6)
+    assert m["reward_total"]["std"] == pytest.approx(np.std(rep["total"]), abs=1e-6)
+    assert m["episode_length"]["mean"] == pytest.approx(np.mean(rep["length"]), abs=0)
     # float32 torch SSIM vs float64 skimage.
     assert m["ssim"]["mean"] == pytest.approx(np.mean(ssims), abs=1e-4)
     assert m["psnr"]["mean"] == pytest.approx(np.mean(psnrs), rel=1e-4)
     assert m["mask_iou"]["mean"] == pytest.approx(np.mean(ious), abs=1e-6)
+
+
+def _region_ssim_reference(final: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+    """The documented region SSIM: skimage's full SSIM map, averaged over the channels, then
+    over the mask pixels inside the padding-free area (3 px cropped per border); 1.0 if none."""
+    _, smap = structural_similarity(
+        final, target, channel_axis=2, data_range=1.0, win_size=7, full=True
+    )
+    inner = smap.mean(axis=2)[SSIM_PAD:-SSIM_PAD, SSIM_PAD:-SSIM_PAD]
+    region = mask[SSIM_PAD:-SSIM_PAD, SSIM_PAD:-SSIM_PAD]
+    return float(inner[region].mean()) if region.any() else 1.0
+
+
+def test_region_attribute_and_lpips_metrics_match_references_off_target(
+    fixed_report: dict[str, Any], perceptual: PerceptualDistance
+) -> None:
+    """A non-oracle policy: region_ssim, attribute_accuracy and lpips against references.
+
+    Pins region_ssim (mask-restricted skimage SSIM map), attribute_accuracy (skimage CIE76
+    Delta-E of rgb2lab < 10, over the mask only) and lpips (PerceptualDistance.distance of
+    final vs target) of the report, mean and std over episodes. Tolerances: 1e-4 for the SSIM
+    (float32 torch vs float64 skimage, as above); 1e-6 for the accuracy, after checking no
+    mask pixel lies within 1e-3 of the threshold (so float32 Lab cannot flip one); 1e-4
+    relative for LPIPS (float32 network, another batch size).
+    """
+    rep = _replay(FixedActionsPolicy())
+    assert rep["kind"].count("edit") >= 2 and rep["length"] == [3] * N
+    ssims, regions, accuracies = [], [], []
+    for final, target, mask in zip(rep["final"], rep["target"], rep["mask"], strict=True):
+        ssims.append(structural_similarity(final, target, channel_axis=2, data_range=1.0))
+        regions.append(_region_ssim_reference(final, target, mask))
+        delta_e = deltaE_cie76(rgb2lab(final), rgb2lab(target))
+        assert np.abs(delta_e[mask] - COLOR_TOL).min() > 1e-3
+        accuracies.append(float((delta_e[mask] < COLOR_TOL).mean()) if mask.any() else 1.0)
+    lpips = perceptual.distance(_batch(rep["final"]), _batch(rep["target"])).double().numpy()
+    # The edit episodes miss their targets, so the region differs from the whole image, and
+    # the accuracy over the mask differs from the accuracy over the whole canvas.
+    edits = [j for j, kind in enumerate(rep["kind"]) if kind == "edit"]
+    assert all(abs(regions[j] - ssims[j]) > 0.05 for j in edits)
+    m = fixed_report["metrics"]
+    assert m["region_ssim"]["mean"] == pytest.approx(np.mean(regions), abs=1e-4)
+    assert m["region_ssim"]["std"] == pytest.approx(np.std(regions), abs=1e-4)
+    assert m["attribute_accuracy"]["mean"] == pytest.approx(np.mean(accuracies), abs=1e-6)
+    assert m["attribute_accuracy"]["std"] == pytest.approx(np.std(accuracies), abs=1e-6)
+    assert m["lpips"]["mean"] == pytest.approx(lpips.mean(), rel=1e-4)
+    assert m["lpips"]["std"] == pytest.approx(lpips.std(), rel=1e-4)
+    assert m["ssim"]["mean"] == pytest.approx(np.mean(ssims), abs=1e-4)
+
+
+def test_set_metrics_match_embedding_distances_of_a_replay(
+    oracle_report: dict[str, Any],
+    oracle_replay: dict[str, list[Any]],
+    perceptual: PerceptualDistance,
+) -> None:
+    """Pins set_metrics: FD and KID (mean, std) of PerceptualDistance.embed of the final
+    canvases vs the targets, KID with the report's seed and 100 subsets of min(1000, N) rows.
+
+    Tolerance: 1e-4 relative plus 1e-6 absolute; the report keeps 7 significant digits and
+    the replay's embeddings differ from the batched rollout's by float32 rounding only.
+    """
+    emb_final = perceptual.embed(_batch(oracle_replay["final"]))
+    emb_target = perceptual.embed(_batch(oracle_replay["target"]))
+    fd = frechet_distance(emb_final, emb_target)
+    kid_mean, kid_std = kernel_inception_distance(
+        emb_final, emb_target, subset_size=1000, n_subsets=100, seed=SEED
+    )
+    assert fd > 1e-3  # the generate episodes do not end on their targets
+    sm = oracle_report["set_metrics"]
+    assert sm["frechet_distance"] == pytest.approx(fd, rel=1e-4, abs=1e-6)
+    assert sm["kid_mean"] == pytest.approx(kid_mean, rel=1e-4, abs=1e-6)
+    assert sm["kid_std"] == pytest.approx(kid_std, rel=1e-4, abs=1e-6)
 
 
 def test_the_oracle_scores_above_doing_nothing(oracle_report: dict[str, Any]) -> None:

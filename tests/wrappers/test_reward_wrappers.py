@@ -418,3 +418,126 @@ def test_ppo_learns_a_few_steps_on_vec_wrapper() -> None:
     model = PPO("MlpPolicy", vec, n_steps=16, batch_size=16, n_epochs=1, device="cpu", seed=0)
     model.learn(32)
     assert model.num_timesteps == 32
+
+
+# ---------------------------------------------------------------- shaping on normalized components
+
+# A reward space whose bounded normalization is not the identity (unlike the default Box(0, 1)),
+# so a potential read from raw instead of normalized components gives another shaping term.
+SKEWED_SPACE = spaces.Box(np.array([-1.0, -0.5, 0.2]), np.array([3.0, 1.5, 0.7]), dtype=np.float64)
+SHAPING_GAMMA, SHAPING_SCALE = 0.9, 1.5
+
+
+class _ReferenceNormalizer:
+    """Independent re-implementation of the documented normalizations, from the data seen.
+
+    bounded: ``clip((x - low) / (high - low), 0, 1)``; running: ``sigmoid(clip(z, -5, 5))``
+    with ``z = (x - mean) / sqrt(var + 1e-8)`` over every raw reward vector of a reward step
+    so far (population variance; mean 0 and variance 1 before any data).
+    """
+
+    def __init__(self, normalization: str) -> None:
+        self.normalization = normalization
+        self.seen: list[np.ndarray] = []
+
+    def add(self, raw: np.ndarray) -> None:
+        self.seen.append(np.asarray(raw, dtype=np.float64))
+
+    def __call__(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.normalization == "bounded":
+            return np.clip((x - SKEWED_SPACE.low) / (SKEWED_SPACE.high - SKEWED_SPACE.low), 0, 1)
+        data = np.stack(self.seen) if self.seen else None
+        mean = np.zeros(3) if data is None else data.mean(axis=0)
+        var = np.ones(3) if data is None else data.var(axis=0)
+        z = np.clip((x - mean) / np.sqrt(var + 1e-8), -5.0, 5.0)
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+def _phi(ref: _ReferenceNormalizer, comps: Any, potential: str) -> float:
+    return float(ref(comps)[COMPONENT_NAMES.index(potential)])
+
+
+# The expected shaping term is computed by hand, step by step:
+# F = scale * (gamma * Phi(s') - Phi(s)), Phi(s') = 0 when s' is terminal but kept on
+# truncation, Phi = the named entry of the *normalized* info["state_components"]. Phi(s) is
+# the value computed when s was reached (with the running statistics of that moment); on a
+# reward step the statistics first absorb the step's raw reward, then Phi(s') is taken.
+# Tolerance 1e-9: everything is float64 (float32 states are cast exactly), so only rounding
+# of the running mean/variance differs. Reading raw components (e.g. (x + 0.5) / 2 vs x for
+# "edit") is off by far more.
+@pytest.mark.parametrize("end", ["terminate", "truncate"])
+@pytest.mark.parametrize("normalization", ["bounded", "running"])
+def test_shaping_potential_uses_normalized_components(end: str, normalization: str) -> None:
+    potential = "edit"
+    ref = _ReferenceNormalizer(normalization)
+    env = UnifiedRewardWrapper(
+        ToyMOEnv(episode_len=3, end=end, reward_space=SKEWED_SPACE),
+        normalization=normalization,  # type: ignore[arg-type]
+        shaping=PotentialShaping(SHAPING_GAMMA, potential, scale=SHAPING_SCALE),
+    )
+    _, info = env.reset(seed=3)
+    phi_s = _phi(ref, info["state_components"], potential)
+    rng = np.random.default_rng(1)
+    n_final, gaps = 0, []
+    for _ in range(12):  # four episodes
+        _, r, term, trunc, info = env.step(int(rng.integers(0, 3)))
+        if info["reward_is_final"]:
+            ref.add(info["state_components"])  # the toy env pays its state at the end
+        phi_next = _phi(ref, info["state_components"], potential)
+        expected = SHAPING_SCALE * (SHAPING_GAMMA * (0.0 if term else phi_next) - phi_s)
+        assert info["reward_shaping"] == pytest.approx(expected, abs=1e-9)
+        assert r == pytest.approx(info["reward_total"] + expected, abs=1e-9)
+        raw_phi = float(info["state_components"][COMPONENT_NAMES.index(potential)])
+        gaps.append(abs(raw_phi - phi_next))
+        phi_s = phi_next
+        if term or trunc:
+            n_final += 1
+            _, info = env.reset()
+            phi_s = _phi(ref, info["state_components"], potential)
+    assert n_final == 4
+    assert max(gaps) > 0.05  # normalized and raw potentials really differ here
+
+
+@pytest.mark.parametrize("normalization", ["bounded", "running"])
+def test_vec_shaping_potential_uses_normalized_components(normalization: str) -> None:
+    # Same hand computation as above for the VecEnv wrapper, with one terminating and one
+    # truncating env sharing the running statistics: the batch of final raw rewards of a step
+    # is absorbed before any Phi(s') of that step; after an auto-reset, Phi of the new initial
+    # state comes from venv.reset_infos (with the statistics after that step). Tolerance 1e-9.
+    potential = "quality"
+    ref = _ReferenceNormalizer(normalization)
+    venv = MODummyVecEnv(
+        [
+            lambda: ToyMOEnv(episode_len=3, end="terminate", reward_space=SKEWED_SPACE),
+            lambda: ToyMOEnv(episode_len=4, end="truncate", reward_space=SKEWED_SPACE),
+        ]
+    )
+    venv.seed(5)
+    vec = VecUnifiedReward(
+        venv,
+        normalization=normalization,  # type: ignore[arg-type]
+        shaping=PotentialShaping(SHAPING_GAMMA, potential, scale=SHAPING_SCALE),
+    )
+    vec.reset()
+    phi_s = [_phi(ref, venv.reset_infos[i]["state_components"], potential) for i in range(2)]
+    rng = np.random.default_rng(2)
+    n_done = [0, 0]
+    for _ in range(12):
+        _, rewards, dones, infos = vec.step(rng.integers(0, 3, size=2))
+        for info in infos:
+            if info["reward_is_final"]:
+                ref.add(info["state_components"])
+        for i, info in enumerate(infos):
+            terminated = bool(dones[i]) and not info.get("TimeLimit.truncated", False)
+            phi_next = _phi(ref, info["state_components"], potential)
+            expected = SHAPING_SCALE * (
+                SHAPING_GAMMA * (0.0 if terminated else phi_next) - phi_s[i]
+            )
+            assert info["reward_shaping"] == pytest.approx(expected, abs=1e-9), (i, info)
+            assert rewards[i] == pytest.approx(info["reward_total"] + expected, abs=1e-6)
+            phi_s[i] = phi_next
+            if dones[i]:
+                n_done[i] += 1
+                phi_s[i] = _phi(ref, venv.reset_infos[i]["state_components"], potential)
+    assert n_done == [4, 3]
