@@ -595,8 +595,9 @@ class RealismScorer:
 
         score = exp(-max(0, m2 / m2_ref - 1))
 
-    ``m2_ref`` is the median ``m2`` of *held-out* reference images (two-fold split:
-    fit on one half, measure the other, both ways). Held-out rather than in-sample
+    ``m2_ref`` is the (lower, as ``torch.median``) median ``m2`` of *held-out* reference
+    images (two-fold split: fit on one half, measure the other, both ways). Held-out rather
+    than in-sample
     distances matter when N is close to or below D, where in-sample distances are far
     too small. So an image as typical as a typical unseen reference image scores 1,
     one twice as far scores ``exp(-1)``, and noise or blank images, orders of magnitude
@@ -634,7 +635,8 @@ class RealismScorer:
         held_out = torch.cat(
             [self._m2(second, *self._fit(first)), self._m2(first, *self._fit(second))]
         )
-        #: Median held-out squared Mahalanobis distance of reference images.
+        #: Median held-out squared Mahalanobis distance of reference images (for an even
+        #: count the lower of the two middle values, as torch.median gives).
         self.reference_m2 = float(held_out.median())
         self.mean, self._chol = self._fit(feats)
 
