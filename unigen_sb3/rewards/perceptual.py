@@ -597,9 +597,8 @@ class RealismScorer:
 
     ``m2_ref`` is the (lower, as ``torch.median``) median ``m2`` of *held-out* reference
     images (two-fold split: fit on one half, measure the other, both ways). Held-out rather
-    than in-sample
-    distances matter when N is close to or below D, where in-sample distances are far
-    too small. So an image as typical as a typical unseen reference image scores 1,
+    than in-sample distances matter when N is close to or below D, where in-sample distances
+    are far too small. So an image as typical as a typical unseen reference image scores 1,
     one twice as far scores ``exp(-1)``, and noise or blank images, orders of magnitude
     farther, score about 0. The map is monotone non-increasing in ``m2``.
 
