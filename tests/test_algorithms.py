@@ -239,7 +239,10 @@ def test_algorithm_gamma_refuses_what_is_not_a_discount(gamma: Any) -> None:
     assert repr(gamma) in info.value.message and "number in [0, 1]" in info.value.message
 
 
-@pytest.mark.parametrize(("gamma", "expected"), [(0, 0.0), (1, 1.0), (0.95, 0.95), (1.0, 1.0)])
+@pytest.mark.parametrize(
+    ("gamma", "expected"),
+    [(0, 0.0), (1, 1.0), (0.95, 0.95), (1.0, 1.0), (np.float32(0.5), 0.5), (np.int64(1), 1.0)],
+)
 def test_algorithm_gamma_accepts_a_discount(gamma: float, expected: float) -> None:
     from unigen_sb3.experiments.algorithms import algorithm_gamma
 

@@ -54,8 +54,9 @@ def test_ablate_rerun_reuses_identical_runs_and_refuses_changed_config(
     assert main([*args, *sets(ONE_RUN)]) == 0
     model = out / "full" / "seed_0" / "model.zip"
     stamp = model.stat().st_mtime_ns
-    # Same config (the sweep section and progress bar do not matter): reused, not retrained.
-    again = ["sweep.n_trials=3", "training.progress_bar=false"]
+    # Same config (the sweep section, checkpoint interval and progress bar do not matter):
+    # reused, not retrained.
+    again = ["sweep.n_trials=3", "training.progress_bar=false", "training.checkpoint_freq=32"]
     assert main([*args, *sets([*ONE_RUN, *again])]) == 0
     assert model.stat().st_mtime_ns == stamp
     capsys.readouterr()

@@ -78,3 +78,44 @@ def test_a_crash_before_learning_is_failed_too(
         train(cfg, out)
     meta = RunDir(out).read_meta()
     assert meta["status"] == "failed" and meta["error"] == "OSError: env worker could not start"
+
+
+def test_ctrl_c_before_learning_is_interrupted_not_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while the env is built is an interruption (the CLI exits 130), not a crash.
+    def interrupted_env(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("unigen_sb3.experiments.runner.make_train_vec_env", interrupted_env)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(QUICKSTART, TINY), out)
+    meta = RunDir(out).read_meta()
+    assert meta["status"] == "interrupted" and meta["error"] is None
+
+
+def test_an_error_while_closing_the_env_keeps_the_final_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The status is written before env.close(): a failing close (e.g. a dead subprocess
+    # worker) used to leave a saved, trained run at "running".
+    from unigen_sb3.experiments import runner
+
+    real = runner.make_train_vec_env
+
+    def env_with_broken_close(*args: object, **kwargs: object) -> object:
+        env = real(*args, **kwargs)
+
+        def close() -> None:
+            raise BrokenPipeError("worker gone")
+
+        env.close = close  # type: ignore[method-assign]
+        return env
+
+    monkeypatch.setattr(runner, "make_train_vec_env", env_with_broken_close)
+    out = tmp_path / "run"
+    with pytest.raises(BrokenPipeError):
+        train(load_config(QUICKSTART, TINY), out)
+    run = RunDir(out)
+    assert run.read_meta()["status"] == "trained" and run.model_path.exists()

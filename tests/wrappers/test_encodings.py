@@ -201,7 +201,7 @@ def test_encode_refuses_a_non_integer_op_and_non_finite_params(encoding: str) ->
     with pytest.raises(ValueError, match="params contains NaN or inf"):
         codec.encode({"op": 1, "params": np.full(NUM_PARAMS, np.nan, np.float32)})
     # Integer-valued floats and numpy integers are ops (as decode_batch accepts them).
-    for op in (2, 2.0, np.int64(2)):
+    for op in (2, 2.0, np.int64(2), np.array([2])):
         assert codec.decode(codec.encode({"op": op, "params": params}))["op"] == 2
 
 

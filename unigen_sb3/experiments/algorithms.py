@@ -9,6 +9,7 @@ import types
 import typing
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
@@ -117,8 +118,8 @@ def algorithm_gamma(cls: type[BaseAlgorithm], kwargs: dict[str, Any]) -> float |
     if "gamma" in kwargs:
         value = kwargs["gamma"]
         if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
+            isinstance(value, bool | np.bool_)
+            or not isinstance(value, int | float | np.integer | np.floating)
             or not 0.0 <= float(value) <= 1.0
         ):
             raise ConfigError(

@@ -439,8 +439,9 @@ def train(
     ``meta.json``'s ``status`` goes ``running`` -> ``trained`` (``model.zip`` and a checkpoint
     saved) -> ``completed`` (``eval.json`` written). Ctrl-C (``KeyboardInterrupt``) saves
     ``model.zip`` and a checkpoint, marks the run ``interrupted`` and returns with
-    ``interrupted=True``. Any other exception marks the run ``failed``, records
-    ``error`` (``"<type>: <message>"``; null otherwise), saves no model and propagates;
+    ``interrupted=True`` (Ctrl-C before learning started, e.g. while the env is built, also
+    marks it ``interrupted`` and propagates). Any other exception marks the run ``failed``,
+    records ``error`` (``"<type>: <message>"``; null otherwise), saves no model and propagates;
     :func:`evaluate_run` refuses such a run. ``resume=True`` continues an interrupted or
     failed run from its latest checkpoint and keeps counting timesteps.
 
@@ -479,6 +480,7 @@ def train(
     run_dir.write_meta(error=None)  # a resumed failed run's old error no longer holds
     env: VecEnv | None = None
     model: BaseAlgorithm | None = None
+    wandb_run: Any = None
     interrupted = False
     try:
         seed_everything(config.seed, strict=config.strict_determinism)
@@ -521,20 +523,27 @@ def train(
         # Also on Ctrl-C: the run dir stays valid and resumable.
         run_dir.save_checkpoint(model, replay_buffer=config.training.save_replay_buffer)
         run_dir.save_model(model)
+        # Before env.close(), so that an error while closing cannot leave "running" behind.
+        run_dir.write_meta(
+            status="interrupted" if interrupted else "trained",
+            num_timesteps=int(model.num_timesteps),
+        )
     except BaseException as exc:
-        # A crashed run must never look trained: status "failed", and no model.zip from it.
-        failed: dict[str, Any] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        counted: dict[str, Any] = {}
         if model is not None:
-            failed["num_timesteps"] = int(model.num_timesteps)
-        run_dir.write_meta(**failed)
+            counted["num_timesteps"] = int(model.num_timesteps)
+        if isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C outside learn() (env, model or W&B being set up, or while saving).
+            run_dir.write_meta(status="interrupted", **counted)
+        else:
+            # A crashed run must never look trained: "failed", and no model.zip from it.
+            run_dir.write_meta(status="failed", error=f"{type(exc).__name__}: {exc}", **counted)
+        if wandb_run is not None:
+            wandb_run.finish(exit_code=1)
         raise
     finally:
         if env is not None:
             env.close()
-    run_dir.write_meta(
-        status="interrupted" if interrupted else "trained",
-        num_timesteps=int(model.num_timesteps),
-    )
     result = TrainResult(run_dir, model, int(model.num_timesteps), interrupted=interrupted)
     try:
         if not interrupted and evaluate:

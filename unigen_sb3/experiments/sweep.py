@@ -94,9 +94,6 @@ def check_storage(storage: str | None) -> None:
                 f"{storage!r} is an in-memory database, which workers do not share and the "
                 f"sweep does not keep; {accepted}"
             )
-        folder = Path(url.database).parent
-        if not folder.is_dir():
-            raise ValueError(f"{storage!r}: folder {folder} does not exist")
 
 
 def make_storage(storage: str | None, out: str | Path) -> Any:
@@ -118,6 +115,8 @@ def make_storage(storage: str | None, out: str | Path) -> Any:
         # The open-lock works on every filesystem (no symlinks needed): safe for N processes.
         backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
         return optuna.storages.JournalStorage(backend)
+    if path is not None:  # a SQLite file, possibly inside the --out folder this run creates
+        path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.RDBStorage(storage)
 
 

@@ -136,8 +136,11 @@ def _check_op_mask(op_mask: np.ndarray, num_ops: int) -> np.ndarray:
 
 
 def _op_index(value: Any) -> int:
-    """An op index: an integer, or an integer-valued float such as ``2.0`` (not a bool)."""
+    """An op index: an integer, or an integer-valued float such as ``2.0`` (not a bool), as a
+    scalar or a one-element array (as the env's own action check accepts)."""
     arr = np.asarray(value)
+    if arr.size == 1:
+        arr = arr.reshape(())
     integral = arr.shape == () and (
         np.issubdtype(arr.dtype, np.integer)
         or (np.issubdtype(arr.dtype, np.floating) and bool(np.isfinite(arr) & (arr == arr.round())))
