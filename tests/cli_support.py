@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from stable_baselines3.common.callbacks import BaseCallback
+
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
 # Tiny budget: the smallest canvas NatureCNN accepts, short episodes, one env.
@@ -34,3 +36,32 @@ def cli_command() -> list[str]:
 def cli_env() -> dict[str, str]:
     """Environment for CLI subprocesses: one torch thread each (they run side by side)."""
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+class RaiseAt(BaseCallback):
+    """Raises ``error`` once training reaches ``steps`` timesteps (``KeyboardInterrupt``
+    simulates Ctrl-C; another exception, a crash)."""
+
+    def __init__(self, steps: int, error: BaseException) -> None:
+        super().__init__()
+        self.steps = steps
+        self.error = error
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.steps:
+            raise self.error
+        return True
+
+
+class StartCount(BaseCallback):
+    """Records the timestep count at which ``learn`` started (a resume continues it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start: int | None = None
+
+    def _on_training_start(self) -> None:
+        self.start = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        return True

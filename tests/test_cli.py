@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_support import QUICKSTART, REPO, TINY, cli_command, cli_env, sets
-from stable_baselines3.common.callbacks import BaseCallback
+from cli_support import QUICKSTART, REPO, TINY, RaiseAt, StartCount, cli_command, cli_env, sets
 
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED, main
 from unigen_sb3.configs import load_config
@@ -68,37 +67,12 @@ def test_bad_weights_are_refused_before_any_training(
     assert (out / "config.yaml").read_text() == "seed: 1\n"
 
 
-class _InterruptAt(BaseCallback):
-    """Simulates Ctrl-C once training reaches ``steps`` timesteps."""
-
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.steps:
-            raise KeyboardInterrupt
-        return True
-
-
-class _StartCount(BaseCallback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.start: int | None = None
-
-    def _on_training_start(self) -> None:
-        self.start = self.num_timesteps
-
-    def _on_step(self) -> bool:
-        return True
-
-
 def test_interrupt_leaves_a_valid_run_and_resume_continues_the_count(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = load_config(QUICKSTART, [*TINY, "training.total_timesteps=96"])
     out = tmp_path / "run"
-    first = train(cfg, out, extra_callbacks=[_InterruptAt(40)])
+    first = train(cfg, out, extra_callbacks=[RaiseAt(40, KeyboardInterrupt())])
     assert first.interrupted and first.eval is None
     run = RunDir(out)
     assert run.read_meta()["status"] == "interrupted"
@@ -109,7 +83,7 @@ def test_interrupt_leaves_a_valid_run_and_resume_continues_the_count(
         train(cfg, out)
     with pytest.raises(ValueError, match="exclude"):
         train(cfg, out, resume=True, overwrite=True)
-    starts = _StartCount()
+    starts = StartCount()
     second = train(cfg, out, resume=True, extra_callbacks=[starts])
     assert starts.start == 40  # continued from the checkpoint, not from 0
     assert not second.interrupted and second.num_timesteps >= 96
@@ -246,7 +220,7 @@ def test_interrupt_hint_resumes_from_the_runs_own_config(
     def train_interrupted_once(*args: Any, **kwargs: Any) -> Any:
         calls.append(kwargs.get("resume"))
         if len(calls) == 1:
-            kwargs["extra_callbacks"] = [_InterruptAt(40)]
+            kwargs["extra_callbacks"] = [RaiseAt(40, KeyboardInterrupt())]
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(runner, "train", train_interrupted_once)

@@ -69,13 +69,20 @@ def test_ablate_rerun_reuses_identical_runs_and_refuses_changed_config(
     assert model.stat().st_mtime_ns == stamp
 
 
+def _stale_no_edit_run(
+    out: Path, config: ExperimentConfig, override: str, *, finished: bool = True
+) -> None:
+    """A no_edit/seed_0 run folder trained with ``override`` on top of ``config``."""
+    weights = dict(ablation_variants(config))["no_edit"]
+    other = config_to_dict(_config("ablation.drop=[edit]", override))
+    stale = _variant_config(other, weights, config.reward.effective_weights(), seed=0)
+    _fake_run(out / "no_edit" / "seed_0", stale, eval_mean=0.5 if finished else None)
+
+
 def test_ablate_refuses_a_stale_later_variant_before_training_anything(tmp_path: Path) -> None:
     out = tmp_path / "abl"
     config = _config("ablation.drop=[edit]")
-    weights = dict(ablation_variants(config))["no_edit"]
-    other = config_to_dict(_config("ablation.drop=[edit]", "training.total_timesteps=128"))
-    stale = _variant_config(other, weights, config.reward.effective_weights(), seed=0)
-    _fake_run(out / "no_edit" / "seed_0", stale)
+    _stale_no_edit_run(out, config, "training.total_timesteps=128")
     with pytest.raises(ConfigError) as info:
         run_ablation(config, out)
     assert info.value.path == "training.total_timesteps"
@@ -86,10 +93,7 @@ def test_ablate_refuses_a_stale_later_variant_before_training_anything(tmp_path:
 def test_ablate_refuses_an_unfinished_run_of_another_config(tmp_path: Path) -> None:
     out = tmp_path / "abl"
     config = _config("ablation.drop=[edit]")
-    weights = dict(ablation_variants(config))["no_edit"]
-    other = config_to_dict(_config("ablation.drop=[edit]", "env.horizon=5"))
-    stale = _variant_config(other, weights, config.reward.effective_weights(), seed=0)
-    _fake_run(out / "no_edit" / "seed_0", stale, eval_mean=None)  # config.yaml, no eval.json
+    _stale_no_edit_run(out, config, "env.horizon=5", finished=False)  # no eval.json
     with pytest.raises(ConfigError, match=r"no_edit.*unfinished run.*env\.horizon: 5 -> 4"):
         run_ablation(config, out)
     assert not (out / "full").exists()

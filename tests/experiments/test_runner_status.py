@@ -5,37 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_support import QUICKSTART, TINY
-from stable_baselines3.common.callbacks import BaseCallback
+from cli_support import QUICKSTART, TINY, RaiseAt, StartCount
 
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 from unigen_sb3.configs import load_config
 from unigen_sb3.experiments import RunDir, evaluate_run, train
-
-
-class _CrashAt(BaseCallback):
-    """Raises ``ImportError`` (e.g. a missing optional package) at ``steps`` timesteps."""
-
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps = steps
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps >= self.steps:
-            raise ImportError("no module named 'missing_extra'")
-        return True
-
-
-class _StartCount(BaseCallback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.start: int | None = None
-
-    def _on_training_start(self) -> None:
-        self.start = self.num_timesteps
-
-    def _on_step(self) -> bool:
-        return True
 
 
 def test_a_crash_marks_the_run_failed_eval_refuses_it_and_resume_finishes_it(
@@ -43,8 +17,9 @@ def test_a_crash_marks_the_run_failed_eval_refuses_it_and_resume_finishes_it(
 ) -> None:
     cfg = load_config(QUICKSTART, [*TINY, "training.total_timesteps=96"])
     out = tmp_path / "run"
+    crash = RaiseAt(40, ImportError("no module named 'missing_extra'"))  # e.g. a missing extra
     with pytest.raises(ImportError, match="missing_extra"):
-        train(cfg, out, extra_callbacks=[_CrashAt(40)])
+        train(cfg, out, extra_callbacks=[crash])
     run = RunDir(out)
     meta = run.read_meta()
     assert meta["status"] == "failed" and meta["num_timesteps"] == 40
@@ -58,7 +33,7 @@ def test_a_crash_marks_the_run_failed_eval_refuses_it_and_resume_finishes_it(
     assert main(["eval", str(out)]) == EXIT_CONFIG_ERROR
     assert "--resume" in capsys.readouterr().err and not run.eval_path.exists()
     # --resume continues from the checkpoint; success clears the error.
-    starts = _StartCount()
+    starts = StartCount()
     second = train(cfg, out, resume=True, extra_callbacks=[starts])
     assert starts.start == 32 and second.num_timesteps >= 96 and second.eval is not None
     meta = run.read_meta()
