@@ -143,7 +143,7 @@ def _check_existing_run(run_path: Path, variant: ExperimentConfig) -> None:
     :raises ConfigError: naming the run folder and the keys that differ.
     :raises FileExistsError: for an ``eval.json`` without a ``config.yaml``.
     """
-    from unigen_sb3.experiments.runner import _check_resume_config, _flatten
+    from unigen_sb3.experiments.runner import _check_resume_config, _config_changes
 
     config_path = run_path / "config.yaml"
     hint = f"choose a new --out (ablate has no --overwrite), or delete {run_path} to retrain it"
@@ -169,22 +169,16 @@ def _check_existing_run(run_path: Path, variant: ExperimentConfig) -> None:
         raise ConfigError(
             exc.path, f"{config_path} (a finished run ablate would reuse): {exc.message}; {hint}"
         ) from None
-    a, b = _flatten(config_to_dict(saved)), _flatten(config_to_dict(variant))
-    changed = [
-        k
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
-        and k not in _REUSE_IGNORED_KEYS
-        and not k.startswith(_REUSE_IGNORED_PREFIXES)
-    ]
+    changed, details = _config_changes(
+        config_to_dict(saved),
+        config_to_dict(variant),
+        lambda key: key in _REUSE_IGNORED_KEYS or key.startswith(_REUSE_IGNORED_PREFIXES),
+    )
     if changed:
-        details = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
-        more = f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
         raise ConfigError(
             changed[0],
             f"{run_path} holds a finished run (eval.json) of another config; these keys differ "
-            f"from its config.yaml: {details}{more}; reusing it would report stale results: "
-            f"{hint}",
+            f"from its config.yaml: {details}; reusing it would report stale results: {hint}",
         )
 
 
@@ -200,8 +194,8 @@ def run_ablation(
     finishes an interrupted ablation: a run whose ``eval.json`` exists is kept when its
     ``config.yaml`` equals the run's config (keys under ``ablation.`` and ``sweep.``,
     ``training.checkpoint_freq`` and ``training.progress_bar`` may differ), and an
-    unfinished one is resumed. A run folder
-    of another config is refused before anything is trained.
+    unfinished one is resumed. A run folder of another config is refused before anything is
+    trained.
 
     :param config: the base config.
     :param out: the ablation folder.

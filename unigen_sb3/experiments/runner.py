@@ -273,12 +273,22 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_resume_config(saved: dict[str, Any], new: dict[str, Any]) -> None:
+def _config_changes(
+    saved: dict[str, Any], new: dict[str, Any], ignored: Callable[[str], bool]
+) -> tuple[list[str], str]:
+    """The dotted keys whose values differ between two config dicts (but not the
+    ``ignored`` ones), sorted, and the first five as ``"key: old -> new"`` text."""
     a, b = _flatten(saved), _flatten(new)
-    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    changed = [k for k in changed if k not in _RESUMABLE_CHANGES]
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not ignored(k))
+    details = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
+    if len(changed) > 5:
+        details += f" (and {len(changed) - 5} more)"
+    return changed, details
+
+
+def _check_resume_config(saved: dict[str, Any], new: dict[str, Any]) -> None:
+    changed, details = _config_changes(saved, new, lambda key: key in _RESUMABLE_CHANGES)
     if changed:
-        details = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in changed[:5])
         raise ConfigError(
             changed[0],
             f"--resume needs the run's own config; these keys differ from its config.yaml: "
