@@ -76,19 +76,14 @@ def _label(run: Path, root: Path) -> str:
         return run.name
 
 
-def _seed_group_key(run: Path) -> tuple[str, str]:
+def _seed_group_key(run: Path, config: dict[str, Any]) -> tuple[str, str]:
     """Runs share a seed group when they sit in one folder and differ only in ``seed``.
 
     The folder (an ablation variant's ``OUT/<variant>/``) keeps variants apart whose
     configs happen to be equal, e.g. a grid entry equal to the base weights and ``full``.
     """
-    data = yaml.safe_load((run / "config.yaml").read_text("utf-8"))
-    data.pop("seed", None)
-    return str(run.parent), json.dumps(data, sort_keys=True)
-
-
-def _seed(run: Path) -> Any:
-    return yaml.safe_load((run / "config.yaml").read_text("utf-8")).get("seed")
+    seedless = {k: v for k, v in config.items() if k != "seed"}
+    return str(run.parent), json.dumps(seedless, sort_keys=True)
 
 
 def _fmt(v: Any) -> str:
@@ -221,19 +216,20 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
 
     # Reward variance across seeds.
     groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    configs = {run: yaml.safe_load((run / "config.yaml").read_text("utf-8")) for run in runs}
     for run in runs:
-        groups[_seed_group_key(run)].append(run)
+        groups[_seed_group_key(run, configs[run])].append(run)
     multi: list[list[Path]] = []
     repeated: list[list[Path]] = []
     for group in groups.values():
         if len(group) < 2:
             continue
-        group_seeds = [_seed(r) for r in group]
+        group_seeds = [configs[r].get("seed") for r in group]
         # The same seed twice is not a spread across seeds: keep those runs apart.
         (repeated if len(set(map(str, group_seeds))) < len(group_seeds) else multi).append(group)
     lines += ["## Reward variance across seeds", ""]
     for group in repeated:
-        listing = ", ".join(f"{_label(r, root)} (seed {_seed(r)})" for r in group)
+        listing = ", ".join(f"{_label(r, root)} (seed {configs[r].get('seed')})" for r in group)
         lines += [
             f"Not merged: {listing} have the same config and repeat a seed, so they are not "
             "a spread across seeds; each is reported on its own above.",
@@ -256,7 +252,7 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
             label = _label(group[0].parent, root)
             final = summ["final"]
             variances.append((label, final["variance"] or 0.0))
-            seeds = [_seed(r) for r in group]
+            seeds = [configs[r].get("seed") for r in group]
             lines.append(
                 f"| {label} | {seeds} | {_fmt(final['mean'])} | {_fmt(final['std'])} | "
                 f"{_fmt(final['variance'])} |"
