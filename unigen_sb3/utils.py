@@ -7,6 +7,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -33,6 +34,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} asks for CUDA, but CUDA is not available here")
     return dev
+
+
+def is_int(value: object) -> bool:
+    """Whether ``value`` is a Python or numpy integer (a bool is not)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _umask() -> int:

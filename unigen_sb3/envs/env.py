@@ -53,7 +53,7 @@ from unigen_sb3.envs.tasks import (
 )
 from unigen_sb3.rewards.components import COMPONENT_RANGES, RewardComputer
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
-from unigen_sb3.utils import resolve_device
+from unigen_sb3.utils import is_int, resolve_device
 
 DEFAULT_SIZE = 64
 DEFAULT_HORIZON = 12
@@ -227,11 +227,6 @@ def check_hybrid_action(action: Any) -> tuple[int, np.ndarray]:
     return int(ops[0]), clipped[0]
 
 
-def _is_int(value: object) -> bool:
-    """A Python or numpy integer, not a bool."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
 def check_env_args(task: str, size: int, horizon: int, render_mode: str | None) -> None:
     """The constructor checks shared by :class:`UniGenEnv` and the batched VecEnv.
 
@@ -239,9 +234,9 @@ def check_env_args(task: str, size: int, horizon: int, render_mode: str | None) 
     """
     if task not in TASK_KINDS:
         raise ValueError(f"task={task!r} is not one of {TASK_KINDS}")
-    if not _is_int(size) or size < _MIN_SIZE:
+    if not is_int(size) or size < _MIN_SIZE:
         raise ValueError(f"size={size!r} must be an int >= {_MIN_SIZE} (NatureCNN's minimum)")
-    if not _is_int(horizon) or horizon < 1:
+    if not is_int(horizon) or horizon < 1:
         raise ValueError(f"horizon={horizon!r} must be an int >= 1")
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode={render_mode!r}; accepted: None, 'rgb_array'")

@@ -31,6 +31,7 @@ from unigen_sb3.data.photos import PhotoPatch, load_photo_patches
 from unigen_sb3.data.prompts import Prompt, load_prompts
 from unigen_sb3.data.shapes import ShapeScene, edit_scene, generate_scene, load_shapes_spec
 from unigen_sb3.envs.canvas import NUM_PARAMS, OP_ATTRIBUTE, OP_FILL, apply_ops
+from unigen_sb3.utils import is_int
 
 TASK_KINDS = ("generate", "edit", "unified")
 """The env's ``task`` argument: one mode, or the mixture of both."""
@@ -206,7 +207,7 @@ class TaskSampler:
         if task not in TASK_KINDS:
             raise ValueError(f"task={task!r} is not one of {TASK_KINDS}")
         min_size = int(load_shapes_spec()["min_size"])
-        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < min_size:
+        if not is_int(size) or size < min_size:
             raise ValueError(f"size={size!r} must be an int >= {min_size}")
         if (
             isinstance(edit_fraction, bool)

@@ -61,7 +61,7 @@ from unigen_sb3.rewards.components import RewardComputer
 from unigen_sb3.rewards.perceptual import PerceptualDistance
 from unigen_sb3.rewards.shaping import PotentialShaping
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
-from unigen_sb3.utils import resolve_device
+from unigen_sb3.utils import is_int, resolve_device
 from unigen_sb3.wrappers.actions import ACTION_ENCODINGS, hybrid_sizes, make_codec
 from unigen_sb3.wrappers.reward import VecUnifiedReward
 from unigen_sb3.wrappers.vec import VecHybridAction, VecImageObs
@@ -213,8 +213,7 @@ class UniGenVecEnv(VecEnv):
         metric_dtype: str | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if isinstance(n_envs, bool) or not isinstance(n_envs, int | np.integer) or n_envs < 1:
-            raise ValueError(f"n_envs={n_envs!r} must be an int >= 1")
+        _check_n_envs(n_envs)
         check_env_args(task, size, horizon, render_mode)
         size, horizon = int(size), int(horizon)
         n = int(n_envs)
@@ -394,6 +393,12 @@ class UniGenVecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
 
+def _check_n_envs(n_envs: object) -> None:
+    """:raises ValueError: unless ``n_envs`` is an int >= 1 (numpy ints too, not bools)."""
+    if not is_int(n_envs) or n_envs < 1:  # type: ignore[operator]
+        raise ValueError(f"n_envs={n_envs!r} must be an int >= 1")
+
+
 class _ResetInfoVecMonitor(VecMonitor):
     """SB3's ``VecMonitor`` that also passes ``reset_infos`` up from the env it wraps.
 
@@ -503,8 +508,7 @@ def make_unigen_vec_env(
     """
     if vec_env_kind not in VEC_ENV_KINDS:
         raise ValueError(f"vec_env_kind={vec_env_kind!r} is not one of {VEC_ENV_KINDS}")
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int | np.integer) or n_envs < 1:
-        raise ValueError(f"n_envs={n_envs!r} must be an int >= 1")
+    _check_n_envs(n_envs)
     if action_options is not None and not isinstance(action_options, Mapping):
         raise TypeError(f"action_options must be a mapping, got {action_options!r}")
     if action not in ACTION_ENCODINGS:
