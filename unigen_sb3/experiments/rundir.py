@@ -114,10 +114,12 @@ class RunDir:
         return meta
 
     def start_meta(self, seed: int) -> dict[str, Any]:
-        """Record the seed, versions, git revision and command of a (re)started run."""
+        """Record the seed, versions, git revision and command of a (re)started run; a resumed
+        failed run's old ``error`` no longer holds."""
         return self.write_meta(
             seed=seed,
             status="running",
+            error=None,
             versions=package_versions(),
             git=git_revision(),
             command=sys.argv,

@@ -487,7 +487,6 @@ def train(
     callbacks: list[BaseCallback] = _package_callbacks(config, run_dir)
     save_config(config, run_dir.config_path)
     run_dir.start_meta(config.seed)
-    run_dir.write_meta(error=None)  # a resumed failed run's old error no longer holds
     env: VecEnv | None = None
     model: BaseAlgorithm | None = None
     wandb_run: Any = None
