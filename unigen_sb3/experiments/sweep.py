@@ -252,13 +252,24 @@ def sweep_worker(
     :raises ConfigError: from :func:`check_sweep`, before anything is written.
     :raises ValueError: from :func:`check_storage`, before anything is written.
     """
+    check_storage(storage)
+    check_sweep(config)
+    return _run_trials(config, out, storage, worker_index, progress)
+
+
+def _run_trials(
+    config: ExperimentConfig,
+    out: str | Path,
+    storage: str | None,
+    worker_index: int,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """:func:`sweep_worker` after its checks (run once, by the caller that spawns workers)."""
     import optuna
     from optuna.trial import TrialState
 
     from unigen_sb3.experiments.runner import train
 
-    check_storage(storage)
-    check_sweep(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -310,7 +321,8 @@ def sweep_worker(
 def _worker_entry(
     config_data: dict[str, Any], out: str, storage: str | None, worker_index: int
 ) -> None:
-    sweep_worker(load_config(config_data), out, storage=storage, worker_index=worker_index)
+    # run_sweep checked the config and storage before spawning this worker.
+    _run_trials(load_config(config_data), out, storage, worker_index, None)
 
 
 def run_sweep(
@@ -352,7 +364,7 @@ def run_sweep(
     for p in procs:
         p.start()
     try:
-        sweep_worker(config, out, storage=storage, worker_index=worker_index, progress=progress)
+        _run_trials(config, out, storage, worker_index, progress)
     finally:
         for p in procs:
             p.join()
