@@ -12,7 +12,7 @@ import yaml
 from cli_support import QUICKSTART, REPO, TINY, RaiseAt, StartCount, cli_command, cli_env, sets
 
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED, main
-from unigen_sb3.configs import load_config
+from unigen_sb3.configs import ConfigError, load_config
 from unigen_sb3.experiments import RunDir, train
 
 
@@ -205,6 +205,23 @@ def test_wandb_offline_mode(tmp_path: Path) -> None:
     result = train(cfg, tmp_path / "run", evaluate=False)
     assert result.num_timesteps == 64
     assert list((tmp_path / "run").rglob("offline-run-*"))
+
+
+def test_missing_wandb_is_refused_before_the_run_dir_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec_without_wandb(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "wandb" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec_without_wandb)
+    cfg = load_config(QUICKSTART, [*TINY, "wandb.enabled=true", "wandb.mode=offline"])
+    with pytest.raises(ConfigError, match=r"wandb\.enabled.*pip install 'unigen-sb3\[wandb\]'"):
+        train(cfg, tmp_path / "run", evaluate=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_interrupt_hint_resumes_from_the_runs_own_config(

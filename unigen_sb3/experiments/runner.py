@@ -62,6 +62,8 @@ EVAL_SEED_OFFSET = 10_000
 EVAL_HISTORY_NAME = "eval_history.json"
 
 # Keys a resumed run may change (everything else must match the run's config.yaml).
+_WANDB_MISSING = "W&B tracking needs wandb: pip install 'unigen-sb3[wandb]'"
+
 _RESUMABLE_CHANGES = (
     "training.total_timesteps",
     "training.progress_bar",
@@ -131,7 +133,8 @@ def make_shaping(config: ExperimentConfig, gamma: float | None) -> PotentialShap
 
 
 def check_experiment(config: ExperimentConfig) -> tuple[type[BaseAlgorithm], str]:
-    """Every check that can fail before training starts (algorithm, kwargs, shaping gamma).
+    """Every check that can fail before training starts (algorithm, kwargs, shaping gamma,
+    W&B installed when ``wandb.enabled``).
 
     :param config: the validated config.
     :return: ``(algorithm class, policy)``.
@@ -153,6 +156,8 @@ def check_experiment(config: ExperimentConfig) -> tuple[type[BaseAlgorithm], str
                 "shaping keeps the optimal policy only when they are equal: set "
                 f"reward.shaping.gamma to {gamma}, or to null (take the algorithm's)",
             ) from None
+    if config.wandb.enabled and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("wandb.enabled", _WANDB_MISSING)
     return cls, policy
 
 
@@ -421,9 +426,7 @@ def _start_wandb(config: ExperimentConfig, run_dir: RunDir) -> Any:
     try:
         import wandb
     except ImportError as exc:
-        raise ConfigError(
-            "wandb.enabled", "W&B tracking needs wandb: pip install 'unigen-sb3[wandb]'"
-        ) from exc
+        raise ConfigError("wandb.enabled", _WANDB_MISSING) from exc
     os.environ["WANDB_MODE"] = config.wandb.mode
     return wandb.init(
         project=config.wandb.project,
