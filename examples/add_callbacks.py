@@ -5,8 +5,8 @@ The lines marked ``# + unigen-sb3`` are all it takes: per-component reward curve
 periodic held-out evaluation (``eval/*`` and ``eval.json`` with the learning curve).
 
 Run ``python examples/add_callbacks.py --timesteps 2048 --log runs/callbacks`` and then
-``tensorboard --logdir runs/callbacks``. The tiny default budget finishes in about a minute
-on 2 CPU cores.
+``tensorboard --logdir runs/callbacks``. On 2 CPU cores the tiny default budget (256 steps)
+took 6 s, and 2048 steps 18 s.
 """
 
 from __future__ import annotations
