@@ -35,7 +35,7 @@ from typing import cast
 import torch
 
 from unigen_sb3.rewards.conv_blur import ConvBlurDownsample
-from unigen_sb3.rewards.perceptual import PerceptualDistance
+from unigen_sb3.rewards.perceptual import LATE_CHUNK_SIZE, PerceptualDistance
 from unigen_sb3.utils import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -209,7 +209,8 @@ def conv_arithmetic(*, backend: str, batch: int, size: int, repeats: int) -> lis
         "|---|---:|---:|---:|",
     ]
     labels = {
-        "batch": f"batch of {batch}, one call (chunks of {pd.chunk_size})",
+        "batch": f"batch of {batch}, one call (chunks of {pd.chunk_size}; slices 3-5 in "
+        f"chunks of {max(pd.chunk_size or batch, LATE_CHUNK_SIZE)})",
         "single": f"{batch} calls of 1 image",
     }
     for name, (macs, seconds) in rates.items():

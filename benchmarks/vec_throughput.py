@@ -69,18 +69,27 @@ class Result:
 
 
 class NetworkTimer:
-    """Wall time spent inside the perceptual network's trunk (forward hooks).
+    """Wall time spent inside the perceptual network's trunk (forward hooks on its slices).
 
-    Only meaningful where the forward is synchronous (CPU) and in this process (not for
-    ``SubprocVecEnv``, whose workers hold their own network).
+    ``PerceptualDistance.features`` runs the trunk's slices one by one (not the trunk's own
+    forward), so each slice is timed. Only meaningful where the forward is synchronous
+    (CPU) and in this process (not for ``SubprocVecEnv``, whose workers hold their own
+    network).
     """
 
     def __init__(self, trunk: torch.nn.Module) -> None:
         self.seconds = 0.0
         self._start = 0.0
+        slices = list(trunk.children())
+        if not slices:
+            raise ValueError(f"{type(trunk).__name__} has no slices to time")
         self._handles = [
-            trunk.register_forward_pre_hook(self._pre),
-            trunk.register_forward_hook(self._post),
+            handle
+            for s in slices
+            for handle in (
+                s.register_forward_pre_hook(self._pre),
+                s.register_forward_hook(self._post),
+            )
         ]
 
     def _pre(self, module: torch.nn.Module, args: Any) -> None:

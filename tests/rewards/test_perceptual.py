@@ -105,6 +105,31 @@ def test_cpu_runs_channels_last_in_chunks_with_the_same_features(pd, images):
             PerceptualDistance("stlpips", device="cpu", chunk_size=bad)
 
 
+def test_late_slices_run_in_their_own_larger_chunks(monkeypatch, images):
+    # 12 images: the first two slices in chunks of 3, the last three in chunks of 5 (5, 5, 2).
+    batch = torch.cat([images, images.flip(-1), images.flip(-2)])
+    small = PerceptualDistance("stlpips", device="cpu", chunk_size=3)
+    calls: list[tuple[str, int]] = []
+    for name in ("slice1", "slice3"):
+        getattr(small.trunk, name).register_forward_pre_hook(
+            lambda m, args, name=name: calls.append((name, args[0].shape[0]))
+        )
+    monkeypatch.setattr(perceptual, "LATE_CHUNK_SIZE", 5)
+    got = small.features(batch)
+    assert calls == [("slice1", 3)] * 4 + [("slice3", 5), ("slice3", 5), ("slice3", 2)]
+    # The same as the package's own trunk forward on the whole batch, normalised.
+    with torch.no_grad():
+        raw = small.trunk(small._scaled(batch))
+    for g, r in zip(got, raw, strict=True):
+        assert g.is_contiguous()
+        torch.testing.assert_close(g, r / (r.square().sum(1, keepdim=True).sqrt() + 1e-10))
+    # max(chunk_size, LATE_CHUNK_SIZE): a chunk_size above it also bounds the late slices.
+    calls.clear()
+    monkeypatch.setattr(perceptual, "LATE_CHUNK_SIZE", 2)
+    small.features(batch)
+    assert calls[-4:] == [("slice3", 3)] * 4
+
+
 def test_cpu_heads_in_row_chunks_equal_one_call(pd, images, astronaut):
     # 40 rows: more than CPU_HEAD_ROWS and not a multiple of it.
     g = torch.Generator().manual_seed(1)
