@@ -383,9 +383,10 @@ Reading the CPU figures: most of a UniGen step is per-image arithmetic, above al
 perceptual network's forward (*network ms / env step*: about 2.5-2.8 ms of DummyVecEnv's 6-7 ms
 step at 64x64) and SSIM. Every backend runs the network only on the canvases a step changed
 (a `stop` step reuses the canvas's features) and computes the blank start canvas's features
-once. The batched env runs the network in cache-sized chunks of 8 images (see
-`PerceptualDistance`'s `chunk_size`), where its convolutions reach 80-90 % of the best
-rate this CPU's convolution kernels reach at all, against 40-50 % one image at a time
+once. The batched env runs the network's first two slices in cache-sized chunks of 8 images
+and its last three (small maps) in chunks of 64 (see `PerceptualDistance`'s `chunk_size`),
+where its convolutions reach 80-90 % of the best
+rate this CPU's convolution kernels reach at all, against 35-50 % one image at a time
 (`perceptual_throughput.md`), and it has no per-env Python or dispatch costs. The bound
 lines under a CPU table give the limit of batching on that machine: the batched env's speed
 if everything but the network's forward cost nothing. On parallel hardware one large batch
