@@ -28,6 +28,7 @@ from unigen_sb3.evaluation import (
     PSNR_CAP_DB,
     dumps_report,
     evaluate_unigen,
+    kid_subset_size,
     load_report,
     stability_summary,
     steps_to_fraction,
@@ -217,7 +218,7 @@ def test_set_metrics_match_embedding_distances_of_a_replay(
     perceptual: PerceptualDistance,
 ) -> None:
     """Pins set_metrics: FD and KID (mean, std) of PerceptualDistance.embed of the final
-    canvases vs the targets, KID with the report's seed and 100 subsets of min(1000, N) rows.
+    canvases vs the targets, KID with the report's seed and 100 subsets of N // 2 rows.
 
     Tolerance: 1e-4 relative plus 1e-6 absolute; the report keeps 7 significant digits and
     the replay's embeddings differ from the batched rollout's by float32 rounding only.
@@ -225,14 +226,28 @@ def test_set_metrics_match_embedding_distances_of_a_replay(
     emb_final = perceptual.embed(_batch(oracle_replay["final"]))
     emb_target = perceptual.embed(_batch(oracle_replay["target"]))
     fd = frechet_distance(emb_final, emb_target)
+    assert oracle_report["kid_subset_size"] == N // 2
     kid_mean, kid_std = kernel_inception_distance(
-        emb_final, emb_target, subset_size=1000, n_subsets=100, seed=SEED
+        emb_final, emb_target, subset_size=N // 2, n_subsets=100, seed=SEED
     )
     assert fd > 1e-3  # the generate episodes do not end on their targets
+    assert kid_std > 1e-6  # subsets of half the episodes differ (of all N they would not)
     sm = oracle_report["set_metrics"]
     assert sm["frechet_distance"] == pytest.approx(fd, rel=1e-4, abs=1e-6)
     assert sm["kid_mean"] == pytest.approx(kid_mean, rel=1e-4, abs=1e-6)
     assert sm["kid_std"] == pytest.approx(kid_std, rel=1e-4, abs=1e-6)
+
+
+def test_kid_subset_size_is_half_the_episodes_within_bounds() -> None:
+    assert [kid_subset_size(n) for n in (2, 3, 4, 5, 32, 2000, 5000)] == [
+        2,
+        2,
+        2,
+        2,
+        16,
+        1000,
+        1000,
+    ]
 
 
 def test_the_oracle_scores_above_doing_nothing(oracle_report: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ distribution distances. The report is a JSON-ready dict (schema 1):
 .. code-block:: text
 
     {"schema": 1, "n_episodes", "seed", "task", "prompt_split", "backend", "size", "horizon",
-     "edit_fraction", "policy", "deterministic", "psnr_cap_db", "std_ddof",
+     "edit_fraction", "policy", "deterministic", "psnr_cap_db", "std_ddof", "kid_subset_size",
      "weights": {"quality", "edit", "consistency"},
      "metrics": {"reward_total" | "reward_quality" | "reward_edit" | "reward_consistency" |
                  "lpips" | "ssim" | "psnr" | "region_ssim" | "mask_iou" |
@@ -28,7 +28,10 @@ Metric definitions (final canvas = what the episode left behind):
   changed (final vs start) with the mask; ``attribute_accuracy``: fraction of mask pixels
   within Delta-E 10 of the target colour.
 - ``frechet_distance`` / ``kid_*``: Fréchet distance and kernel distance between the
-  perceptual embeddings of the final canvases and of the targets.
+  perceptual embeddings of the final canvases and of the targets. KID is the unbiased MMD^2
+  over 100 seeded random subsets of :func:`kid_subset_size` episodes (half of them, at most
+  1000): ``kid_mean`` is its mean over the subsets and ``kid_std`` the spread across them
+  (0 with 2 episodes, whose one subset is both).
 
 Same model, same settings and same seed give byte-identical JSON (:func:`dumps_report`:
 sorted keys, floats rounded to 7 significant digits (float32 precision), no timestamps) on the
@@ -61,10 +64,13 @@ from unigen_sb3.wrappers.actions import make_codec
 
 __all__ = [
     "EVAL_METRICS",
+    "KID_MAX_SUBSET",
+    "KID_SUBSETS",
     "PSNR_CAP_DB",
     "SCHEMA_VERSION",
     "dumps_report",
     "evaluate_unigen",
+    "kid_subset_size",
     "load_report",
     "log_report",
     "stability_summary",
@@ -87,6 +93,9 @@ EVAL_METRICS: tuple[str, ...] = (
 )
 """The per-episode metrics of a report, each summarized as ``{"mean", "std"}``."""
 SET_METRICS: tuple[str, ...] = ("frechet_distance", "kid_mean", "kid_std")
+#: KID's subsets per evaluation, and the most rows per subset (:func:`kid_subset_size`).
+KID_SUBSETS = 100
+KID_MAX_SUBSET = 1000
 _SIGNIFICANT = 7  # float32 precision: digits beyond it are reduction-order noise
 _CHUNK = 64  # episodes per metric batch (bounds memory for large evaluations)
 _SPLIT_FROM_ENV = "env"
@@ -233,6 +242,17 @@ def episode_metrics(rollout: EpisodeRollout, *, psnr_cap: float = PSNR_CAP_DB) -
     return out
 
 
+def kid_subset_size(n_episodes: int) -> int:
+    """Rows per KID subset in an evaluation of ``n_episodes``: ``min(1000, max(2, n // 2))``.
+
+    KID's spread comes from drawing subsets smaller than the set: subsets of all
+    ``n_episodes`` rows would be the same set every round, and ``kid_std`` always 0. Half
+    the episodes (up to KID's usual 1000) lets the subsets differ. With 2 episodes the one
+    subset is both of them (std 0); with 3, the subsets of 2 share at least one row.
+    """
+    return min(KID_MAX_SUBSET, max(2, n_episodes // 2))
+
+
 def set_metrics(rollout: EpisodeRollout, *, seed: int = 0) -> dict[str, float]:
     """Fréchet distance and KID between the final canvases' and the targets' embeddings.
 
@@ -255,7 +275,11 @@ def set_metrics(rollout: EpisodeRollout, *, seed: int = 0) -> dict[str, float]:
     )
     fd = frechet_distance(emb_final, emb_target)
     kid_mean, kid_std = kernel_inception_distance(
-        emb_final, emb_target, subset_size=1000, n_subsets=100, seed=seed
+        emb_final,
+        emb_target,
+        subset_size=kid_subset_size(len(emb_final)),
+        n_subsets=KID_SUBSETS,
+        seed=seed,
     )
     return {"frechet_distance": fd, "kid_mean": kid_mean, "kid_std": kid_std}
 
@@ -376,6 +400,7 @@ def evaluate_unigen(
         "deterministic": deterministic,
         "psnr_cap_db": PSNR_CAP_DB,
         "std_ddof": 0,
+        "kid_subset_size": kid_subset_size(n_episodes),
         "weights": dict(rollout.weights),
         "metrics": {
             name: {"mean": float(v.mean()), "std": float(v.std())}
