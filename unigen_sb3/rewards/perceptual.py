@@ -599,7 +599,10 @@ def kernel_inception_distance(
 
     :param a: features ``(N, D)``.
     :param b: features ``(M, D)``.
-    :param subset_size: rows per subset; capped at ``min(N, M)``.
+    :param subset_size: rows per subset; capped at ``min(N, M)``. Where the cap makes every
+        subset the whole of both sets (``N == M <= subset_size``), every round gives the same
+        value and the std is 0: pick a smaller ``subset_size`` for a spread (the evaluation
+        reports use :func:`~unigen_sb3.evaluation.kid_subset_size`).
     :param n_subsets: number of subsets, >= 1.
     :param seed: seed of the subset draws.
     :return: ``(mean, std)`` of the MMD^2 estimates (the mean can be slightly negative
