@@ -29,9 +29,7 @@ import argparse
 import datetime
 import os
 import shlex
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +39,7 @@ import torch.nn.functional as F
 from unigen_sb3.rewards.perceptual import CPU_CHUNK_SIZE, LATE_CHUNK_SIZE, PerceptualDistance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perceptual_throughput import _median_seconds
 from vec_throughput import environment_line, write_section
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "winograd_probe.md"
@@ -111,22 +110,6 @@ class Winograd4x4:
         return y if self.bias is None else y + self.bias
 
 
-def _median_ms(
-    cases: dict[str, Callable[[], object]], warmup: int, repeats: int
-) -> dict[str, float]:
-    """Median wall milliseconds of each case; the cases take turns within each repeat."""
-    for fn in cases.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
-
-
 def _layer_inputs(
     pd: PerceptualDistance, images: torch.Tensor
 ) -> list[tuple[str, torch.nn.Conv2d, torch.Tensor]]:
@@ -177,7 +160,9 @@ def probe(*, backend: str, batch: int, size: int, warmup: int, repeats: int) -> 
             tiles = wino.tiles(x).contiguous()
             direct = conv(x.contiguous(memory_format=torch.channels_last))
             err = float((wino(x) - direct).abs().max() / direct.abs().max())
-            ms = _median_ms(_cases(conv, wino, x, tiles, chunk), warmup, repeats)
+            cases = _cases(conv, wino, x, tiles, chunk)
+            seconds = _median_seconds(cases, torch.device("cpu"), warmup, repeats)
+            ms = {name: 1e3 * t for name, t in seconds.items()}
             _, cin, h, w = x.shape
             product_macs = 36 * tiles.shape[1] * cin * conv.out_channels
             rows.append(
