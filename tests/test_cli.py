@@ -210,14 +210,9 @@ def test_wandb_offline_mode(tmp_path: Path) -> None:
 def test_missing_wandb_is_refused_before_the_run_dir_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
+    import sys
 
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec_without_wandb(name: str, *args: Any, **kwargs: Any) -> Any:
-        return None if name == "wandb" else real_find_spec(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec_without_wandb)
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
     cfg = load_config(QUICKSTART, [*TINY, "wandb.enabled=true", "wandb.mode=offline"])
     with pytest.raises(ConfigError, match=r"wandb\.enabled.*pip install 'unigen-sb3\[wandb\]'"):
         train(cfg, tmp_path / "run", evaluate=False)

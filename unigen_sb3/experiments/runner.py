@@ -156,9 +156,18 @@ def check_experiment(config: ExperimentConfig) -> tuple[type[BaseAlgorithm], str
                 "shaping keeps the optimal policy only when they are equal: set "
                 f"reward.shaping.gamma to {gamma}, or to null (take the algorithm's)",
             ) from None
-    if config.wandb.enabled and importlib.util.find_spec("wandb") is None:
-        raise ConfigError("wandb.enabled", _WANDB_MISSING)
+    if config.wandb.enabled:
+        _import_wandb()
     return cls, policy
+
+
+def _import_wandb() -> Any:
+    """:return: the ``wandb`` module. :raises ConfigError: if it cannot be imported."""
+    try:
+        import wandb
+    except ImportError as exc:
+        raise ConfigError("wandb.enabled", f"{_WANDB_MISSING} ({exc})") from exc
+    return wandb
 
 
 def _env_kwargs(config: ExperimentConfig, *, evaluation: bool = False) -> dict[str, Any]:
@@ -423,10 +432,7 @@ def evaluate_model(
 def _start_wandb(config: ExperimentConfig, run_dir: RunDir) -> Any:
     if not config.wandb.enabled:
         return None
-    try:
-        import wandb
-    except ImportError as exc:
-        raise ConfigError("wandb.enabled", _WANDB_MISSING) from exc
+    wandb = _import_wandb()
     os.environ["WANDB_MODE"] = config.wandb.mode
     return wandb.init(
         project=config.wandb.project,
