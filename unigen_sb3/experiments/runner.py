@@ -61,9 +61,9 @@ EVAL_SEED_OFFSET = 10_000
 #: The periodic evaluation's latest report plus its learning curve ``history``.
 EVAL_HISTORY_NAME = "eval_history.json"
 
-# Keys a resumed run may change (everything else must match the run's config.yaml).
 _WANDB_MISSING = "W&B tracking needs wandb: pip install 'unigen-sb3[wandb]'"
 
+# Keys a resumed run may change (everything else must match the run's config.yaml).
 _RESUMABLE_CHANGES = (
     "training.total_timesteps",
     "training.progress_bar",
