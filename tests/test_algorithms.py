@@ -200,7 +200,7 @@ def test_zoo_trains_ppo_from_the_command_line(tmp_path: Path) -> None:
     assert saved.is_file(), proc.stdout[-2000:]
     model = PPO.load(saved, device="cpu")
     assert model.num_timesteps == steps and model.n_steps == 64
-    assert model.observation_space.shape == (23, 36, 36)
+    assert model.observation_space.shape == (27, 36, 36)  # canvas, mask, 19 + 4 vectors
     monitor = (tmp_path / "ppo" / "UniGen-Edit-v0_1" / "0.monitor.csv").read_text().splitlines()
     assert len(monitor) > 2 + steps // 4  # header lines + episodes of at most 4 steps
 

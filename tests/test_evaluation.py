@@ -15,7 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from stable_baselines3 import PPO
 
 from unigen_sb3 import UniGenEnv, make_unigen_env
-from unigen_sb3.envs.canvas import NUM_PARAMS, OP_FILL, OP_STOP, OP_STROKE
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_FILL, OP_STOP, OP_STROKE
 from unigen_sb3.envs.policies import (
     NoOpPolicy,
     OraclePolicy,
@@ -213,8 +213,7 @@ def test_region_attribute_and_lpips_metrics_match_references_off_target(
 
 
 def test_set_metrics_match_embedding_distances_of_a_replay(
-    oracle_report: dict[str, Any],
-    oracle_replay: dict[str, list[Any]],
+    fixed_report: dict[str, Any],
     perceptual: PerceptualDistance,
 ) -> None:
     """Pins set_metrics: FD and KID (mean, std) of PerceptualDistance.embed of the final
@@ -223,16 +222,17 @@ def test_set_metrics_match_embedding_distances_of_a_replay(
     Tolerance: 1e-4 relative plus 1e-6 absolute; the report keeps 7 significant digits and
     the replay's embeddings differ from the batched rollout's by float32 rounding only.
     """
-    emb_final = perceptual.embed(_batch(oracle_replay["final"]))
-    emb_target = perceptual.embed(_batch(oracle_replay["target"]))
+    replay = _replay(FixedActionsPolicy())
+    emb_final = perceptual.embed(_batch(replay["final"]))
+    emb_target = perceptual.embed(_batch(replay["target"]))
     fd = frechet_distance(emb_final, emb_target)
-    assert oracle_report["kid_subset_size"] == N // 2
+    assert fixed_report["kid_subset_size"] == N // 2
     kid_mean, kid_std = kernel_inception_distance(
         emb_final, emb_target, subset_size=N // 2, n_subsets=100, seed=SEED
     )
-    assert fd > 1e-3  # the generate episodes do not end on their targets
+    assert fd > 1e-3  # the fixed actions miss their targets
     assert kid_std > 1e-6  # subsets of half the episodes differ (of all N they would not)
-    sm = oracle_report["set_metrics"]
+    sm = fixed_report["set_metrics"]
     assert sm["frechet_distance"] == pytest.approx(fd, rel=1e-4, abs=1e-6)
     assert sm["kid_mean"] == pytest.approx(kid_mean, rel=1e-4, abs=1e-6)
     assert sm["kid_std"] == pytest.approx(kid_std, rel=1e-4, abs=1e-6)
@@ -391,3 +391,90 @@ def test_stability_of_one_run_and_errors() -> None:
         stability_summary(RUNS, fractions=(1.5,))
     with pytest.raises(ValueError, match="no metric 'ssim'"):
         stability_summary(RUNS, metric="ssim")
+
+
+class _PromptReader:
+    """A stand-in for a trained model that reads the prompt encoding and nothing else.
+
+    It decodes the ``attributes`` observation into the prompt's solution (background and
+    object fills, a recolour or an attribute change) and acts through the ``box``
+    encoding, so an evaluation that swaps prompts between episodes sees it fail.
+    """
+
+    def __init__(self, horizon: int) -> None:
+        from unigen_sb3.envs.env import observation_space
+
+        self.observation_space = observation_space(SIZE)
+        self.action_space = spaces.Box(-1, 1, (NUM_OPS + NUM_PARAMS,), np.float32)
+        self.horizon = horizon
+
+    def _act(self, attrs: np.ndarray, step: int) -> np.ndarray:
+        from unigen_sb3.envs.canvas import OP_ATTRIBUTE, SHAPE_REGIONS, region_param
+        from unigen_sb3.envs.tasks import ATTRIBUTE_NAMES
+
+        a = dict(zip(ATTRIBUTE_NAMES, attrs, strict=True))
+        op, p = OP_STOP, np.zeros(NUM_PARAMS, np.float32)
+        p[6], p[7] = 1.0, region_param(0)
+        colour = 2 * np.array([a["target_red"], a["target_green"], a["target_blue"]]) - 1
+        if a["is_edit"] < 0.5 and step == 0:
+            op = OP_FILL
+            p[3:6] = 2 * np.array([a[f"background_{c}"] for c in ("red", "green", "blue")]) - 1
+        elif a["is_edit"] < 0.5 and step == 1:
+            shape = ("circle", "square", "triangle")[
+                int(np.argmax([a["shape_circle"], a["shape_square"], a["shape_triangle"]]))
+            ]
+            op = OP_FILL
+            p[0], p[1], p[2], p[3:6] = a["x"], a["y"], a["size"], colour
+            p[7] = region_param(SHAPE_REGIONS[shape])
+        elif a["is_edit"] > 0.5 and step == 0:
+            op = OP_FILL if a["has_colour"] > 0.5 else OP_ATTRIBUTE
+            if op == OP_FILL:
+                p[3:6] = colour
+            else:
+                p[3], p[4], p[5] = a["brightness"], a["saturation"], a["hue"]
+        flat = -np.ones(NUM_OPS + NUM_PARAMS, np.float32)
+        flat[op] = 1.0
+        flat[NUM_OPS:] = p
+        return flat
+
+    def predict(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> tuple[Any, None]:
+        steps = np.rint(obs["recent"][:, 3] * self.horizon).astype(int)
+        return np.stack(
+            [self._act(a, s) for a, s in zip(obs["attributes"], steps, strict=True)]
+        ), None
+
+
+class _ConstantModel(_PromptReader):
+    """The same action whatever the observation: a prompt-blind model."""
+
+    def predict(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> tuple[Any, None]:
+        flat = -np.ones(NUM_OPS + NUM_PARAMS, np.float32)
+        flat[OP_FILL] = 1.0
+        flat[NUM_OPS + 6] = 1.0
+        return np.repeat(flat[None], len(obs["recent"]), axis=0), None
+
+
+def test_prompt_swap_shows_whether_a_model_reads_the_prompt() -> None:
+    config = {"task": "unified", "size": SIZE, "horizon": HORIZON}
+    reader = evaluate_unigen(_PromptReader(HORIZON), config, 8, SEED)
+    swap = reader["prompt_swap"]
+    assert reader["metrics"]["reward_total"]["mean"] > 0.95  # it solves its own prompts
+    assert swap["n_swapped"] >= 6
+    assert swap["drop"] > 0.4 and swap["reward_total"] < 0.6
+    assert swap["drop"] == pytest.approx(
+        reader["metrics"]["reward_total"]["mean"] - swap["reward_total"], abs=1e-6
+    )
+    blind = evaluate_unigen(_ConstantModel(HORIZON), config, 8, SEED)
+    assert blind["prompt_swap"]["drop"] == 0.0  # nothing to lose by swapping
+    # Scripted policies read their task, not the observation: no counterfactual.
+    assert evaluate_unigen(OraclePolicy(), config, 2, SEED)["prompt_swap"] is None
+
+
+def test_swap_permutation_deranges_each_task_kind() -> None:
+    from unigen_sb3.evaluation import swap_permutation
+
+    kinds = ["edit", "generate", "edit", "edit", "generate", "generate", "edit"]
+    perm = swap_permutation(kinds)
+    assert sorted(perm) == list(range(len(kinds)))
+    assert all(kinds[i] == kinds[j] and i != j for i, j in enumerate(perm))
+    assert swap_permutation(["edit", "generate"]) == [0, 1]  # nothing to swap with

@@ -15,8 +15,73 @@ from typing import Any
 
 import numpy as np
 
-from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, RandomPolicy
+from unigen_sb3.envs.blind import BlindResult, blind_search
+from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, RandomPolicy, SequencePolicy
 from unigen_sb3.evaluation import evaluate_unigen, evaluation_rollout
+
+#: Tasks the Blind search scores candidates on in :func:`blind_baseline` (at most).
+BLIND_SEARCH_EPISODES = 16
+#: Beam width of that search.
+BLIND_SEARCH_BEAM = 2
+
+
+def blind_baseline(
+    env_config: Mapping[str, Any],
+    n_episodes: int,
+    seed: int,
+    *,
+    prompt_split: str | None = "heldout",
+) -> BlindResult:
+    """The Blind baseline of an env config: the best prompt-blind open-loop sequence.
+
+    Beam search (:func:`~unigen_sb3.envs.blind.blind_search`, depth 2, beam
+    :data:`BLIND_SEARCH_BEAM`) over the ``discrete`` library on the first
+    ``min(n_episodes, BLIND_SEARCH_EPISODES)`` tasks of the evaluation set (episode ``j``
+    uses seed ``seed + j``), under the config's task, size, horizon and weights.
+
+    :param env_config: :func:`~unigen_sb3.envs.factory.make_unigen_env` kwargs.
+    :param n_episodes: the evaluation set's size.
+    :param seed: its base seed.
+    :param prompt_split: its prompt split.
+    :return: the search result (its ``actions`` are what :class:`SequencePolicy` replays).
+    """
+    from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE
+    from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
+
+    weights = tuple(
+        float(env_config.get(f"w_{name}", default)) for name, default in DEFAULT_WEIGHTS.items()
+    )
+    return blind_search(
+        str(env_config.get("task", "unified")),
+        depth=2,
+        beam=BLIND_SEARCH_BEAM,
+        n_episodes=min(int(n_episodes), BLIND_SEARCH_EPISODES),
+        seed=seed,
+        prompt_split=prompt_split,
+        weights=(weights[0], weights[1], weights[2]),
+        size=int(env_config.get("size", DEFAULT_SIZE)),
+        horizon=int(env_config.get("horizon", DEFAULT_HORIZON)),
+        device=env_config.get("device", "auto"),
+        perceptual_backend=str(env_config.get("perceptual_backend", "auto")),
+        edit_fraction=float(env_config.get("edit_fraction", 0.5)),
+    )
+
+
+def blind_baseline_score(env_config: Mapping[str, Any], n_episodes: int, seed: int) -> float:
+    """Mean R_total of :func:`blind_baseline`'s sequence on the whole held-out evaluation set.
+
+    :param env_config: :func:`~unigen_sb3.envs.factory.make_unigen_env` kwargs.
+    :param n_episodes: episodes of the evaluation set (>= 2).
+    :param seed: its base seed.
+    """
+    result = blind_baseline(env_config, n_episodes, seed)
+    report = evaluate_unigen(SequencePolicy(_raw(result)), dict(env_config), n_episodes, seed)
+    return float(report["metrics"]["reward_total"]["mean"])
+
+
+def _raw(result: BlindResult) -> list[dict[str, Any]]:
+    return [{"op": op, "params": params} for op, params in result.actions]
+
 
 #: Columns of :func:`comparison_table`: eval.json metric name -> column title.
 TABLE_METRICS: dict[str, str] = {
@@ -39,9 +104,12 @@ def compare_with_baselines(
     prompt_split: str | None = "heldout",
     model_name: str = "trained model",
 ) -> dict[str, dict[str, Any]]:
-    """Evaluation reports (``eval.json`` schema) of the model and of Random, NoOp and Oracle.
+    """Evaluation reports (``eval.json`` schema) of the model and of Random, NoOp, Blind and
+    Oracle.
 
     Every policy faces the same ``n_episodes`` tasks (episode ``j`` uses seed ``seed + j``).
+    Blind is the best prompt-blind open-loop sequence (:func:`blind_baseline`): a model that
+    does not beat it has not shown that it reads the prompt.
 
     :param model: a trained SB3 model, or any policy :func:`evaluate_unigen` accepts.
     :param env_config: :func:`~unigen_sb3.envs.factory.make_unigen_env` kwargs of the
@@ -56,6 +124,9 @@ def compare_with_baselines(
         model_name: model,
         "Random": RandomPolicy(seed=seed),
         "NoOp": NoOpPolicy(),
+        "Blind (best prompt-blind sequence)": SequencePolicy(
+            _raw(blind_baseline(env_config, n_episodes, seed, prompt_split=prompt_split))
+        ),
         "Oracle (privileged)": OraclePolicy(),
     }
     return {

@@ -14,7 +14,8 @@ distribution distances. The report is a JSON-ready dict (schema 1):
      "metrics": {"reward_total" | "reward_quality" | "reward_edit" | "reward_consistency" |
                  "lpips" | "ssim" | "psnr" | "region_ssim" | "mask_iou" |
                  "attribute_accuracy" | "episode_length": {"mean", "std"}},
-     "set_metrics": {"frechet_distance", "kid_mean", "kid_std"}}
+     "set_metrics": {"frechet_distance", "kid_mean", "kid_std"},
+     "prompt_swap": {"reward_total", "drop", "n_swapped"} | null}
 
 Metric definitions (final canvas = what the episode left behind):
 
@@ -27,6 +28,13 @@ Metric definitions (final canvas = what the episode left behind):
 - ``region_ssim``: SSIM inside the task mask; ``mask_iou``: IoU of the pixels the episode
   changed (final vs start) with the mask; ``attribute_accuracy``: fraction of mask pixels
   within Delta-E 10 of the target colour.
+- ``prompt_swap`` (prompt sensitivity, for models; ``null`` for scripted policies, which
+  read their task, not the observation): the same episodes rolled out again with each
+  episode's prompt encoding (the ``attributes`` observation) swapped for that of the next
+  episode of the same task kind (:func:`swap_permutation`), the task, target and reward
+  unchanged. ``reward_total`` is the mean R_total then, ``drop`` the fall from the
+  unswapped mean (an agent that ignores the prompt loses nothing) and ``n_swapped`` the
+  episodes whose observed prompt really changed.
 - ``frechet_distance`` / ``kid_*``: Fréchet distance and kernel distance between the
   perceptual embeddings of the final canvases and of the targets. KID is the unbiased MMD^2
   over 100 seeded random subsets of :func:`kid_subset_size` episodes (half of them, at most
@@ -74,6 +82,7 @@ __all__ = [
     "load_report",
     "log_report",
     "stability_summary",
+    "swap_permutation",
     "write_report",
 ]
 
@@ -141,6 +150,7 @@ def _settings_from_env(env: gym.Env[Any, Any]) -> dict[str, Any]:
         "backend": base.rewards.backend,
         "edit_fraction": base.sampler.edit_fraction,
         "prompt_split": base.sampler.prompt_split,
+        "reference": base.reference,
         "weights": _unified_weights(env),
         "codec": _find_wrapper_attr(env, "codec"),
         "obs": "dict" if isinstance(env.observation_space, gym.spaces.Dict) else "image",
@@ -297,6 +307,7 @@ def evaluation_rollout(
     codec: Any = None,
     obs: str | None = None,
     deterministic: bool = True,
+    prompt_permutation: Sequence[int] | None = None,
 ) -> tuple[EpisodeRollout, dict[str, Any], ScriptedPolicy | ModelPolicy, str | None]:
     """The seeded episodes :func:`evaluate_unigen` scores, with their images.
 
@@ -322,6 +333,8 @@ def evaluation_rollout(
         perceptual_backend=settings["backend"],
         edit_fraction=settings["edit_fraction"],
         prompt_split=split,
+        reference=settings["reference"],
+        prompt_permutation=prompt_permutation,
     )
     return rollout, settings, policy, split
 
@@ -385,6 +398,19 @@ def evaluate_unigen(
         deterministic=deterministic,
     )
     per_episode = episode_metrics(rollout)
+    prompt_swap = None
+    if isinstance(policy, ModelPolicy):
+        prompt_swap = _prompt_swap(
+            rollout,
+            model,
+            env_or_config,
+            n_episodes,
+            seed,
+            prompt_split=prompt_split,
+            codec=codec,
+            obs=obs,
+            deterministic=deterministic,
+        )
     policy_name = type(policy.model if isinstance(policy, ModelPolicy) else policy).__name__
     report: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -396,6 +422,7 @@ def evaluate_unigen(
         "size": settings["size"],
         "horizon": settings["horizon"],
         "edit_fraction": settings["edit_fraction"],
+        "reference": settings["reference"],
         "policy": policy_name,
         "deterministic": deterministic,
         "psnr_cap_db": PSNR_CAP_DB,
@@ -407,6 +434,7 @@ def evaluate_unigen(
             for name, v in per_episode.items()
         },
         "set_metrics": set_metrics(rollout, seed=seed),
+        "prompt_swap": prompt_swap,
     }
     report = _canonical(report)
     if json_path is not None:
@@ -414,6 +442,46 @@ def evaluate_unigen(
     if logger is not None:
         log_report(logger, report, step=log_step)
     return report
+
+
+def swap_permutation(kinds: Sequence[str]) -> list[int]:
+    """The prompt-swap permutation: each episode takes the prompt of the next episode of the
+    same task kind (cyclically), so every kind with two or more episodes is deranged and
+    an observed prompt always belongs to the same kind of task.
+
+    :param kinds: each episode's task kind, in episode order.
+    :return: ``perm`` with ``perm[i]`` the episode whose prompt episode ``i`` observes.
+    """
+    perm = list(range(len(kinds)))
+    for kind in dict.fromkeys(kinds):
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        for i, j in zip(rows, rows[1:] + rows[:1], strict=True):
+            perm[i] = j
+    return perm
+
+
+def _prompt_swap(
+    rollout: EpisodeRollout,
+    model: Any,
+    env_or_config: Any,
+    n_episodes: int,
+    seed: int,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """The counterfactual score with prompts swapped between episodes (same tasks)."""
+    perm = swap_permutation([t.kind for t in rollout.tasks])
+    swapped, *_ = evaluation_rollout(
+        model, env_or_config, n_episodes, seed, prompt_permutation=perm, **kwargs
+    )
+    changed = sum(
+        not np.array_equal(rollout.tasks[i].attributes, rollout.tasks[j].attributes)
+        for i, j in enumerate(perm)
+    )
+    return {
+        "reward_total": float(swapped.totals.mean()),
+        "drop": float(rollout.totals.mean() - swapped.totals.mean()),
+        "n_swapped": int(changed),
+    }
 
 
 def _canonical(obj: Any) -> Any:

@@ -28,7 +28,10 @@ from unigen_sb3.data.packages import (
 )
 from unigen_sb3.data.photos import load_photo_patches, load_photos_spec
 from unigen_sb3.data.prompts import (
-    HELDOUT_FRACTION,
+    CENTRES,
+    GENERATION_BACKGROUNDS,
+    HALF_EXTENTS,
+    HELDOUT_PAIRS,
     build_prompt_records,
     load_prompts,
     prompts_jsonl,
@@ -316,11 +319,16 @@ def test_photo_size_is_validated() -> None:
 def test_prompts_schema_and_split_sizes() -> None:
     everything = load_prompts()
     train, heldout = load_prompts("train"), load_prompts("heldout")
-    assert 60 <= len(everything) <= 120
     assert len(train) + len(heldout) == len(everything)
-    assert len(heldout) == round(HELDOUT_FRACTION * len(everything))
     assert len({p.id for p in everything}) == len({p.text for p in everything}) == len(everything)
+    spec = load_shapes_spec()
     palette = load_palette()
+    generate = [p for p in everything if p.task == "generate"]
+    # Every combination of shape, colour, size, grid cell and background, once.
+    n_layouts = len(HALF_EXTENTS) * len(CENTRES["horizontal"]) * len(CENTRES["vertical"])
+    assert len(generate) == len(spec["shapes"]) * len(palette) * n_layouts * len(
+        GENERATION_BACKGROUNDS
+    )
     for p in everything:
         assert p.task in ("generate", "edit")
         a = p.attributes
@@ -329,32 +337,42 @@ def test_prompts_schema_and_split_sizes() -> None:
         if a.shape is not None:
             assert a.shape in p.text
         assert -1.0 <= a.brightness <= 1.0 and -1.0 <= a.saturation <= 1.0
+        if p.task == "generate":
+            # A generation prompt says everything its target depends on, in words.
+            assert None not in (a.colour, a.shape, a.size, a.horizontal, a.vertical)
+            assert a.size in p.text and str(a.background).replace("_", " ") in p.text
+            assert a.background_rgb == spec["backgrounds"][a.background]
+            where = {a.horizontal, a.vertical} - {"centre", "middle"}
+            assert all(w in p.text for w in where)
+        else:
+            assert a.size is a.horizontal is a.vertical is a.background is None
     assert {p.task for p in heldout} == {"generate", "edit"}
-    # Held-out colours and shapes are each seen in training. The held-out texts are new, but
-    # not every held-out colour-shape pair is: a held-out draw prompt can share its pair with
-    # a training recolour prompt (and the reverse), as the module docstring says.
-    assert {p.attributes.colour for p in heldout} <= {p.attributes.colour for p in train}
-    assert {p.attributes.shape for p in heldout} <= {p.attributes.shape for p in train}
+    # Held-out combinations: every word is seen in training, no held-out pair is.
+    for key in ("colour", "shape", "size", "horizontal", "vertical", "background"):
+        assert {getattr(p.attributes, key) for p in heldout} <= {
+            getattr(p.attributes, key) for p in train
+        }
     assert not {p.text for p in heldout} & {p.text for p in train}
 
     def pairs(prompts: list) -> set:
-        return {(p.attributes.colour, p.attributes.shape) for p in prompts if p.attributes.shape}
+        a = [p.attributes for p in prompts]
+        return {(x.colour, x.shape) for x in a if x.shape and x.colour}
 
-    shared = pairs(heldout) & pairs(train)
-    assert shared and shared < pairs(heldout)  # some pairs are new, some are not
+    assert pairs(heldout) == set(HELDOUT_PAIRS)
+    assert not pairs(heldout) & pairs(train)
     with pytest.raises(ValueError, match="split"):
         load_prompts("test")
 
 
 def test_shipped_prompts_equal_the_generator_output() -> None:
     spec = load_shapes_spec()
-    expected = prompts_jsonl(build_prompt_records(spec["palette"], spec["shapes"]))
-    assert read_package_file("prompts", "prompts.jsonl").decode("utf-8") == expected
+    records = build_prompt_records(spec["palette"], spec["shapes"], spec["backgrounds"])
+    assert read_package_file("prompts", "prompts.jsonl").decode("utf-8") == prompts_jsonl(records)
 
 
 def test_prompts_must_agree_with_palette(root_copy: Path) -> None:
     spec_path = root_copy / "shapes" / "shapes_spec.json"
     spec_path.write_text(spec_path.read_text().replace("0.85, 0.15, 0.15", "0.8, 0.1, 0.1"))
     _rebuild_manifest(root_copy, "shapes")
-    with pytest.raises(DataPackageError, match="differs from the palette"):
+    with pytest.raises(DataPackageError, match="differs from the spec"):
         load_prompts(root=root_copy)

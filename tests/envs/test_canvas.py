@@ -33,13 +33,15 @@ from unigen_sb3.envs.canvas import (
     param_to_radius,
     region_index,
     region_mask,
+    region_param,
     rgb_to_hsv,
 )
 
 H = W = 32
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "canvas_ops.md"
 # Region selector values that land in each bin (task mask, brush disk, superpixel).
-REGION_P7 = (-1.0, 0.0, 1.0)
+REGION_P7 = (-1.0, -0.4, 0.0, 0.4, 1.0)  # the centres of the five region bins
+REGION_IDS = ("task_mask", "brush_disk", "brush_square", "brush_triangle", "superpixel")
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -105,15 +107,19 @@ def test_param_mappings_endpoints() -> None:
     p = torch.tensor([-1.0, 0.0, 1.0, 5.0, -7.0])
     assert torch.allclose(param_to_pixel(p, W), torch.tensor([0.0, 15.5, 31.0, 31.0, 0.0]))
     assert torch.allclose(param_to_radius(p, H, W), torch.tensor([1.0, 4.5, 8.0, 8.0, 1.0]))
-    sel = torch.tensor([-1.0, -0.34, -0.33, 0.33, 0.34, 1.0, 3.0])
-    assert region_index(sel).tolist() == [0, 0, 1, 1, 2, 2, 2]
+    sel = torch.tensor([-1.0, -0.61, -0.59, -0.21, -0.19, 0.19, 0.21, 0.59, 0.61, 1.0, 3.0])
+    assert region_index(sel).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 4]
+    for region, _ in enumerate(REGION_IDS):
+        assert region_index(torch.tensor(region_param(region))).item() == region
+    with pytest.raises(ValueError, match="region"):
+        region_param(5)
 
 
 # ----------------------------------------------------------------------------- regions
 
 
-def test_region_mask_selects_task_mask_disk_and_superpixel() -> None:
-    b = 3
+def test_region_mask_selects_task_mask_shapes_and_superpixel() -> None:
+    b = len(REGION_P7)
     task = _half_mask(b)
     seg = _segments(b)
     p = _params(b, x=0.0, y=0.0, radius=-0.5)  # centre (15.5, 15.5), radius 2.75 px
@@ -124,9 +130,15 @@ def test_region_mask_selects_task_mask_disk_and_superpixel() -> None:
     disk = brush_disk(torch.tensor([15.5]), torch.tensor([15.5]), torch.tensor([2.75]), H, W)
     assert torch.equal(m[1], disk[0])
     assert int(m[1].sum()) == 24  # lattice points within 2.75 of a pixel-corner centre
+    # The square and triangle are the shapes package's objects at the same place and size.
+    from unigen_sb3.data.shapes import _shape_mask
+
+    for k, shape in ((2, "square"), (3, "triangle")):
+        expected_shape = torch.from_numpy(_shape_mask(shape, 15.5, 15.5, 2.75, H)).float()
+        assert torch.equal(m[k, 0], expected_shape), shape
     # (15.5, 15.5) rounds to pixel (16, 16), which is in block row 2, column 2.
-    expected = (seg[2] == 10).float()
-    assert torch.equal(m[2, 0], expected)
+    expected = (seg[4] == 10).float()
+    assert torch.equal(m[4, 0], expected)
 
 
 def test_region_mask_fallbacks() -> None:
@@ -184,13 +196,14 @@ def test_stroke_full_opacity_centre_is_colour_and_zero_opacity_is_identity() -> 
 
 
 def test_stroke_ignores_region_selector() -> None:
-    c = _canvas(3)
-    p = _params(3, x=0.1, y=-0.2, radius=0.3, red_or_brightness=0.9, intensity=0.5)
+    b = len(REGION_P7)
+    c = _canvas(b)
+    p = _params(b, x=0.1, y=-0.2, radius=0.3, red_or_brightness=0.9, intensity=0.5)
     p[:, 7] = torch.tensor(REGION_P7)
     # The change each element receives is the same brush regardless of p7 and the mask.
-    c_same = c[:1].expand(3, -1, -1, -1)
-    out_same = apply_ops(c_same, torch.full((3,), OP_STROKE), p, mask=torch.zeros(3, 1, H, W))
-    assert torch.equal(out_same[1], out_same[0]) and torch.equal(out_same[2], out_same[0])
+    c_same = c[:1].expand(b, -1, -1, -1)
+    out_same = apply_ops(c_same, torch.full((b,), OP_STROKE), p, mask=torch.zeros(b, 1, H, W))
+    assert all(torch.equal(out_same[k], out_same[0]) for k in range(1, b))
     assert not torch.equal(out_same[0], c[0])
 
 
@@ -198,11 +211,10 @@ REGION_OPS = (OP_REFINE, OP_ATTRIBUTE, OP_STYLE, OP_FILL)
 
 
 @pytest.mark.parametrize("op_id", REGION_OPS, ids=[OPS[i] for i in REGION_OPS])
-@pytest.mark.parametrize("p7", REGION_P7, ids=["task_mask", "brush_disk", "superpixel"])
+@pytest.mark.parametrize("p7", REGION_P7, ids=REGION_IDS)
 def test_region_ops_change_only_inside_region(op_id: int, p7: float) -> None:
     b = 2
     c = _canvas(b, seed=3)
-    target = _canvas(b, seed=9, lo=0.0, hi=0.4)
     p = _params(
         b,
         x=0.3,
@@ -214,7 +226,7 @@ def test_region_ops_change_only_inside_region(op_id: int, p7: float) -> None:
         intensity=0.9,
         region=p7,
     )
-    kwargs = {"mask": _half_mask(b), "segments": _segments(b), "style_target": target}
+    kwargs = {"mask": _half_mask(b), "segments": _segments(b)}
     out = apply_ops(c, torch.full((b,), op_id), p, **kwargs)
     region = region_mask(p, height=H, width=W, mask=kwargs["mask"], segments=kwargs["segments"])
     outside = region[:, 0] == 0
@@ -255,39 +267,33 @@ def test_fill_strength_zero_is_identity() -> None:
     assert torch.equal(out, c)
 
 
-def test_style_moves_region_statistics_to_target() -> None:
+def test_style_casts_the_region_toward_its_colour_keeping_contrast() -> None:
     c = _canvas(2, seed=5, lo=0.3, hi=0.7)
-    t = _canvas(2, seed=6, lo=0.1, hi=0.5)
-    p = _params(2, region=-1.0)  # whole canvas: global statistics
+    mask = _half_mask(2)
+    p = _params(2, red_or_brightness=-0.2, green_or_saturation=0.0, blue_or_hue=0.4)
     p[:, 6] = torch.tensor([1.0, 0.5])
-    out = apply_ops(c, torch.full((2,), OP_STYLE), p, style_target=t)
+    p[:, 7] = -1.0  # the task mask
+    out = apply_ops(c, torch.full((2,), OP_STYLE), p, mask=mask)
+    inside = mask[0, 0] > 0
+    colour = torch.tensor([0.4, 0.5, 0.7])
 
     def stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return x.mean(dim=(1, 2)), x.std(dim=(1, 2), unbiased=False)
+        region = x[:, inside]
+        return region.mean(dim=1), region.std(dim=1, unbiased=False)
 
-    mt, st = stats(t[0])
+    _, sc = stats(c[0])
     mo, so = stats(out[0])
-    assert torch.allclose(mo, mt, atol=1e-5) and torch.allclose(so, st, atol=1e-5)
-    mc, _ = stats(c[1])
+    assert torch.allclose(mo, colour, atol=1e-5)  # full strength: the mean is the colour
+    assert torch.allclose(so, sc, atol=1e-5)  # deviations (contrast, texture) kept
     mh, _ = stats(out[1])
-    mt1, _ = stats(t[1])
-    assert torch.allclose(mh, (mc + mt1) / 2, atol=1e-5)
+    assert torch.allclose(mh, (stats(c[1])[0] + colour) / 2, atol=1e-5)  # half strength
+    assert torch.equal(out[:, :, ~inside], c[:, :, ~inside])
 
 
-def test_style_uses_same_region_of_target() -> None:
-    c = _canvas(1, seed=1, lo=0.4, hi=0.6)
-    t = torch.zeros(1, 3, H, W)
-    t[..., : W // 2] = 0.8  # the region (left half) of the target is bright
-    mask = _half_mask(1)
-    p = _params(1, intensity=1.0, region=-1.0)
-    out = apply_ops(c, torch.tensor([OP_STYLE]), p, mask=mask, style_target=t)
-    left = out[0, :, :, : W // 2]
-    assert torch.allclose(left, torch.full_like(left, 0.8), atol=1e-5)
+def test_no_op_reads_a_target_image() -> None:
+    import inspect
 
-
-def test_style_without_target_raises() -> None:
-    with pytest.raises(ValueError, match="style_target"):
-        apply_ops(_canvas(2), torch.tensor([OP_STOP, OP_STYLE]), _params(2))
+    assert "style_target" not in inspect.signature(apply_ops).parameters
 
 
 def test_refine_sharpens_and_smooths() -> None:
@@ -374,7 +380,6 @@ def _random_batch(b: int, seed: int, device: str = "cpu") -> dict[str, torch.Ten
         "params": params.to(device),
         "mask": (torch.rand(b, 1, H, W, generator=g) > 0.5).to(device),
         "segments": _segments(b).to(device),
-        "style_target": torch.rand(b, 3, H, W, generator=g).to(device),
     }
 
 
@@ -385,7 +390,6 @@ def _call(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         batch["params"],
         mask=batch["mask"],
         segments=batch["segments"],
-        style_target=batch["style_target"],
     )
 
 

@@ -53,11 +53,21 @@ def test_spaces_and_observation_content(edit_env: UniGenEnv) -> None:
     assert obs["attributes"].shape == (len(ATTRIBUTE_NAMES),)
     assert set(np.unique(obs["mask"])) <= {0, 255}
     assert info["task"] == "edit" and isinstance(info["prompt"], str) and info["prompt"]
+    # The target image is privileged: not in the default observation.
+    assert "target" not in obs and "target" not in edit_env.observation_space.spaces
+    assert edit_env.reward_space.shape == (3,)
+
+
+def test_observed_reference_mode_shows_the_target() -> None:
+    env = UniGenEnv(task="edit", seed=0, size=48, reference="observed")
+    obs, _ = env.reset()
+    assert env.observation_space.contains(obs)
     # Editing target: the start image with the edit inside the mask, unchanged outside it.
     outside = obs["mask"][0] == 0
     assert np.array_equal(obs["target"][:, outside], obs["canvas"][:, outside])
     assert not np.array_equal(obs["target"], obs["canvas"])
-    assert edit_env.reward_space.shape == (3,)
+    with pytest.raises(ValueError, match="reference"):
+        UniGenEnv(reference="shown")
 
 
 def test_generation_mask_is_whole_canvas_and_attribute_op_masked() -> None:
@@ -71,19 +81,21 @@ def test_generation_mask_is_whole_canvas_and_attribute_op_masked() -> None:
 
 def test_reward_paid_at_the_end_only(edit_env: UniGenEnv) -> None:
     edit_env.reset()
-    consistency = []
+    temporal = []
     for _ in range(3):
         _, reward, terminated, truncated, info = edit_env.step(_act(OP_FILL))
         assert not (terminated or truncated)
         assert info["reward_is_final"] is False
         np.testing.assert_array_equal(reward, np.zeros(3, np.float32))
-        consistency.append(info["state_components"][2])
+        temporal.append(info["sub_metrics"]["consistency/temporal"])
     _, reward, terminated, truncated, info = edit_env.step(_act(OP_STOP))
-    consistency.append(info["state_components"][2])
+    temporal.append(info["sub_metrics"]["consistency/temporal"])
     assert terminated and not truncated and info["reward_is_final"] is True
     assert reward.dtype == np.float32 and edit_env.reward_space.contains(reward)
     np.testing.assert_allclose(reward[:2], info["state_components"][:2])
-    np.testing.assert_allclose(reward[2], np.mean(consistency), rtol=1e-5)
+    # Consistency: the final style progress times the episode's most jarring step.
+    style = info["sub_metrics"]["consistency/style"]
+    np.testing.assert_allclose(reward[2], style * min(temporal), rtol=1e-5)
 
 
 def test_horizon_truncates_and_step_after_end_raises() -> None:
@@ -100,7 +112,9 @@ def test_render_is_canvas_target_mask(edit_env: UniGenEnv) -> None:
     frame = edit_env.render()
     assert frame is not None and frame.shape == (64, 192, 3) and frame.dtype == np.uint8
     np.testing.assert_array_equal(frame[:, :64], obs["canvas"].transpose(1, 2, 0))
-    np.testing.assert_array_equal(frame[:, 64:128], obs["target"].transpose(1, 2, 0))
+    target = edit_env.unwrapped.core.target[0]  # a picture for people shows the target
+    expected = (target * 255).round().byte().permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(frame[:, 64:128], expected)
     np.testing.assert_array_equal(frame[:, 128:, 0], obs["mask"][0])
 
 

@@ -170,7 +170,8 @@ def test_auto_reset_terminal_observation_and_reset_infos() -> None:
     terminal = infos[0]["terminal_observation"]
     assert terminal["recent"][3] == 1.0  # the final state: 2 of 2 steps taken
     assert "terminal_observation" not in infos[1]
-    assert np.any(rewards[0] > 0) and np.all(rewards[1] == 0)
+    assert v.reward_space.contains(rewards[0]) and np.all(rewards[1] == 0)
+    np.testing.assert_allclose(rewards[0][:2], infos[0]["state_components"][:2])
     # The returned observation is the new episode's first one, as reset_infos describe it:
     # env 0's second episode, i.e. what UniGenEnv(seed=5) draws at its second reset.
     single = UniGenEnv(size=SIZE, horizon=2, seed=5, device="cpu")
@@ -200,7 +201,8 @@ def _rollout(v: UniGenVecEnv, n_steps: int, action_seed: int = 0) -> list[Any]:
 
 
 def test_seeding_is_reproducible_and_seed_method_matches_constructor() -> None:
-    kw: dict[str, Any] = {"size": SIZE, "horizon": 3, "device": "cpu"}
+    # With the target observed, the observations show which tasks were drawn.
+    kw: dict[str, Any] = {"size": SIZE, "horizon": 3, "device": "cpu", "reference": "observed"}
     a = _rollout(UniGenVecEnv(2, seed=11, **kw), 6)
     b = _rollout(UniGenVecEnv(2, seed=11, **kw), 6)
     reseeded = UniGenVecEnv(2, seed=99, **kw)
@@ -263,7 +265,7 @@ def test_equivalent_to_n_single_envs_with_the_same_seeds(task: str, n: int) -> N
 
 def _from_scratch(core: Any, prev: torch.Tensor) -> np.ndarray:
     """Components of the core's canvases computed without any cached features."""
-    task = TaskBatch(core.target, core.mask, core.start)
+    task = TaskBatch(core.target, core.mask, core.start, focus=core.focus)
     return component_vector(core.rewards(prev, core.canvas, task)).numpy()
 
 

@@ -51,15 +51,25 @@ def test_image_obs_layout() -> None:
     env = ImageObsWrapper(UniGenEnv(task="edit", seed=1))
     image, _ = env.reset()
     raw = env.unwrapped.core.observations()
-    n_channels = 7 + len(ATTRIBUTE_NAMES) + 4
+    n_channels = 4 + len(ATTRIBUTE_NAMES) + 4  # no target: the agent never sees it
     assert image.shape == (n_channels, 64, 64) and image.dtype == np.uint8
     assert len(env.stacker.channel_names()) == n_channels
+    assert "target_r" not in env.stacker.channel_names()
     np.testing.assert_array_equal(image[:3], raw["canvas"][0])
-    np.testing.assert_array_equal(image[3:6], raw["target"][0])
-    np.testing.assert_array_equal(image[6], raw["mask"][0, 0])
+    np.testing.assert_array_equal(image[3], raw["mask"][0, 0])
     # attributes in [-1, 1] -> round(255 * (v + 1) / 2), constant planes
     attrs = raw["attributes"][0]
     expected = np.rint(255 * (attrs + 1) / 2).astype(np.uint8)
-    np.testing.assert_array_equal(image[7 : 7 + len(attrs), 0, 0], expected)
-    assert (image[7 : 7 + len(attrs)] == expected[:, None, None]).all()
+    np.testing.assert_array_equal(image[4 : 4 + len(attrs), 0, 0], expected)
+    assert (image[4 : 4 + len(attrs)] == expected[:, None, None]).all()
     assert env.observation_space.contains(image)
+
+
+def test_image_obs_layout_with_the_observed_reference() -> None:
+    env = ImageObsWrapper(UniGenEnv(task="edit", seed=1, size=48, reference="observed"))
+    image, _ = env.reset()
+    raw = env.unwrapped.core.observations()
+    assert image.shape == (7 + len(ATTRIBUTE_NAMES) + 4, 48, 48)
+    assert env.stacker.channel_names()[3:7] == ["target_r", "target_g", "target_b", "mask"]
+    np.testing.assert_array_equal(image[3:6], raw["target"][0])
+    np.testing.assert_array_equal(image[6], raw["mask"][0, 0])

@@ -47,7 +47,7 @@ def _config_from_batched(venv: VecEnv) -> tuple[dict[str, Any], Any]:
             "batched UniGen VecEnv stack); pass them as env_or_config, e.g. "
             "UniGenEvalCallback({'task': ..., 'size': ..., 'horizon': ...}) or the env itself"
         )
-    for name in ("task", "size", "horizon"):
+    for name in ("task", "size", "horizon", "reference"):
         if hasattr(current, name):
             config[name] = getattr(current, name)
     sampler = getattr(current, "sampler", None)

@@ -71,6 +71,7 @@ class EnvConfig:
     perceptual_backend: Literal["auto", "stlpips", "lpips"]
     edit_fraction: float = field(metadata=_range(0.0, 1.0))
     prompt_split: Literal["train", "heldout"] | None
+    reference: Literal["hidden", "observed"]
     action_options: dict[str, Any]
 
 

@@ -2,25 +2,35 @@
 
 ``prompts.jsonl`` holds one JSON object per line::
 
-    {"id": "p024", "text": "make the circle red", "task": "edit",
-     "attributes": {"colour": "red", "rgb": [0.85, 0.15, 0.15], "brightness": 0.0,
-                    "saturation": 0.0, "hue": 0.0, "shape": "circle"},
+    {"id": "p0024", "text": "a large blue circle at the top left on a grey background",
+     "task": "generate",
+     "attributes": {"colour": "blue", "rgb": [0.15, 0.3, 0.85], "brightness": 0.0,
+                    "saturation": 0.0, "hue": 0.0, "shape": "circle", "size": "large",
+                    "horizontal": "left", "vertical": "top", "background": "grey",
+                    "background_rgb": [0.5, 0.5, 0.5]},
      "split": "train"}
 
 - ``task`` is ``"generate"`` (draw from a blank canvas) or ``"edit"`` (change an image).
-- ``colour``/``rgb`` come from the shared palette of the ``shapes`` package (the single source
-  of truth; :func:`load_prompts` checks every record against it), or are ``null`` when the
-  prompt asks for no colour.
-- ``brightness`` (added to HSV value), ``saturation`` (relative change, ``-1`` is grey) and
-  ``hue`` (rotation in turns) use the same meaning as the canvas ``attribute`` op.
-- ``shape`` names the object the prompt is about, or is ``null`` for the whole image / region.
-- ``split``: ``"heldout"`` for about 20% of the prompts (those whose SHA-256 of the text sorts
-  first), ``"train"`` for the rest. The split is by text: a held-out prompt's text never
-  appears in training, and each colour and shape still does, but its colour-shape pair may
-  (a held-out "draw a cyan triangle" next to a training "make the triangle cyan"), so the
-  held-out set measures new instructions, not only unseen colour-shape combinations.
+- A **generation** prompt says everything its target scene depends on: the object's shape,
+  colour, size (:data:`HALF_EXTENTS`), position (a cell of a 3 x 3 grid, :data:`CENTRES`)
+  and the background colour (one of :data:`GENERATION_BACKGROUNDS`). The target is rendered
+  from these attributes alone, so nothing the reward checks is left unsaid.
+- An **edit** prompt carries the target colour (recolour) or the attribute change
+  (``brightness`` added to HSV value, ``saturation`` a relative change with ``-1`` grey,
+  ``hue`` a rotation in turns: the canvas ``attribute`` op's meaning); where to edit is the
+  task's mask. ``size``, ``horizontal``, ``vertical`` and ``background`` are ``null``.
+- ``colour``/``rgb`` and ``background``/``background_rgb`` come from the ``shapes`` package's
+  palette and backgrounds (the single source of truth; :func:`load_prompts` checks every
+  record against them), or are ``null``.
+- ``split``: the held-out prompts hold out **combinations**, never single words:
+  the colour x shape pairs of :data:`HELDOUT_PAIRS` (every generation and recolour prompt
+  with such a pair), the attribute phrase x subject pairs of :data:`HELDOUT_ATTRIBUTE_EDITS`
+  and the region colours of :data:`HELDOUT_REGION_COLOURS`. Every colour, shape, phrase,
+  size, position and background still appears in training, so the held-out split measures
+  whether an agent composes what it learned (e.g. a cyan triangle, when it saw cyan squares
+  and blue triangles).
 
-The file is produced by :func:`build_prompt_records` from the palette; a test checks that
+The file is produced by :func:`build_prompt_records` from the shapes spec; a test checks that
 the shipped file equals its output, so edit the generator and regenerate rather than editing
 the file by hand::
 
@@ -36,7 +46,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +57,12 @@ from unigen_sb3.data.packages import DataPackageError, package_dir, read_package
 from unigen_sb3.data.shapes import load_palette, load_shapes_spec
 
 __all__ = [
-    "HELDOUT_FRACTION",
+    "CENTRES",
+    "GENERATION_BACKGROUNDS",
+    "HALF_EXTENTS",
+    "HELDOUT_ATTRIBUTE_EDITS",
+    "HELDOUT_PAIRS",
+    "HELDOUT_REGION_COLOURS",
     "PACKAGE",
     "PROMPTS_FILE",
     "SPLITS",
@@ -65,9 +79,53 @@ PACKAGE = "prompts"
 PROMPTS_FILE = "prompts.jsonl"
 TASKS = ("generate", "edit")
 SPLITS = ("train", "heldout")
-HELDOUT_FRACTION = 0.2
 
-_ATTRIBUTE_KEYS = ("colour", "rgb", "brightness", "saturation", "hue", "shape")
+#: Backgrounds of generation targets (names of the shapes spec's ``backgrounds``). White is
+#: left out: the canvas starts white, so a white background would be painted for free.
+GENERATION_BACKGROUNDS: tuple[str, ...] = ("light_grey", "grey", "dark_grey")
+#: Object centre of each grid cell as the canvas engine's position parameter (``x = (p + 1)
+#: / 2 * (W - 1)`` pixels: 20 %, 50 % and 80 % of the way across), so a target is exactly
+#: reachable at any canvas size.
+CENTRES: dict[str, dict[str, float]] = {
+    "horizontal": {"left": -0.6, "centre": 0.0, "right": 0.6},
+    "vertical": {"top": -0.6, "middle": 0.0, "bottom": 0.6},
+}
+#: Object half extent (a disk's radius) as the canvas engine's radius parameter (``1 + (p
+#: + 1) / 2 * (side / 4 - 1)`` pixels: 6.0 and 10.6 px at 48 x 48).
+HALF_EXTENTS: dict[str, float] = {"small": -0.1, "large": 0.75}
+#: Held-out colour x shape pairs: each shape loses two colours and each colour at most one
+#: shape, so every colour and shape is still seen in training.
+HELDOUT_PAIRS: tuple[tuple[str, str], ...] = (
+    ("red", "circle"),
+    ("orange", "circle"),
+    ("yellow", "square"),
+    ("green", "square"),
+    ("cyan", "triangle"),
+    ("blue", "triangle"),
+)
+#: Held-out attribute edits: (phrase index in the attribute edits, subject or None).
+HELDOUT_ATTRIBUTE_EDITS: tuple[tuple[int, str | None], ...] = (
+    (0, "circle"),
+    (1, "square"),
+    (2, "triangle"),
+    (3, None),
+)
+#: Held-out colours of "paint the selected region <colour>".
+HELDOUT_REGION_COLOURS: tuple[str, ...] = ("purple", "pink")
+
+_ATTRIBUTE_KEYS = (
+    "colour",
+    "rgb",
+    "brightness",
+    "saturation",
+    "hue",
+    "shape",
+    "size",
+    "horizontal",
+    "vertical",
+    "background",
+    "background_rgb",
+)
 _RECORD_KEYS = ("id", "text", "task", "attributes", "split")
 
 # (phrase, brightness, saturation, hue) of the attribute edits.
@@ -90,6 +148,11 @@ class PromptAttributes:
     :param saturation: relative saturation change.
     :param hue: hue rotation in turns.
     :param shape: the object the prompt is about, or ``None`` for the whole image / region.
+    :param size: generation: ``"small"`` or ``"large"`` (see :data:`HALF_EXTENTS`).
+    :param horizontal: generation: ``"left"``, ``"centre"`` or ``"right"``.
+    :param vertical: generation: ``"top"``, ``"middle"`` or ``"bottom"``.
+    :param background: generation: the background colour name.
+    :param background_rgb: generation: the background colour.
     """
 
     colour: str | None
@@ -98,6 +161,11 @@ class PromptAttributes:
     saturation: float
     hue: float
     shape: str | None
+    size: str | None = None
+    horizontal: str | None = None
+    vertical: str | None = None
+    background: str | None = None
+    background_rgb: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,46 +201,83 @@ def _attrs(
         "saturation": saturation,
         "hue": hue,
         "shape": shape,
+        "size": None,
+        "horizontal": None,
+        "vertical": None,
+        "background": None,
+        "background_rgb": None,
     }
 
 
+def _where(vertical: str, horizontal: str) -> str:
+    if vertical == "middle":
+        return "in the centre" if horizontal == "centre" else f"on the {horizontal}"
+    return f"at the {vertical}" if horizontal == "centre" else f"at the {vertical} {horizontal}"
+
+
 def build_prompt_records(
-    palette: Mapping[str, Sequence[float]], shapes: Sequence[str]
+    palette: Mapping[str, Sequence[float]],
+    shapes: Sequence[str],
+    backgrounds: Mapping[str, Sequence[float]],
 ) -> list[dict[str, Any]]:
     """Generate the prompt records (deterministic: the order follows the inputs).
 
     :param palette: colour name -> RGB.
     :param shapes: shape names.
+    :param backgrounds: background name -> RGB (must hold :data:`GENERATION_BACKGROUNDS`).
     :return: JSON-ready records with ``id``, ``text``, ``task``, ``attributes``, ``split``.
+    :raises ValueError: if a generation background is missing from ``backgrounds``.
     """
-    items: list[tuple[str, str, dict[str, Any]]] = []
+    missing = [b for b in GENERATION_BACKGROUNDS if b not in backgrounds]
+    if missing:
+        raise ValueError(f"backgrounds {missing} are not in the shapes spec {list(backgrounds)}")
+    items: list[tuple[str, str, dict[str, Any], bool]] = []
+    held_pairs = set(HELDOUT_PAIRS)
     for shape in shapes:
         for colour in palette:
-            items.append((f"draw a {colour} {shape}", "generate", _attrs(colour, palette, shape)))
+            held = (colour, shape) in held_pairs
+            for size in HALF_EXTENTS:
+                for vertical in CENTRES["vertical"]:
+                    for horizontal in CENTRES["horizontal"]:
+                        for bg in GENERATION_BACKGROUNDS:
+                            attrs = _attrs(colour, palette, shape)
+                            attrs.update(
+                                size=size,
+                                horizontal=horizontal,
+                                vertical=vertical,
+                                background=bg,
+                                background_rgb=[float(v) for v in backgrounds[bg]],
+                            )
+                            text = (
+                                f"a {size} {colour} {shape} {_where(vertical, horizontal)} "
+                                f"on a {bg.replace('_', ' ')} background"
+                            )
+                            items.append((text, "generate", attrs, held))
     for shape in shapes:
         for colour in palette:
-            items.append((f"make the {shape} {colour}", "edit", _attrs(colour, palette, shape)))
+            held = (colour, shape) in held_pairs
+            items.append(
+                (f"make the {shape} {colour}", "edit", _attrs(colour, palette, shape), held)
+            )
+    held_edits = set(HELDOUT_ATTRIBUTE_EDITS)
     for subject in (*shapes, None):
         target = "the image" if subject is None else f"the {subject}"
-        for phrase, b, s, h in _ATTRIBUTE_EDITS:
+        for k, (phrase, b, s, h) in enumerate(_ATTRIBUTE_EDITS):
             attrs = _attrs(None, palette, subject, b, s, round(h, 6))
-            items.append((phrase.format(target=target), "edit", attrs))
+            items.append((phrase.format(target=target), "edit", attrs, (k, subject) in held_edits))
     for colour in palette:
-        items.append((f"paint the selected region {colour}", "edit", _attrs(colour, palette, None)))
-
-    # Held out: the texts whose SHA-256 sorts first, a fixed and input-order-free choice.
-    n_heldout = round(HELDOUT_FRACTION * len(items))
-    ranked = sorted(items, key=lambda it: hashlib.sha256(it[0].encode("utf-8")).hexdigest())
-    heldout = {text for text, _, _ in ranked[:n_heldout]}
+        held = colour in HELDOUT_REGION_COLOURS
+        text = f"paint the selected region {colour}"
+        items.append((text, "edit", _attrs(colour, palette, None), held))
     return [
         {
-            "id": f"p{i:03d}",
+            "id": f"p{i:04d}",
             "text": text,
             "task": task,
             "attributes": attrs,
-            "split": "heldout" if text in heldout else "train",
+            "split": "heldout" if held else "train",
         }
-        for i, (text, task, attrs) in enumerate(items)
+        for i, (text, task, attrs, held) in enumerate(items)
     ]
 
 
@@ -192,13 +297,41 @@ def write_prompts_file(root: str | Path | None = None) -> Path:
     :return: the written path. The manifest must be rebuilt afterwards.
     """
     spec = load_shapes_spec(root)
-    records = build_prompt_records(spec["palette"], spec["shapes"])
+    records = build_prompt_records(spec["palette"], spec["shapes"], spec["backgrounds"])
     path = package_dir(PACKAGE, root) / PROMPTS_FILE
     path.write_text(prompts_jsonl(records), encoding="utf-8")
     return path
 
 
-def _parse(line_no: int, raw: Any, palette: Mapping[str, Sequence[float]]) -> Prompt:
+def _check_named_rgb(
+    where: str,
+    name: Any,
+    rgb: Any,
+    table: Mapping[str, Sequence[float]],
+    what: str,
+) -> tuple[float, float, float] | None:
+    """Check a (name, rgb) pair against the spec's table; return the RGB tuple or None."""
+    if name is None:
+        if rgb is not None:
+            raise DataPackageError(
+                f"{where}: {what} rgb must be null when its name is, got {rgb!r}"
+            )
+        return None
+    if name not in table:
+        raise DataPackageError(f"{where}: {what} {name!r} is not in the shapes spec {list(table)}")
+    if rgb is None or [float(v) for v in rgb] != [float(v) for v in table[name]]:
+        raise DataPackageError(
+            f"{where}: rgb {rgb!r} of {what} {name!r} differs from the spec's {list(table[name])}"
+        )
+    return (float(rgb[0]), float(rgb[1]), float(rgb[2]))
+
+
+def _parse(
+    line_no: int,
+    raw: Any,
+    palette: Mapping[str, Sequence[float]],
+    backgrounds: Mapping[str, Sequence[float]],
+) -> Prompt:
     where = f"{PROMPTS_FILE} line {line_no}"
     if not isinstance(raw, dict) or set(raw) != set(_RECORD_KEYS):
         got = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
@@ -211,30 +344,34 @@ def _parse(line_no: int, raw: Any, palette: Mapping[str, Sequence[float]]) -> Pr
     if not isinstance(a, dict) or set(a) != set(_ATTRIBUTE_KEYS):
         got = sorted(a) if isinstance(a, dict) else type(a).__name__
         raise DataPackageError(f"{where}: attributes need keys {list(_ATTRIBUTE_KEYS)}, got {got}")
-    colour, rgb = a["colour"], a["rgb"]
-    if colour is not None:
-        if colour not in palette:
-            raise DataPackageError(
-                f"{where}: colour {colour!r} is not in the shapes palette {list(palette)}"
-            )
-        if rgb is None or [float(v) for v in rgb] != [float(v) for v in palette[colour]]:
-            raise DataPackageError(
-                f"{where}: rgb {rgb!r} of {colour!r} differs from the palette's "
-                f"{list(palette[colour])}"
-            )
-    elif rgb is not None:
-        raise DataPackageError(f"{where}: rgb must be null when colour is null, got {rgb!r}")
+    rgb = _check_named_rgb(where, a["colour"], a["rgb"], palette, "colour")
+    bg_rgb = _check_named_rgb(
+        where, a["background"], a["background_rgb"], backgrounds, "background"
+    )
+    layout = {"size": HALF_EXTENTS, **CENTRES}
+    for key, accepted in layout.items():
+        if a[key] is not None and a[key] not in accepted:
+            raise DataPackageError(f"{where}: {key} {a[key]!r} is not one of {list(accepted)}")
+    if raw["task"] == "generate":
+        unsaid = [k for k in ("colour", "shape", *layout, "background") if a[k] is None]
+        if unsaid:
+            raise DataPackageError(f"{where}: a generation prompt must name {unsaid}")
     return Prompt(
         id=str(raw["id"]),
         text=str(raw["text"]),
         task=raw["task"],
         attributes=PromptAttributes(
-            colour=colour,
-            rgb=None if rgb is None else (float(rgb[0]), float(rgb[1]), float(rgb[2])),
+            colour=a["colour"],
+            rgb=rgb,
             brightness=float(a["brightness"]),
             saturation=float(a["saturation"]),
             hue=float(a["hue"]),
             shape=a["shape"],
+            size=a["size"],
+            horizontal=a["horizontal"],
+            vertical=a["vertical"],
+            background=a["background"],
+            background_rgb=bg_rgb,
         ),
         split=raw["split"],
     )
@@ -243,6 +380,7 @@ def _parse(line_no: int, raw: Any, palette: Mapping[str, Sequence[float]]) -> Pr
 @lru_cache(maxsize=8)
 def _load_all(root: str | None) -> tuple[Prompt, ...]:
     palette = load_palette(root)
+    backgrounds = load_shapes_spec(root)["backgrounds"]
     text = read_package_file(PACKAGE, PROMPTS_FILE, root).decode("utf-8")
     prompts = []
     for i, line in enumerate(text.splitlines(), start=1):
@@ -252,7 +390,7 @@ def _load_all(root: str | None) -> tuple[Prompt, ...]:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataPackageError(f"{PROMPTS_FILE} line {i} is not valid JSON: {exc}") from exc
-        prompts.append(_parse(i, raw, palette))
+        prompts.append(_parse(i, raw, palette, backgrounds))
     ids = [p.id for p in prompts]
     if len(set(ids)) != len(ids):
         raise DataPackageError(f"{PROMPTS_FILE}: prompt ids are not unique")

@@ -11,10 +11,11 @@ Reward schedule: the raw reward is the vector ``[quality, edit, consistency]`` o
 *final* canvas, paid once when the episode ends (``stop`` or the horizon); every other step
 pays the zero vector and reports ``info["reward_is_final"] = False``. Episode return is thus
 the score of the image the agent leaves behind, so neither stopping at once nor dawdling
-can collect more than the start image is worth. The final ``consistency`` is the mean of
-the per-step consistency over the episode (temporal coherence of the whole sequence). The
-score of the current canvas is reported every step as ``info["state_components"]`` (the
-potential for optional shaping).
+can collect more than the start image is worth. The final ``consistency`` is the final
+canvas's ``style`` progress times the *lowest* ``temporal`` coherence over the episode's
+steps (its most jarring transition, which idle steps cannot dilute). The score of the
+current canvas is reported every step as ``info["state_components"]`` (the potential for
+optional shaping).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class UniGenCore:
     :param horizon: steps before truncation.
     :param device: where the state and the metric network live.
     :param rewards: the component computer (shared across cores).
+    :param observe_target: put the target image in the observations (the ``"observed"``
+        reference mode, a reconstruction task); by default the agent never sees it.
     """
 
     def __init__(
@@ -86,14 +89,17 @@ class UniGenCore:
         horizon: int,
         device: torch.device,
         rewards: RewardComputer,
+        observe_target: bool = False,
     ) -> None:
         self.n, self.size, self.horizon, self.device = int(n), int(size), int(horizon), device
         self.rewards = rewards
+        self.observe_target = bool(observe_target)
         h = w = self.size
         self.canvas = torch.zeros(n, 3, h, w, device=device)
         self.target = torch.zeros(n, 3, h, w, device=device)
         self.start = torch.zeros(n, 3, h, w, device=device)
         self.mask = torch.zeros(n, 1, h, w, device=device)
+        self.focus = torch.zeros(n, 1, h, w, device=device)
         self.segments = torch.zeros(n, h, w, dtype=torch.int64, device=device)
         self.is_edit = torch.zeros(n, dtype=torch.bool, device=device)
         self.target_features: list[torch.Tensor] | None = None
@@ -103,12 +109,16 @@ class UniGenCore:
         # Features of single-colour start canvases (generation's blank one), by colour.
         self._flat_features: dict[float, list[torch.Tensor]] = {}
         self.target_lab = torch.zeros(n, 3, h, w, device=device)
-        self.target_style = torch.zeros(n, 6, device=device)
+        self.target_style = torch.zeros(n, 2, 6, device=device)
         self.outside = torch.zeros(n, 1, h, w, device=device)
+        self.need = torch.zeros(n, 1, h, w, dtype=torch.bool, device=device)
+        self.start_distance = torch.ones(n, device=device)
+        self.start_style_gap = torch.ones(n, 2, device=device)
+        self.target_m2: torch.Tensor | None = None
         self.attributes = np.zeros((n, len(ATTRIBUTE_NAMES)), dtype=np.float32)
         self.recent = np.zeros((n, len(RECENT_NAMES)), dtype=np.float32)
         self.steps = np.zeros(n, dtype=np.int64)
-        self.consistency_sum = np.zeros(n, dtype=np.float64)
+        self.temporal_min = np.ones(n, dtype=np.float64)
         self.state_components = np.zeros((n, 3), dtype=np.float32)
         self.tasks: list[Task | None] = [None] * n
 
@@ -121,6 +131,7 @@ class UniGenCore:
         self.start[idx] = torch.stack([t.start for t in tasks]).to(dev)
         self.canvas[idx] = self.start[idx]
         self.mask[idx] = torch.stack([t.mask for t in tasks]).to(dev)
+        self.focus[idx] = torch.stack([t.focus for t in tasks]).to(dev)
         self.segments[idx] = torch.stack([t.segments for t in tasks]).to(dev)
         self._render_pending(idx, tasks)
         self.is_edit[idx] = torch.tensor([t.kind == "edit" for t in tasks], device=dev)
@@ -135,18 +146,32 @@ class UniGenCore:
         for cache, f in zip(self.canvas_features, start_feats, strict=True):
             cache[idx] = f
         prepared = self.rewards.prepare(
-            TaskBatch(self.target[idx], self.mask[idx], self.start[idx], new_feats)
+            TaskBatch(
+                self.target[idx],
+                self.mask[idx],
+                self.start[idx],
+                new_feats,
+                focus=self.focus[idx],
+                start_features=start_feats,
+            )
         )
         self.target_lab[idx] = cast(torch.Tensor, prepared.target_lab)
         self.target_style[idx] = cast(torch.Tensor, prepared.target_style)
         self.outside[idx] = cast(torch.Tensor, prepared.outside)
+        self.need[idx] = cast(torch.Tensor, prepared.need)
+        self.start_distance[idx] = cast(torch.Tensor, prepared.start_distance)
+        self.start_style_gap[idx] = cast(torch.Tensor, prepared.start_style_gap)
+        if prepared.target_m2 is not None:
+            if self.target_m2 is None:
+                self.target_m2 = torch.zeros(self.n, dtype=prepared.target_m2.dtype, device=dev)
+            self.target_m2[idx] = prepared.target_m2.to(dev)
         for i, t in zip(indices, tasks, strict=True):
             self.tasks[i] = t
             self.attributes[i] = t.attributes
         ids = np.asarray(indices, dtype=np.int64)
         self.recent[ids] = 0.0
         self.steps[ids] = 0
-        self.consistency_sum[ids] = 0.0
+        self.temporal_min[ids] = 1.0
         results = self._components(idx, self.canvas[idx], self.canvas[idx], start_feats)
         values = component_vector(results).cpu().numpy().astype(np.float32)
         self.state_components[ids] = values
@@ -218,9 +243,7 @@ class UniGenCore:
         prev = self.canvas
         op_t = torch.as_tensor(ops, dtype=torch.int64, device=self.device)
         par_t = torch.as_tensor(params, dtype=torch.float32, device=self.device)
-        new = apply_ops(
-            prev, op_t, par_t, mask=self.mask, segments=self.segments, style_target=self.target
-        )
+        new = apply_ops(prev, op_t, par_t, mask=self.mask, segments=self.segments)
         diff = (new - prev).abs()
         largest = diff.amax(dim=1)
         changed = (largest > _CHANGE_THRESHOLD).float().mean(dim=(1, 2))
@@ -230,7 +253,8 @@ class UniGenCore:
         values = component_vector(results).cpu().numpy().astype(np.float32)
         self.state_components[:] = values
         self.steps += 1
-        self.consistency_sum += values[:, 2]
+        temporal = results["consistency"].sub["temporal"].double().cpu().numpy()
+        np.minimum(self.temporal_min, temporal, out=self.temporal_min)
         self.recent[:, 0] = changed.cpu().numpy()
         self.recent[:, 1] = mean_change.cpu().numpy()
         self.recent[:, 2] = np.asarray(ops, dtype=np.float32) / (NUM_OPS - 1)
@@ -240,7 +264,8 @@ class UniGenCore:
         final = terminated | truncated
         reward = np.zeros((self.n, 3), dtype=np.float32)
         reward[final] = values[final]
-        reward[final, 2] = (self.consistency_sum[final] / self.steps[final]).astype(np.float32)
+        style = results["consistency"].sub["style"].double().cpu().numpy()
+        reward[final, 2] = (style[final] * self.temporal_min[final]).astype(np.float32)
         sub, masks = self._host_details(results, None)
         infos = [
             self._info(i, i, sub, masks, reward_is_final=bool(final[i])) for i in range(self.n)
@@ -285,9 +310,14 @@ class UniGenCore:
             mask=rows(self.mask),
             start=rows(self.start),
             target_features=[rows(f) for f in self.target_features],
+            focus=rows(self.focus),
             target_lab=rows(self.target_lab),
             target_style=rows(self.target_style),
             outside=rows(self.outside),
+            need=rows(self.need),
+            start_distance=rows(self.start_distance),
+            start_style_gap=rows(self.start_style_gap),
+            target_m2=None if self.target_m2 is None else rows(self.target_m2),
         )
         return self.rewards(prev, canvas, task, canvas_features=canvas_features)
 
@@ -338,6 +368,8 @@ class UniGenCore:
     def observations(self, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """Observations, batched (leading axis ``N``), uint8 images on the host.
 
+        The target image is among them only when the core observes it (``observe_target``).
+
         :param indices: which episodes (default: all ``N``); only their rows are converted
             and copied off the device.
         """
@@ -347,13 +379,13 @@ class UniGenCore:
         def u8(x: torch.Tensor) -> np.ndarray:
             return (x[sel] * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
-        return {
-            "canvas": u8(self.canvas),
-            "target": u8(self.target),
-            "mask": u8(self.mask),
-            "attributes": self.attributes[ids],
-            "recent": self.recent[ids],
-        }
+        obs = {"canvas": u8(self.canvas)}
+        if self.observe_target:
+            obs["target"] = u8(self.target)
+        obs["mask"] = u8(self.mask)
+        obs["attributes"] = self.attributes[ids]
+        obs["recent"] = self.recent[ids]
+        return obs
 
     def op_masks(self) -> np.ndarray:
         """(N, K) bool: the valid ops of each episode (see :func:`op_validity`)."""

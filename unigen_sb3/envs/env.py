@@ -34,6 +34,7 @@ Parameters outside ``[-1, 1]`` are clipped to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, SupportsFloat
 
@@ -46,6 +47,7 @@ from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OPS
 from unigen_sb3.envs.core import RECENT_NAMES, UniGenCore
 from unigen_sb3.envs.tasks import (
     ATTRIBUTE_NAMES,
+    REFERENCE_MODES,
     TASK_KINDS,
     Task,
     TaskSampler,
@@ -78,17 +80,20 @@ def shared_reward_computer(backend: str, device: str, size: int) -> RewardComput
     return RewardComputer(perceptual, realism)
 
 
-def observation_space(size: int) -> spaces.Dict:
-    """The Dict observation space for a canvas of ``size`` x ``size``."""
-    return spaces.Dict(
-        {
-            "canvas": spaces.Box(0, 255, (3, size, size), np.uint8),
-            "target": spaces.Box(0, 255, (3, size, size), np.uint8),
-            "mask": spaces.Box(0, 255, (1, size, size), np.uint8),
-            "attributes": spaces.Box(-1.0, 1.0, (len(ATTRIBUTE_NAMES),), np.float32),
-            "recent": spaces.Box(0.0, 1.0, (len(RECENT_NAMES),), np.float32),
-        }
-    )
+def observation_space(size: int, reference: str = "hidden") -> spaces.Dict:
+    """The Dict observation space for a canvas of ``size`` x ``size``.
+
+    :param size: canvas side.
+    :param reference: ``"hidden"`` (no target image) or ``"observed"`` (a ``target`` key).
+    """
+    image = spaces.Box(0, 255, (3, size, size), np.uint8)
+    keys: dict[str, spaces.Space[Any]] = {"canvas": image}
+    if reference == "observed":
+        keys["target"] = image
+    keys["mask"] = spaces.Box(0, 255, (1, size, size), np.uint8)
+    keys["attributes"] = spaces.Box(-1.0, 1.0, (len(ATTRIBUTE_NAMES),), np.float32)
+    keys["recent"] = spaces.Box(0.0, 1.0, (len(RECENT_NAMES),), np.float32)
+    return spaces.Dict(keys)
 
 
 def action_space() -> spaces.Dict:
@@ -227,11 +232,15 @@ def check_hybrid_action(action: Any) -> tuple[int, np.ndarray]:
     return int(ops[0]), clipped[0]
 
 
-def check_env_args(task: str, size: int, horizon: int, render_mode: str | None) -> None:
+def check_env_args(
+    task: str, size: int, horizon: int, render_mode: str | None, reference: str = "hidden"
+) -> None:
     """The constructor checks shared by :class:`UniGenEnv` and the batched VecEnv.
 
     :raises ValueError: naming the argument, the value seen and what is accepted.
     """
+    if reference not in REFERENCE_MODES:
+        raise ValueError(f"reference={reference!r} is not one of {REFERENCE_MODES}")
     if task not in TASK_KINDS:
         raise ValueError(f"task={task!r} is not one of {TASK_KINDS}")
     if not is_int(size) or size < _MIN_SIZE:
@@ -242,11 +251,17 @@ def check_env_args(task: str, size: int, horizon: int, render_mode: str | None) 
         raise ValueError(f"render_mode={render_mode!r}; accepted: None, 'rgb_array'")
 
 
-def render_panel(obs: dict[str, np.ndarray], i: int = 0) -> np.ndarray:
-    """``canvas | target | mask`` of episode ``i`` of batched observations, uint8 (H, 3W, 3)."""
-    mask = np.repeat(obs["mask"][i], 3, axis=0)
-    panel = np.concatenate([obs["canvas"][i], obs["target"][i], mask], axis=2)
-    return np.ascontiguousarray(panel.transpose(1, 2, 0))
+def render_panels(core: UniGenCore, indices: Sequence[int] | None = None) -> list[np.ndarray]:
+    """``canvas | target | mask`` of episodes ``indices`` (default all), uint8 (H, 3W, 3) each.
+
+    A picture for people: it shows the target whatever the agent observes.
+    """
+    ids = list(range(core.n)) if indices is None else list(indices)
+    sel = torch.as_tensor(ids, dtype=torch.int64, device=core.device)
+    mask = core.mask[sel].expand(-1, 3, -1, -1)
+    panel = torch.cat([core.canvas[sel], core.target[sel], mask], dim=3)
+    u8 = (panel * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    return [np.ascontiguousarray(p) for p in u8.cpu().numpy()]
 
 
 class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
@@ -260,6 +275,9 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         :class:`~unigen_sb3.rewards.perceptual.PerceptualDistance`).
     :param edit_fraction: probability of an editing task when ``task="unified"``.
     :param prompt_split: ``"train"`` (default), ``"heldout"`` or ``None`` (all prompts).
+    :param reference: ``"hidden"`` (default: the agent sees the prompt encoding, never the
+        target image) or ``"observed"`` (the observation also holds ``target``: the
+        reconstruction task "paint the shown reference", with baselines of its own).
     :param seed: seeds the task sequence at construction, so episodes are reproducible even
         when the first ``reset`` passes no seed (as SB3 does).
     :param render_mode: ``"rgb_array"`` or ``None``.
@@ -283,24 +301,31 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         perceptual_backend: str = "auto",
         edit_fraction: float = 0.5,
         prompt_split: str | None = "train",
+        reference: str = "hidden",
         seed: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        check_env_args(task, size, horizon, render_mode)
+        check_env_args(task, size, horizon, render_mode, reference)
         size, horizon = int(size), int(horizon)
         self.task = task
         self.size = size
         self.horizon = horizon
         self.device = resolve_device(device)
         self.render_mode = render_mode
+        self.reference = reference
         self.sampler = TaskSampler(
             task, size=size, edit_fraction=edit_fraction, prompt_split=prompt_split
         )
         self.rewards = shared_reward_computer(perceptual_backend, str(self.device), size)
         self.core = UniGenCore(
-            1, size=size, horizon=horizon, device=self.device, rewards=self.rewards
+            1,
+            size=size,
+            horizon=horizon,
+            device=self.device,
+            rewards=self.rewards,
+            observe_target=reference == "observed",
         )
-        self.observation_space = observation_space(size)  # type: ignore[assignment]
+        self.observation_space = observation_space(size, reference)  # type: ignore[assignment]
         self.action_space = action_space()
         self.reward_space = reward_space()
         self.reward_dim = 3
@@ -347,4 +372,4 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         """``canvas | target | mask`` side by side, uint8 (H, 3W, 3)."""
         if self.render_mode != "rgb_array":
             return None
-        return render_panel(self.core.observations())
+        return render_panels(self.core)[0]

@@ -1,15 +1,20 @@
-"""Scripted policies for tests, baselines and benchmarks.
+"""Scripted policies for tests, baselines, benchmarks and the gaming suite.
 
 Each policy maps the state of one episode to a raw hybrid action ``(op, params)``:
 
 - :class:`RandomPolicy` — uniform over the raw action space (seeded).
 - :class:`NoOpPolicy` — ``stop`` at once.
 - :class:`DawdlePolicy` — never stops, changes nothing (the reward-gaming probe).
-- :class:`OraclePolicy` — uses privileged task information. Editing: replays the task's known
-  solution (fill the mask with the target colour, or the attribute change), then stops.
-  Generation: fills the canvas with the reference's dominant colour, then greedily paints
-  hard disks (``fill`` inside the brush disk) of the reference's colour where the error is
-  largest, and stops when nothing is left to fix.
+- :class:`OraclePolicy` — privileged: replays the task's known solution (:attr:`Task.solution`:
+  the background and object fills of a generation prompt, the recolour or attribute change
+  of an edit), then stops.
+- :class:`SequencePolicy` — a fixed open-loop action sequence, the same for every task: what
+  a prompt-blind agent can at best do (:mod:`unigen_sb3.envs.blind` searches for the best).
+- Degenerate policies for the gaming suite (``tests/envs/test_gaming.py``), which must all
+  score low: :class:`CanvasColourFillPolicy` (fill with the canvas's mean or dominant
+  colour), :class:`RandomStrokesPolicy`, :class:`MaskChangePolicy` (any change inside the
+  mask: a grey fill), :class:`PromptColourEverywherePolicy` (the prompt's colour over the
+  whole canvas) and :class:`RepeatedStylePolicy` (a colour cast on the mask every step).
 
 ``act(env)`` acts on an unwrapped :class:`~unigen_sb3.envs.env.UniGenEnv`;
 ``act_core(core, i)`` on episode ``i`` of a :class:`~unigen_sb3.envs.core.UniGenCore` (the
@@ -18,6 +23,7 @@ batched env).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,24 +37,36 @@ from unigen_sb3.envs.canvas import (
     OP_FILL,
     OP_STOP,
     OP_STROKE,
-    param_to_radius,
+    OP_STYLE,
+    REGION_BRUSH_SQUARE,
+    REGION_TASK_MASK,
+    region_param,
 )
 from unigen_sb3.envs.core import UniGenCore
 from unigen_sb3.envs.tasks import Task
 from unigen_sb3.rewards.components import RewardComputer
-from unigen_sb3.rewards.metrics import rgb_to_lab
 from unigen_sb3.wrappers.actions import BoxCodec, HybridAction
 from unigen_sb3.wrappers.observation import ImageStacker
 
-_REGION_MASK, _REGION_DISK = -1.0, 0.0  # p7 values that select the task mask / brush disk
-_DONE_ERROR = 0.05  # largest (3x3-smoothed) error under which the painting is done
-_FLAT_LUMA = 0.02  # canvas luma std under which a disk counts as one shade
-_LUMA = (0.299, 0.587, 0.114)
-_UNIFORM_DE = 8.0  # Delta-E within which a disk of the target counts as one colour
+_MASK_P7 = region_param(REGION_TASK_MASK)
+_QUADRANTS = ((-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5))
 
 
 def _action(op: int, params: np.ndarray) -> HybridAction:
     return {"op": int(op), "params": np.asarray(params, dtype=np.float32)}
+
+
+def _stop() -> HybridAction:
+    return _action(OP_STOP, np.zeros(NUM_PARAMS))
+
+
+def _fill_mask(rgb: Sequence[float] | np.ndarray, op: int = OP_FILL) -> HybridAction:
+    """``op`` (fill or style) on the task mask, full strength, toward colour ``rgb``."""
+    params = np.zeros(NUM_PARAMS, dtype=np.float32)
+    params[3:6] = 2.0 * np.asarray(rgb, dtype=np.float32) - 1.0
+    params[6] = 1.0
+    params[7] = _MASK_P7
+    return _action(op, params)
 
 
 class ScriptedPolicy:
@@ -75,7 +93,7 @@ class NoOpPolicy(ScriptedPolicy):
     """Stops at once: the score of the untouched start canvas."""
 
     def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
-        return _action(OP_STOP, np.zeros(NUM_PARAMS))
+        return _stop()
 
 
 class DawdlePolicy(ScriptedPolicy):
@@ -104,59 +122,98 @@ class RandomPolicy(ScriptedPolicy):
 
 
 class OraclePolicy(ScriptedPolicy):
-    """Privileged policy: replays edit solutions; paints greedily toward the reference."""
+    """Privileged policy: replays the task's solution (:attr:`Task.solution`), then stops."""
 
     def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
-        if task.kind == "edit":
-            if step < len(task.solution):
-                op, params = task.solution[step]
-                return _action(op, params)
-            return _action(OP_STOP, np.zeros(NUM_PARAMS))
-        return self._paint(canvas, task.target.to(canvas.device), step)
+        if step < len(task.solution):
+            op, params = task.solution[step]
+            return _action(op, params)
+        return _stop()
 
-    @staticmethod
-    def _paint(canvas: torch.Tensor, target: torch.Tensor, step: int) -> HybridAction:
-        _, h, w = target.shape
-        params = np.zeros(NUM_PARAMS, dtype=np.float32)
+
+class SequencePolicy(ScriptedPolicy):
+    """A fixed open-loop sequence of raw actions for every task, then ``stop``.
+
+    It reads neither the prompt nor the canvas: the prompt-blind policy class.
+
+    :param actions: the raw actions, in order.
+    :param name: a label for tables.
+    """
+
+    def __init__(self, actions: Sequence[HybridAction], name: str = "sequence") -> None:
+        self.actions = [_action(a["op"], a["params"]) for a in actions]
+        self.name = name
+
+    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
+        return self.actions[step] if step < len(self.actions) else _stop()
+
+
+class CanvasColourFillPolicy(ScriptedPolicy):
+    """Fills the task mask once with the canvas's mean or dominant colour, then stops.
+
+    :param statistic: ``"mean"`` or ``"dominant"`` (the per-channel median).
+    """
+
+    def __init__(self, statistic: str = "mean") -> None:
+        if statistic not in ("mean", "dominant"):
+            raise ValueError(f"statistic={statistic!r} must be 'mean' or 'dominant'")
+        self.statistic = statistic
+
+    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
+        if step > 0:
+            return _stop()
+        flat = canvas.flatten(1)
+        rgb = flat.mean(dim=1) if self.statistic == "mean" else flat.median(dim=1).values
+        return _fill_mask(rgb.cpu().numpy())
+
+
+class RandomStrokesPolicy(ScriptedPolicy):
+    """Random full-opacity strokes until the horizon (seeded).
+
+    :param seed: seed of the policy's own RNG.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
+        params = self.rng.uniform(-1, 1, NUM_PARAMS).astype(np.float32)
         params[6] = 1.0
-        if step == 0:
-            # The dominant colour: the per-channel median of the reference.
-            colour = target.flatten(1).median(dim=1).values
-            params[3:6] = (2.0 * colour - 1.0).cpu().numpy()
-            params[7] = _REGION_MASK
-            return _action(OP_FILL, params)
-        err = (canvas - target).abs().mean(dim=0)
-        smooth = torch.nn.functional.avg_pool2d(err[None, None], 3, 1, 1)[0, 0]
-        if float(smooth.max()) < _DONE_ERROR:
-            return _action(OP_STOP, np.zeros(NUM_PARAMS))
-        flat = int(torch.argmax(smooth))
-        y, x = divmod(flat, w)
-        colour = target[:, y, x]
-        lab = rgb_to_lab(target[None])[0]
-        close = torch.linalg.vector_norm(lab - lab[:, y, x].view(3, 1, 1), dim=0) < _UNIFORM_DE
-        yy, xx = torch.meshgrid(
-            torch.arange(h, device=target.device),
-            torch.arange(w, device=target.device),
-            indexing="ij",
-        )
-        d2 = (yy - y) ** 2 + (xx - x) ** 2
-        luma = (canvas * torch.tensor(_LUMA, device=canvas.device).view(3, 1, 1)).sum(dim=0)
-        # The largest brush whose disk stays (90 %) inside the reference's region of this
-        # colour and covers canvas of one shade (``fill`` keeps the shading it paints over).
-        radius_param = -1.0
-        for p in np.linspace(1.0, -1.0, 17):
-            r = float(param_to_radius(torch.tensor(p), h, w))
-            disk = d2 <= r * r
-            flat = float(luma[disk].std(unbiased=False)) < _FLAT_LUMA
-            if flat and float(close[disk].float().mean()) >= 0.9:
-                radius_param = float(p)
-                break
-        params[0] = 2.0 * x / (w - 1) - 1.0
-        params[1] = 2.0 * y / (h - 1) - 1.0
-        params[2] = radius_param
-        params[3:6] = (2.0 * colour - 1.0).cpu().numpy()
-        params[7] = _REGION_DISK
+        return _action(OP_STROKE, params)
+
+
+class MaskChangePolicy(ScriptedPolicy):
+    """Changes the inside of the mask without reading the prompt: one mid-grey fill."""
+
+    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
+        return _fill_mask((0.5, 0.5, 0.5)) if step == 0 else _stop()
+
+
+class PromptColourEverywherePolicy(ScriptedPolicy):
+    """Paints the whole canvas in the prompt's colour (grey when it names none): four fills
+    of the largest square brush, one per quadrant, then stops.
+
+    It reads the prompt but not where it applies: the degenerate prompt reader.
+    """
+
+    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
+        if step >= len(_QUADRANTS):
+            return _stop()
+        rgb = task.prompt.attributes.rgb
+        params = np.zeros(NUM_PARAMS, dtype=np.float32)
+        params[0:2] = _QUADRANTS[step]
+        params[2] = 1.0  # half extent a quarter of the side: four squares cover the canvas
+        params[3:6] = 2.0 * np.asarray(rgb if rgb is not None else (0.5, 0.5, 0.5)) - 1.0
+        params[6] = 1.0
+        params[7] = region_param(REGION_BRUSH_SQUARE)
         return _action(OP_FILL, params)
+
+
+class RepeatedStylePolicy(ScriptedPolicy):
+    """A colour cast on the task mask toward mid-grey at every step until the horizon."""
+
+    def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
+        return _fill_mask((0.5, 0.5, 0.5), op=OP_STYLE)
 
 
 class ModelPolicy:
@@ -191,7 +248,8 @@ class ModelPolicy:
             if self._stacker is None:
                 from unigen_sb3.envs.env import observation_space
 
-                self._stacker = ImageStacker(observation_space(core.size))
+                reference = "observed" if core.observe_target else "hidden"
+                self._stacker = ImageStacker(observation_space(core.size, reference))
             obs: Any = self._stacker(raw)
         else:
             obs = raw
@@ -238,6 +296,7 @@ def rollout_episodes(
     n_episodes: int = 50,
     seed: int = 0,
     weights: tuple[float, float, float] | None = None,
+    prompt_permutation: Sequence[int] | None = None,
     **env_kwargs: Any,
 ) -> EpisodeRollout:
     """Run ``n_episodes`` seeded episodes of a policy in lockstep and keep what they produced.
@@ -253,10 +312,16 @@ def rollout_episodes(
     :param n_episodes: number of episodes (>= 1).
     :param seed: base seed of the task set.
     :param weights: ``(w_quality, w_edit, w_consistency)``; default :data:`DEFAULT_WEIGHTS`.
+    :param prompt_permutation: the counterfactual of prompt sensitivity: episode ``i`` is
+        *observed* with the prompt encoding (``attributes``) of episode
+        ``prompt_permutation[i]`` while its task, target and reward stay its own. Only
+        policies that read observations (:class:`ModelPolicy`) see the swap.
     :param env_kwargs: ``size``, ``horizon``, ``device``, ``perceptual_backend``,
-        ``prompt_split``, ``edit_fraction`` as for :class:`~unigen_sb3.envs.env.UniGenEnv`.
+        ``prompt_split``, ``edit_fraction``, ``reference`` as for
+        :class:`~unigen_sb3.envs.env.UniGenEnv`.
     :return: the :class:`EpisodeRollout`.
-    :raises ValueError: for ``n_episodes < 1``.
+    :raises ValueError: for ``n_episodes < 1`` or a ``prompt_permutation`` that is not a
+        permutation of the episodes.
     """
     from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE, shared_reward_computer
     from unigen_sb3.envs.tasks import TaskSampler
@@ -271,15 +336,30 @@ def rollout_episodes(
     horizon = int(env_kwargs.pop("horizon", DEFAULT_HORIZON))
     device = resolve_device(env_kwargs.pop("device", "auto"))
     backend = str(env_kwargs.pop("perceptual_backend", "auto"))
+    reference = str(env_kwargs.pop("reference", "hidden"))
+    if prompt_permutation is not None and sorted(prompt_permutation) != list(range(n_episodes)):
+        raise ValueError(
+            f"prompt_permutation must be a permutation of range({n_episodes}), "
+            f"got {list(prompt_permutation)}"
+        )
     sampler = TaskSampler(task, size=size, **env_kwargs)
     w = weights if weights is not None else tuple(DEFAULT_WEIGHTS.values())
     unifier = RewardUnifier(*w)
     rewards = shared_reward_computer(backend, str(device), size)
-    core = UniGenCore(n_episodes, size=size, horizon=horizon, device=device, rewards=rewards)
+    core = UniGenCore(
+        n_episodes,
+        size=size,
+        horizon=horizon,
+        device=device,
+        rewards=rewards,
+        observe_target=reference == "observed",
+    )
     tasks = [
         sampler.sample(np.random.default_rng(seed + j), render=False) for j in range(n_episodes)
     ]
     core.reset(range(n_episodes), tasks)
+    if prompt_permutation is not None:
+        core.attributes[:] = core.attributes[np.asarray(prompt_permutation, dtype=np.int64)]
     start = core.start.clone()
     final = core.canvas.clone()
     raw = np.zeros((n_episodes, len(COMPONENT_NAMES)), dtype=np.float32)
@@ -339,7 +419,8 @@ def episode_returns(
     :param seed: base seed of the task set.
     :param weights: ``(w_quality, w_edit, w_consistency)``; default :data:`DEFAULT_WEIGHTS`.
     :param env_kwargs: ``size``, ``horizon``, ``device``, ``perceptual_backend``,
-        ``prompt_split``, ``edit_fraction`` as for :class:`~unigen_sb3.envs.env.UniGenEnv`.
+        ``prompt_split``, ``edit_fraction``, ``reference`` as for
+        :class:`~unigen_sb3.envs.env.UniGenEnv`.
     :return: ``(n_episodes,)`` float64 returns (no shaping: the final unified reward).
     """
     return rollout_episodes(

@@ -3,20 +3,27 @@
 Both modes draw on the same data backbone (the ``shapes``, ``photos`` and ``prompts``
 packages). A task is everything one episode needs:
 
-- **generate** — a prompt ``"draw a <colour> <shape>"`` gives a shapes scene that holds that
-  shape in that colour; the agent paints it on a blank white canvas. ``target`` is the
-  reference scene, ``mask`` the whole canvas, ``start`` the blank canvas.
+- **generate** — a prompt that names everything the target depends on ("a large blue
+  circle at the top left on a grey background") is rendered into the target scene with the
+  canvas engine's own ops: ``fill`` the canvas with the background, then ``fill`` the brush
+  shape of the object at its grid cell and size. The agent paints it on a blank white
+  canvas. ``mask`` is the whole canvas, ``focus`` the object, ``start`` the blank canvas.
 - **edit** — the canvas starts as a shapes scene or a photo patch; ``mask`` is the region to
   change (an object, or a few SLIC superpixels of a photo) and ``target`` the **ground-truth
   edited image**: the start image with the requested attributes rendered inside the mask
   and nothing changed outside it. Recolour prompts (``"make the square red"``, ``"paint the
   selected region pink"``) are rendered with the canvas engine's ``fill`` op (shading kept);
-  attribute prompts (``"make the image darker"``) with its ``attribute`` op. So every edit
-  target is reachable with one action, which :attr:`Task.solution` records (privileged
-  information for the oracle policy, never in an observation).
+  attribute prompts (``"make the image darker"``) with its ``attribute`` op. An edit whose
+  target differs from its start in less than half of the mask (:data:`MIN_NEED_FRACTION`,
+  e.g. "darker" on an already black region) is redrawn: it would pay for doing nothing.
+
+Every target is reachable with the actions :attr:`Task.solution` records (privileged
+information for the oracle policy, never in an observation). The target image itself is
+privileged too: the reward, the oracle and evaluation read it, the agent does not (unless
+the env is built with ``reference="observed"``, the reconstruction task).
 
 The prompt's structured attributes are encoded as the ``attributes`` observation
-(:data:`ATTRIBUTE_NAMES`, all in ``[-1, 1]``).
+(:data:`ATTRIBUTE_NAMES`, all in ``[-1, 1]``): with them the prompt determines the target.
 """
 
 from __future__ import annotations
@@ -28,13 +35,33 @@ import numpy as np
 import torch
 
 from unigen_sb3.data.photos import PhotoPatch, load_photo_patches
-from unigen_sb3.data.prompts import Prompt, load_prompts
-from unigen_sb3.data.shapes import ShapeScene, edit_scene, generate_scene, load_shapes_spec
-from unigen_sb3.envs.canvas import NUM_PARAMS, OP_ATTRIBUTE, OP_FILL, apply_ops
+from unigen_sb3.data.prompts import CENTRES, HALF_EXTENTS, Prompt, load_prompts
+from unigen_sb3.data.shapes import ShapeScene, generate_scene, load_shapes_spec
+from unigen_sb3.envs.canvas import (
+    NUM_PARAMS,
+    OP_ATTRIBUTE,
+    OP_FILL,
+    REGION_TASK_MASK,
+    SHAPE_REGIONS,
+    apply_ops,
+    region_param,
+)
+from unigen_sb3.rewards.metrics import rgb_to_lab
 from unigen_sb3.utils import is_int
 
 TASK_KINDS = ("generate", "edit", "unified")
 """The env's ``task`` argument: one mode, or the mixture of both."""
+
+REFERENCE_MODES = ("hidden", "observed")
+"""The env's ``reference`` argument: ``"hidden"`` (default: the agent sees the prompt, never
+the target image) or ``"observed"`` (the target is part of the observation: a different,
+reconstruction task, "paint the shown reference", with baselines of its own)."""
+
+MIN_NEED_FRACTION = 0.5
+"""An edit task must change at least this fraction of its mask by more than the reward's
+colour tolerance (CIELAB Delta-E 10); others are redrawn."""
+NEED_TOLERANCE = 10.0
+"""Delta-E above which a pixel of the target counts as different from the start."""
 
 ATTRIBUTE_NAMES: tuple[str, ...] = (
     "is_edit",
@@ -48,6 +75,13 @@ ATTRIBUTE_NAMES: tuple[str, ...] = (
     "shape_circle",
     "shape_square",
     "shape_triangle",
+    "size",
+    "x",
+    "y",
+    "background_red",
+    "background_green",
+    "background_blue",
+    "has_background",
     "mask_area",
 )
 """Meaning of each entry of the ``attributes`` observation (prompt encoding), in order.
@@ -55,7 +89,12 @@ ATTRIBUTE_NAMES: tuple[str, ...] = (
 ``target_*`` is the requested colour (0 when the prompt names none), ``has_colour`` is 1
 when it names one; ``brightness`` / ``saturation`` / ``hue`` are the requested changes
 (brightness and hue doubled, so a hue turn of 1/2 is 1); ``shape_*`` one-hot of the
-object the prompt is about; ``mask_area`` the fraction of the canvas the task mask covers.
+object the prompt is about. Generation prompts also give ``size``, ``x`` and ``y`` (the
+object's half extent and grid-cell centre in the canvas engine's radius and position
+parameters, see :data:`~unigen_sb3.data.prompts.HALF_EXTENTS` and
+:data:`~unigen_sb3.data.prompts.CENTRES`) and ``background_*`` (with ``has_background``
+1); these are 0 for edits.
+``mask_area`` is the fraction of the canvas the task mask covers.
 """
 
 _MAX_SCENE_TRIES = 256
@@ -73,10 +112,11 @@ class Task:
     :param target: ``(3,H,W)`` reference or ground-truth edited image, float in [0,1].
     :param start: ``(3,H,W)`` the canvas at reset.
     :param mask: ``(1,H,W)`` float in {0,1}, where change is asked for.
+    :param focus: ``(1,H,W)`` float in {0,1}, what the prompt is about: the edit mask, or the
+        generated object (the reward scores it apart from the background).
     :param segments: ``(H,W)`` int64 superpixels of the start image.
     :param attributes: ``(len(ATTRIBUTE_NAMES),)`` float32 prompt encoding.
-    :param solution: privileged: raw actions that reach ``target`` from ``start`` (empty when
-        none is known, as in generation).
+    :param solution: privileged: raw actions that reach ``target`` from ``start``.
     :param pending_render: ``(op, params)`` still to render into ``target`` (which holds a
         copy of ``start`` until then); set by ``TaskSampler.sample(render=False)`` so that
         :class:`~unigen_sb3.envs.core.UniGenCore` renders every new edit target of a reset in
@@ -89,6 +129,7 @@ class Task:
     target: torch.Tensor
     start: torch.Tensor
     mask: torch.Tensor
+    focus: torch.Tensor
     segments: torch.Tensor
     attributes: np.ndarray
     solution: list[tuple[int, np.ndarray]] = field(default_factory=list)
@@ -108,8 +149,47 @@ def _encode_attributes(prompt: Prompt, kind: str, mask_area: float) -> np.ndarra
     shapes = ("circle", "square", "triangle")
     if a.shape in shapes:
         vec[8 + shapes.index(a.shape)] = 1.0
-    vec[11] = mask_area
+    if a.size is not None:
+        vec[11] = HALF_EXTENTS[a.size]
+    if a.horizontal is not None and a.vertical is not None:
+        vec[12] = CENTRES["horizontal"][a.horizontal]
+        vec[13] = CENTRES["vertical"][a.vertical]
+    if a.background_rgb is not None:
+        vec[14:17] = a.background_rgb
+        vec[17] = 1.0
+    vec[18] = mask_area
     return vec
+
+
+def _colour_params(rgb: tuple[float, float, float] | None, what: str) -> np.ndarray:
+    if rgb is None:
+        raise ValueError(f"a fill solution needs a {what} colour, got None")
+    return 2.0 * np.asarray(rgb, dtype=np.float32) - 1.0
+
+
+def generation_solution(prompt: Prompt, size: int) -> list[tuple[int, np.ndarray]]:
+    """The two actions that render a generation prompt on a ``size`` x ``size`` canvas.
+
+    ``fill`` the task mask (the whole canvas) with the background, then ``fill`` the brush
+    shape of the prompt's shape at its grid cell, half extent and colour.
+
+    :raises ValueError: for a prompt that does not name every generation attribute.
+    """
+    a = prompt.attributes
+    if None in (a.shape, a.size, a.horizontal, a.vertical) or a.shape not in SHAPE_REGIONS:
+        raise ValueError(f"generation prompt {prompt.id} does not name its whole scene: {a}")
+    background = np.zeros(NUM_PARAMS, dtype=np.float32)
+    background[3:6] = _colour_params(a.background_rgb, "background")
+    background[6] = 1.0
+    background[7] = region_param(REGION_TASK_MASK)
+    obj = np.zeros(NUM_PARAMS, dtype=np.float32)
+    obj[0] = CENTRES["horizontal"][str(a.horizontal)]
+    obj[1] = CENTRES["vertical"][str(a.vertical)]
+    obj[2] = HALF_EXTENTS[str(a.size)]
+    obj[3:6] = _colour_params(a.rgb, "object")
+    obj[6] = 1.0
+    obj[7] = region_param(SHAPE_REGIONS[str(a.shape)])
+    return [(OP_FILL, background), (OP_FILL, obj)]
 
 
 def _solution_params(prompt: Prompt, op: int) -> np.ndarray:
@@ -125,20 +205,38 @@ def _solution_params(prompt: Prompt, op: int) -> np.ndarray:
         p[4] = a.saturation
         p[5] = 2.0 * a.hue
     p[6] = 1.0  # full strength
-    p[7] = -1.0  # region: the task mask
+    p[7] = region_param(REGION_TASK_MASK)
     return np.clip(p, -1.0, 1.0)
 
 
 def _render(
-    image: torch.Tensor, mask: torch.Tensor, seg: torch.Tensor, op: int, params: np.ndarray
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    seg: torch.Tensor,
+    actions: list[tuple[int, np.ndarray]],
 ) -> torch.Tensor:
-    return apply_ops(
-        image[None],
-        torch.tensor([op]),
-        torch.from_numpy(params)[None],
-        mask=mask[None],
-        segments=seg[None],
-    )[0]
+    for op, params in actions:
+        image = apply_ops(
+            image[None],
+            torch.tensor([op]),
+            torch.from_numpy(params)[None],
+            mask=mask[None],
+            segments=seg[None],
+        )[0]
+    return image
+
+
+def need_fraction(start: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """Fraction of the mask where ``target`` differs from ``start`` by more than
+    :data:`NEED_TOLERANCE` (CIELAB Delta-E).
+
+    :param start: ``(3,H,W)``.
+    :param target: ``(3,H,W)``.
+    :param mask: ``(1,H,W)`` in {0, 1}.
+    """
+    de = torch.linalg.vector_norm(rgb_to_lab(start[None]) - rgb_to_lab(target[None]), dim=1)
+    m = mask[0] > 0.5
+    return float((de[0][m] > NEED_TOLERANCE).float().mean()) if bool(m.any()) else 0.0
 
 
 @lru_cache(maxsize=8)
@@ -247,13 +345,12 @@ class TaskSampler:
 
     def _generate(self, rng: np.random.Generator) -> Task:
         prompt = self.generate_prompts[int(rng.integers(len(self.generate_prompts)))]
-        a = prompt.attributes
-        scene, idx = _scene_with(rng, self.size, a.shape, avoid=None)
-        if a.colour is None:
-            raise ValueError(f"generation prompt {prompt.id} names no colour: {prompt.text!r}")
-        target, _ = edit_scene(scene, idx, a.colour)
-        start = torch.full_like(target, _BLANK)
+        solution = generation_solution(prompt, self.size)
+        start = torch.full((3, self.size, self.size), _BLANK)
         mask = torch.ones(1, self.size, self.size)
+        segments = _empty_segments(self.size)
+        target = _render(start, mask, segments, solution)
+        focus = (target - _render(start, mask, segments, solution[:1])).abs().amax(0) > 0
         return Task(
             kind="generate",
             source="shapes",
@@ -261,15 +358,27 @@ class TaskSampler:
             target=target,
             start=start,
             mask=mask,
-            segments=_empty_segments(self.size),
+            focus=focus.float()[None],
+            segments=segments,
             attributes=_encode_attributes(prompt, "generate", 1.0),
+            solution=solution,
         )
 
     def _edit(self, rng: np.random.Generator, *, render: bool) -> Task:
+        for _ in range(_MAX_SCENE_TRIES):
+            task = self._edit_once(rng, render=render)
+            if task is not None:
+                return task
+        raise RuntimeError(
+            f"no edit task changing >= {MIN_NEED_FRACTION:.0%} of its mask in "
+            f"{_MAX_SCENE_TRIES} draws; the data packages may be broken"
+        )
+
+    def _edit_once(self, rng: np.random.Generator, *, render: bool) -> Task | None:
         prompt = self.edit_prompts[int(rng.integers(len(self.edit_prompts)))]
         a = prompt.attributes
         op = OP_FILL if a.rgb is not None else OP_ATTRIBUTE
-        params = _solution_params(prompt, op)
+        solution = [(op, _solution_params(prompt, op))]
         if a.shape is not None:
             scene, idx = _scene_with(rng, self.size, a.shape, avoid=a.colour)
             start, mask = scene.image.clone(), scene.masks[idx].clone()
@@ -278,7 +387,16 @@ class TaskSampler:
             patch = self.photos[int(rng.integers(len(self.photos)))]
             start, segments, source = patch.image.clone(), patch.segments.clone(), "photos"
             mask = _photo_region(rng, patch)
-        target = _render(start, mask, segments, op, params) if render else start.clone()
+        # A recolour of a flat shapes object to another palette colour always changes it
+        # all; attribute edits and photo regions are checked (and so rendered now).
+        check = op == OP_ATTRIBUTE or source == "photos"
+        if render or check:
+            target = _render(start, mask, segments, solution)
+            if check and need_fraction(start, target, mask) < MIN_NEED_FRACTION:
+                return None
+            pending = None
+        else:
+            target, pending = start.clone(), solution[0]
         return Task(
             kind="edit",
             source=source,
@@ -286,19 +404,29 @@ class TaskSampler:
             target=target,
             start=start,
             mask=mask,
+            focus=mask.clone(),
             segments=segments,
             attributes=_encode_attributes(prompt, "edit", float(mask.mean())),
-            solution=[(op, params)],
-            pending_render=None if render else (op, params),
+            solution=solution,
+            pending_render=pending,
         )
 
 
-def reference_images(size: int, n_scenes: int = 48) -> torch.Tensor:
+def reference_images(size: int, n_scenes: int = 48, n_generated: int = 48) -> torch.Tensor:
     """Images that define 'realistic' for the FID-like realism score, (N,3,H,W).
 
-    All photo patches plus ``n_scenes`` shapes scenes (seeds 0..n_scenes-1): the two image
-    families the env asks the agent to produce.
+    All photo patches, ``n_scenes`` shapes scenes (seeds 0..n_scenes-1: what edits start
+    from) and ``n_generated`` generation targets (every k-th generation prompt of both
+    splits, rendered): the image families the env asks the agent to produce.
     """
     photos = [p.image for p in load_photo_patches(size)]
     scenes = [generate_scene(s, size=size).image for s in range(n_scenes)]
-    return torch.stack(photos + scenes)
+    prompts = [p for p in _prompts(None) if p.task == "generate"]
+    step = max(1, len(prompts) // max(n_generated, 1))
+    start = torch.full((3, size, size), _BLANK)
+    whole = torch.ones(1, size, size)
+    seg = _empty_segments(size)
+    generated = [_render(start, whole, seg, generation_solution(p, size)) for p in prompts[::step]][
+        :n_generated
+    ]
+    return torch.stack(photos + scenes + generated)

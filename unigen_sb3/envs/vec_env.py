@@ -51,7 +51,7 @@ from unigen_sb3.envs.env import (
     check_env_args,
     check_hybrid_actions,
     observation_space,
-    render_panel,
+    render_panels,
     reward_space,
     shared_reward_computer,
 )
@@ -160,7 +160,6 @@ def batched_reward_computer(
         shared.realism,
         color_tol=shared.color_tol,
         change_threshold=shared.change_threshold,
-        style_scale=shared.style_scale,
     )
 
 
@@ -175,6 +174,8 @@ class UniGenVecEnv(VecEnv):
     :param perceptual_backend: ``"auto"``, ``"stlpips"`` or ``"lpips"``.
     :param edit_fraction: probability of an editing task when ``task="unified"``.
     :param prompt_split: ``"train"``, ``"heldout"`` or ``None``.
+    :param reference: ``"hidden"`` (default) or ``"observed"`` (see
+        :class:`~unigen_sb3.envs.env.UniGenEnv`).
     :param seed: env ``i``'s tasks come from ``seeding.np_random(seed + i)`` (as
         ``UniGenEnv(seed=seed + i)``); ``None``: unseeded. ``seed()`` reseeds at the next reset.
     :param metric_dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``: autocast
@@ -209,12 +210,13 @@ class UniGenVecEnv(VecEnv):
         perceptual_backend: str = "auto",
         edit_fraction: float = 0.5,
         prompt_split: str | None = "train",
+        reference: str = "hidden",
         seed: int | None = None,
         metric_dtype: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         _check_n_envs(n_envs)
-        check_env_args(task, size, horizon, render_mode)
+        check_env_args(task, size, horizon, render_mode, reference)
         size, horizon = int(size), int(horizon)
         n = int(n_envs)
         self.task = task
@@ -222,6 +224,7 @@ class UniGenVecEnv(VecEnv):
         self.horizon = horizon
         self.device = resolve_device(device)
         self.render_mode = render_mode
+        self.reference = reference
         self.metric_dtype = "float32" if metric_dtype is None else metric_dtype
         self.sampler = TaskSampler(
             task, size=size, edit_fraction=edit_fraction, prompt_split=prompt_split
@@ -231,7 +234,12 @@ class UniGenVecEnv(VecEnv):
         )
         #: The batched engine; callbacks read canvases (``core.canvas``, (N,3,H,W)) from it.
         self.core = UniGenCore(
-            n, size=size, horizon=horizon, device=self.device, rewards=self.rewards
+            n,
+            size=size,
+            horizon=horizon,
+            device=self.device,
+            rewards=self.rewards,
+            observe_target=reference == "observed",
         )
         self.reward_space = reward_space()
         self.reward_dim = 3
@@ -241,7 +249,7 @@ class UniGenVecEnv(VecEnv):
         self._actions: tuple[np.ndarray, np.ndarray] | None = None
         self._needs_reset = True
         self.closed = False
-        super().__init__(n, observation_space(size), action_space())
+        super().__init__(n, observation_space(size, reference), action_space())
 
     # ------------------------------------------------------------------ episodes
     def _start(self, indices: Sequence[int]) -> list[dict[str, Any]]:
@@ -311,8 +319,7 @@ class UniGenVecEnv(VecEnv):
         """Each env's ``canvas | target | mask`` as uint8 (H, 3W, 3), or None without rgb_array."""
         if self.render_mode != "rgb_array":
             return [None] * self.num_envs
-        obs = self.core.observations()
-        return [render_panel(obs, i) for i in range(self.num_envs)]
+        return list(render_panels(self.core))
 
     def close(self) -> None:
         """Nothing runs in the background; marks the env closed."""
@@ -381,8 +388,7 @@ class UniGenVecEnv(VecEnv):
         if method_name == "render":
             if self.render_mode != "rgb_array":
                 return [None for _ in idx]  # as UniGenEnv.render() and get_images()
-            obs = self.core.observations(idx)
-            return [render_panel(obs, k) for k in range(len(idx))]
+            return list(render_panels(self.core, idx))
         result = getattr(self, method_name)(*method_args, **method_kwargs)
         return [result for _ in idx]
 

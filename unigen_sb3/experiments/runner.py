@@ -180,6 +180,7 @@ def _env_kwargs(config: ExperimentConfig, *, evaluation: bool = False) -> dict[s
         "perceptual_backend": env.perceptual_backend,
         "edit_fraction": env.edit_fraction,
         "prompt_split": split,
+        "reference": env.reference,
     }
 
 

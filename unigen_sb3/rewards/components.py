@@ -2,45 +2,69 @@
 
 Each component is a pure function of ``(prev_canvas, canvas, task)`` that returns a
 :class:`ComponentResult`: its value per batch element, its named sub-metrics and its
-declared range. All three are in ``[0, 1]`` by construction (higher is better):
+declared range. All three are in ``[0, 1]`` by construction (higher is better).
+
+Every term pays only for the task. Two kinds of sub-metric make a component:
+
+- **progress** terms measure how far the canvas has come from the start toward the
+  target: 0 for the untouched start canvas, 1 for the target, never more for doing
+  something else. A component's value is the mean of its progress terms;
+- **guard** terms (``realism``, ``preservation``, ``temporal``) measure damage: 1 when
+  nothing that had to stay did change, lower otherwise. They *multiply* the progress, so
+  they take points away and never give any: doing nothing scores 0, however well it
+  preserves. A guard that has nothing to compare in a task kind (``preservation`` and
+  ``temporal`` in generation, whose mask is the whole canvas) is 1, which leaves that
+  kind's component to its other terms.
 
 ==============  =====================================================================
-component       definition (mean of its sub-metrics)
+component       definition
 ==============  =====================================================================
-quality         ``perceptual`` = 1 - clip(LPIPS-style distance(canvas, target), 0, 1);
-                ``realism`` = FID-like per-image score of the canvas's deep features
-                against the reference feature Gaussian (:class:`RealismScorer`).
-edit            ``accuracy`` = fraction of mask pixels within ``color_tol`` CIELAB
-                Delta-E of the target (the attribute asked for was reached);
-                ``preservation`` = SSIM(canvas, start) away from the mask, clipped at 0;
-                ``localization`` = IoU of the changed pixels (canvas vs start) with the mask.
-consistency     ``temporal`` = SSIM(canvas, prev_canvas) away from the mask, clipped at 0
-                (no jarring change where nothing was asked for);
-                ``style`` = exp(-d / style_scale), d the distance of the canvas's CIELAB
-                per-channel mean/std from the target's (colour/style drift).
+quality         ``perceptual`` x ``realism``.
+                ``perceptual`` (progress) = clip(1 - d(canvas, target) / d(start,
+                target), 0, 1), d the LPIPS-style distance;
+                ``realism`` (guard) = exp(-max(0, m2(canvas) - m2(target)) / m2_ref),
+                m2 the squared Mahalanobis distance of the FID-like realism model
+                (:class:`RealismScorer`) and m2_ref its typical value: a canvas less
+                typical of the image families than its target loses, one as typical
+                or more gains nothing.
+edit            mean(``accuracy``, ``localization``) x ``preservation``.
+                ``accuracy`` (progress): of the pixels the task must change (the
+                target differs from the start by more than ``color_tol`` CIELAB
+                Delta-E: the *need* region), the fraction now within ``color_tol`` of
+                the target; averaged over the part inside the task's ``focus`` (the
+                edit mask, or the generated object) and the part outside it (the
+                generated background), so a small object weighs as much as its
+                background;
+                ``localization`` (progress) = |changed and reached and need| /
+                |changed or need|: an IoU that counts only changes that reached the
+                target, so changes elsewhere, or that do not reach the target, lower it;
+                ``preservation`` (guard) = SSIM(canvas, start) away from the mask,
+                clipped at 0.
+consistency     ``style`` x ``temporal``.
+                ``style`` (progress) = clip(1 - g(canvas, target) / g(start, target),
+                0, 1), g the distance of the CIELAB per-channel mean/std, averaged
+                like ``accuracy`` over the focus and the rest of the mask (the
+                generated object and its background);
+                ``temporal`` (guard) = SSIM(canvas, prev_canvas) away from the mask,
+                clipped at 0 (no jarring change where nothing was asked for). The env
+                pays the final ``style`` times the episode's lowest ``temporal`` over
+                its steps, so idle steps cannot dilute a jarring one.
 ==============  =====================================================================
 
 "Away from the mask" means the pixels whose whole SSIM window (7x7) lies outside it: the
 mask dilated by 3 pixels is left out, so the change the task asks for does not leak into the
-score of what must be preserved. In generation tasks the mask covers the whole canvas, so
-``preservation`` and ``temporal`` have nothing to compare and are 1 (see
-:func:`~unigen_sb3.rewards.metrics.ssim`'s ``empty``).
+score of what must be preserved (see :func:`~unigen_sb3.rewards.metrics.ssim`'s ``empty``
+for the value when nothing is left).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
-from unigen_sb3.rewards.metrics import (
-    changed_mask,
-    lab_accuracy,
-    mask_iou,
-    rgb_to_lab,
-    ssim,
-)
+from unigen_sb3.rewards.metrics import changed_mask, rgb_to_lab, ssim
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
 
 COMPONENT_RANGES: dict[str, tuple[float, float]] = {
@@ -52,38 +76,55 @@ COMPONENT_RANGES: dict[str, tuple[float, float]] = {
 
 SUB_METRICS: dict[str, tuple[str, ...]] = {
     "quality": ("perceptual", "realism"),
-    "edit": ("accuracy", "preservation", "localization"),
-    "consistency": ("temporal", "style"),
+    "edit": ("accuracy", "localization", "preservation"),
+    "consistency": ("style", "temporal"),
 }
-"""The sub-metrics each component averages, in order."""
+"""The sub-metrics of each component, in order."""
+
+GUARD_METRICS: frozenset[str] = frozenset({"realism", "preservation", "temporal"})
+"""The sub-metrics that multiply their component (the others are averaged)."""
+
+_EPS = 1e-6
 
 
 @dataclass(frozen=True)
 class TaskBatch:
     """What the reward needs to know about a batch of tasks.
 
-    :param target: (B,3,H,W) the reference (generation) or the ground-truth edited image (editing).
+    :param target: (B,3,H,W) the target image (privileged: the agent never sees it).
     :param mask: (B,1,H,W) in {0,1}: where the task asks for change (all ones in generation).
     :param start: (B,3,H,W) the canvas at the start of the episode.
     :param target_features: cached perceptual features of ``target`` (one network forward per
         episode instead of one per step); computed on demand when ``None``.
-    :param target_lab: cached :func:`~unigen_sb3.rewards.metrics.rgb_to_lab` of ``target``;
-        computed on demand when ``None``.
-    :param outside: cached :func:`outside_windows` of ``mask``; computed on demand when ``None``.
-    :param target_style: cached :func:`lab_style_stats` of ``target``; computed on demand
-        when ``None``.
+    :param focus: (B,1,H,W) in {0,1}: what the prompt is about (the edit mask, the generated
+        object); ``None`` means ``mask``.
+    :param start_features: perceptual features of ``start``; computed on demand when ``None``.
+    :param target_lab: cached :func:`~unigen_sb3.rewards.metrics.rgb_to_lab` of ``target``.
+    :param outside: cached :func:`outside_windows` of ``mask``.
+    :param target_style: cached (B,2,6) :func:`masked_lab_style_stats` of ``target`` in the
+        style parts (:func:`style_parts`).
+    :param need: cached (B,1,H,W) bool: the pixels the task must change.
+    :param start_distance: cached (B,) perceptual distance of ``start`` from ``target``.
+    :param start_style_gap: cached (B,2) style distance of ``start`` from ``target`` per part.
+    :param target_m2: cached (B,) squared Mahalanobis distance of ``target`` under the
+        realism model.
 
-    :meth:`RewardComputer.prepare` fills the four caches; an env does that once per
-    episode.
+    :meth:`RewardComputer.prepare` fills the caches; an env does that once per episode.
     """
 
     target: Tensor
     mask: Tensor
     start: Tensor
     target_features: list[Tensor] | None = None
+    focus: Tensor | None = None
+    start_features: list[Tensor] | None = None
     target_lab: Tensor | None = None
     outside: Tensor | None = None
     target_style: Tensor | None = None
+    need: Tensor | None = None
+    start_distance: Tensor | None = None
+    start_style_gap: Tensor | None = None
+    target_m2: Tensor | None = None
 
 
 @dataclass
@@ -106,37 +147,89 @@ def outside_windows(mask: Tensor, win_size: int = SSIM_WINDOW) -> Tensor:
     return 1.0 - torch.nn.functional.max_pool2d(mask.float(), win_size, stride=1, padding=pad)
 
 
-def _outside(task: TaskBatch) -> Tensor:
-    """The task's cached :func:`outside_windows` region, or computed now."""
-    return task.outside if task.outside is not None else outside_windows(task.mask)
+def delta_e(lab_x: Tensor, lab_y: Tensor) -> Tensor:
+    """Per-pixel CIELAB Delta-E (CIE76) of two image batches in CIELAB, (B,1,H,W)."""
+    return (lab_x - lab_y).square().sum(dim=1, keepdim=True).sqrt()
 
 
-def _target_lab(task: TaskBatch) -> Tensor:
-    """The task's cached target CIELAB, or computed now."""
-    return task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
+def progress(distance: Tensor, start_distance: Tensor) -> Tensor:
+    """``clip(1 - distance / start_distance, 0, 1)``: 0 at the start, 1 at the target.
+
+    A task whose start already is its target (``start_distance`` ~ 0) scores 1 only where
+    the canvas is still there.
+    """
+    ratio = distance / start_distance.clamp_min(_EPS)
+    return (1.0 - ratio).clamp(0.0, 1.0)
 
 
-def _target_style(task: TaskBatch, target_lab: Tensor | None = None) -> Tensor:
-    """The task's cached target CIELAB statistics, or computed now (from ``target_lab`` when
-    the caller has it)."""
-    if task.target_style is not None:
-        return task.target_style
-    return lab_style_stats(target_lab if target_lab is not None else _target_lab(task))
+def masked_lab_style_stats(lab: Tensor, mask: Tensor) -> Tensor:
+    """Per-channel mean and (population) std of CIELAB images inside ``mask``, (B, 6).
+
+    An empty mask gives zeros.
+    """
+    m = (mask > 0.5).to(lab.dtype)
+    n = m.flatten(2).sum(dim=2).clamp_min(1.0)
+    mean = (lab * m).flatten(2).sum(dim=2) / n
+    var = ((lab - mean[..., None, None]).square() * m).flatten(2).sum(dim=2) / n
+    return torch.cat([mean, var.sqrt()], dim=1)
 
 
-def _mean_of(sub: dict[str, Tensor]) -> Tensor:
-    return torch.stack(list(sub.values()), dim=0).mean(dim=0)
+def _style_gap(stats_x: Tensor, stats_y: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(stats_x - stats_y, dim=-1)
+
+
+def style_parts(mask: Tensor, focus: Tensor) -> tuple[Tensor, Tensor]:
+    """The regions ``style`` compares: the focus inside the mask and the rest of the mask,
+    each (B,1,H,W) bool."""
+    m, f = mask > 0.5, focus > 0.5
+    return m & f, m & ~f
+
+
+def _part_stats(lab: Tensor, parts: tuple[Tensor, Tensor]) -> Tensor:
+    return torch.stack([masked_lab_style_stats(lab, p) for p in parts], dim=1)
+
+
+def _mean_over_parts(values: Tensor, present: Tensor) -> Tensor:
+    """Mean of (B, k) ``values`` over the ``present`` parts; 1 where none is."""
+    count = present.float().sum(dim=1)
+    total = (values * present).sum(dim=1)
+    return torch.where(count > 0, total / count.clamp_min(1.0), torch.ones_like(total))
+
+
+def lab_style_stats(lab: Tensor) -> Tensor:
+    """Per-channel mean and (population) std of whole CIELAB images, (B, 6)."""
+    flat = lab.flatten(2)
+    mean = flat.mean(dim=2, keepdim=True)
+    # Two passes (mean, then the mean squared deviation) rather than Tensor.std: the same
+    # value to ~1e-7 relative, and 11x faster on a CPU for 64 64x64 images (0.15 vs 1.67 ms).
+    std = (flat - mean).square_().mean(dim=2).sqrt_()
+    return torch.cat([mean.squeeze(2), std], dim=1)
+
+
+def style_distance(x: Tensor, y: Tensor) -> Tensor:
+    """Distance between the CIELAB per-channel mean and std of two whole-image batches, (B,).
+
+    Euclidean over the six statistics, in Delta-E units.
+    """
+    return _style_gap(lab_style_stats(rgb_to_lab(x)), lab_style_stats(rgb_to_lab(y)))
+
+
+def _fraction(hit: Tensor, region: Tensor) -> Tensor:
+    """(B,) fraction of ``region`` where ``hit`` (0 for an empty region)."""
+    count = region.flatten(1).sum(dim=1).float()
+    good = (hit & region).flatten(1).sum(dim=1).float()
+    return good / count.clamp_min(1.0)
 
 
 class RewardComputer:
     """Computes the three components for a batch of transitions with one network forward.
 
     :param perceptual: the perceptual network (its backend is reported in ``backend``).
-    :param realism: the FID-like realism scorer; ``None`` drops the ``realism`` sub-metric
-        (then ``quality`` is the perceptual similarity alone; say so when reporting).
-    :param color_tol: CIELAB Delta-E under which a pixel counts as having the target colour.
+    :param realism: the FID-like realism scorer; ``None`` drops the ``realism`` guard
+        (then ``quality`` is the perceptual progress alone; say so when reporting).
+    :param color_tol: CIELAB Delta-E under which a pixel counts as having the target colour,
+        and above which the target differs from the start.
     :param change_threshold: per-pixel max channel change above which a pixel counts as changed.
-    :param style_scale: Delta-E scale of the colour/style drift term.
     """
 
     def __init__(
@@ -146,20 +239,14 @@ class RewardComputer:
         *,
         color_tol: float = 10.0,
         change_threshold: float = 0.05,
-        style_scale: float = 20.0,
     ) -> None:
-        for name, value in (
-            ("color_tol", color_tol),
-            ("change_threshold", change_threshold),
-            ("style_scale", style_scale),
-        ):
+        for name, value in (("color_tol", color_tol), ("change_threshold", change_threshold)):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         self.perceptual = perceptual
         self.realism = realism
         self.color_tol = float(color_tol)
         self.change_threshold = float(change_threshold)
-        self.style_scale = float(style_scale)
 
     @property
     def backend(self) -> str:
@@ -171,59 +258,86 @@ class RewardComputer:
         return self.perceptual.features(target)
 
     def prepare(self, task: TaskBatch) -> TaskBatch:
-        """``task`` with its per-episode caches filled (target features, target CIELAB,
-        the region away from the mask), so that each step computes only what the canvas
-        changes."""
-        target_lab = _target_lab(task)
-        return TaskBatch(
-            target=task.target,
-            mask=task.mask,
-            start=task.start,
-            target_features=(
-                task.target_features
-                if task.target_features is not None
-                else self.target_features(task.target)
-            ),
+        """``task`` with its per-episode caches filled (features, CIELAB, the need region,
+        the start's distances from the target, the target's realism), so that each step
+        computes only what the canvas changes."""
+        tfeats = task.target_features
+        if tfeats is None:
+            tfeats = self.target_features(task.target)
+        sfeats = task.start_features
+        if sfeats is None:
+            sfeats = self.perceptual.features(task.start)
+        target_lab = task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
+        start_lab = rgb_to_lab(task.start)
+        focus = task.focus if task.focus is not None else task.mask
+        parts = style_parts(task.mask, focus)
+        target_style = _part_stats(target_lab, parts)
+        target_m2 = None
+        if self.realism is not None:
+            target_m2 = self.realism.mahalanobis2(self.perceptual.embed_from_features(tfeats))
+        return replace(
+            task,
+            target_features=tfeats,
+            start_features=sfeats,
+            focus=focus,
             target_lab=target_lab,
-            outside=_outside(task),
-            target_style=_target_style(task, target_lab),
+            outside=outside_windows(task.mask),
+            target_style=target_style,
+            need=delta_e(start_lab, target_lab) > self.color_tol,
+            start_distance=self.perceptual.distance_from_features(sfeats, tfeats),
+            start_style_gap=_style_gap(_part_stats(start_lab, parts), target_style),
+            target_m2=target_m2,
         )
 
     def quality(
         self, canvas: Tensor, task: TaskBatch, canvas_features: list[Tensor] | None = None
     ) -> ComponentResult:
-        """R_quality: perceptual similarity to the target and FID-like realism.
+        """R_quality: perceptual progress toward the target, guarded by realism.
 
         :param canvas_features: the canvas's perceptual features when the caller has them.
         """
+        task = self._prepared(task)
         feats = canvas_features if canvas_features is not None else self.perceptual.features(canvas)
-        tfeats = task.target_features
-        if tfeats is None:
-            tfeats = self.perceptual.features(task.target)
-        dist = self.perceptual.distance_from_features(feats, tfeats)
-        sub = {"perceptual": 1.0 - dist.clamp(0.0, 1.0)}
-        if self.realism is not None:
-            sub["realism"] = self.realism.score(self.perceptual.embed_from_features(feats))
-        return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["quality"])
+        assert task.target_features is not None and task.start_distance is not None
+        dist = self.perceptual.distance_from_features(feats, task.target_features)
+        sub = {"perceptual": progress(dist, task.start_distance)}
+        value = sub["perceptual"]
+        if self.realism is not None and task.target_m2 is not None:
+            m2 = self.realism.mahalanobis2(self.perceptual.embed_from_features(feats))
+            excess = (m2 - task.target_m2.to(m2)).clamp_min(0.0) / self.realism.reference_m2
+            sub["realism"] = torch.exp(-excess).float()
+            value = value * sub["realism"]
+        return ComponentResult(value, sub, *COMPONENT_RANGES["quality"])
 
     def edit(
         self, canvas: Tensor, task: TaskBatch, canvas_lab: Tensor | None = None
     ) -> ComponentResult:
-        """R_edit: target attributes reached inside the mask, rest preserved, change localized.
+        """R_edit: the pixels the task must change reached, changes localized, rest preserved.
 
         :param canvas_lab: the canvas in CIELAB when the caller has it already.
         """
+        task = self._prepared(task)
+        assert task.need is not None and task.target_lab is not None and task.focus is not None
+        assert task.outside is not None
         lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
-        sub = {
-            "accuracy": lab_accuracy(lab, _target_lab(task), task.mask, tol=self.color_tol),
-            "preservation": ssim(
-                canvas, task.start, mask=_outside(task), empty=1.0, win_size=SSIM_WINDOW
-            ).clamp(0.0, 1.0),
-            "localization": mask_iou(
-                changed_mask(task.start, canvas, threshold=self.change_threshold), task.mask
-            ),
-        }
-        return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["edit"])
+        reached = delta_e(lab, task.target_lab) <= self.color_tol
+        need = task.need
+        focus = task.focus > 0.5
+        parts = (need & focus, need & ~focus)
+        accuracy = _mean_over_parts(
+            torch.stack([_fraction(reached, p) for p in parts], dim=1),
+            torch.stack([p.flatten(1).any(dim=1) for p in parts], dim=1),
+        )
+        changed = changed_mask(task.start, canvas, threshold=self.change_threshold) > 0.5
+        hit = (changed & reached & need).flatten(1).sum(dim=1).float()
+        union = (changed | need).flatten(1).sum(dim=1).float()
+        localization = torch.where(union > 0, hit / union.clamp_min(1.0), torch.ones_like(hit))
+        preservation = ssim(
+            canvas, task.start, mask=task.outside, empty=1.0, win_size=SSIM_WINDOW
+        ).clamp(0.0, 1.0)
+        sub = {"accuracy": accuracy, "localization": localization, "preservation": preservation}
+        value = 0.5 * (accuracy + localization) * preservation
+        return ComponentResult(value, sub, *COMPONENT_RANGES["edit"])
 
     def consistency(
         self,
@@ -232,20 +346,28 @@ class RewardComputer:
         task: TaskBatch,
         canvas_lab: Tensor | None = None,
     ) -> ComponentResult:
-        """R_consistency: temporal coherence outside the mask and colour/style drift.
+        """R_consistency: colour/style progress in the mask, guarded by temporal coherence.
 
         :param canvas_lab: the canvas in CIELAB when the caller has it already.
         """
+        task = self._prepared(task)
+        assert task.target_style is not None and task.start_style_gap is not None
+        assert task.outside is not None and task.focus is not None
         lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
+        parts = style_parts(task.mask, task.focus)
+        gap = _style_gap(_part_stats(lab, parts), task.target_style)
+        present = torch.stack([p.flatten(1).any(dim=1) for p in parts], dim=1)
         sub = {
+            "style": _mean_over_parts(progress(gap, task.start_style_gap), present),
             "temporal": ssim(
-                canvas, prev_canvas, mask=_outside(task), empty=1.0, win_size=SSIM_WINDOW
+                canvas, prev_canvas, mask=task.outside, empty=1.0, win_size=SSIM_WINDOW
             ).clamp(0.0, 1.0),
-            "style": torch.exp(
-                -_style_gap(lab_style_stats(lab), _target_style(task)) / self.style_scale
-            ),
         }
-        return ComponentResult(_mean_of(sub), sub, *COMPONENT_RANGES["consistency"])
+        value = sub["style"] * sub["temporal"]
+        return ComponentResult(value, sub, *COMPONENT_RANGES["consistency"])
+
+    def _prepared(self, task: TaskBatch) -> TaskBatch:
+        return task if task.need is not None else self.prepare(task)
 
     def __call__(
         self,
@@ -260,40 +382,13 @@ class RewardComputer:
         :param canvas_features: the canvas's perceptual features when the caller has them
             (one network forward fewer).
         """
+        task = self._prepared(task)
         lab = rgb_to_lab(canvas)
         return {
             "quality": self.quality(canvas, task, canvas_features),
             "edit": self.edit(canvas, task, lab),
             "consistency": self.consistency(prev_canvas, canvas, task, lab),
         }
-
-
-def style_distance(x: Tensor, y: Tensor) -> Tensor:
-    """Distance between the CIELAB per-channel mean and std of two image batches, (B,).
-
-    Euclidean over the six statistics, in Delta-E units.
-    """
-    return lab_style_distance(rgb_to_lab(x), rgb_to_lab(y))
-
-
-def lab_style_distance(lab_x: Tensor, lab_y: Tensor) -> Tensor:
-    """:func:`style_distance` of images already in CIELAB, (B,)."""
-    return _style_gap(lab_style_stats(lab_x), lab_style_stats(lab_y))
-
-
-def lab_style_stats(lab: Tensor) -> Tensor:
-    """Per-channel mean and (population) std of CIELAB images, (B, 6): what
-    :func:`style_distance` compares."""
-    flat = lab.flatten(2)
-    mean = flat.mean(dim=2, keepdim=True)
-    # Two passes (mean, then the mean squared deviation) rather than Tensor.std: the same
-    # value to ~1e-7 relative, and 11x faster on a CPU for 64 64x64 images (0.15 vs 1.67 ms).
-    std = (flat - mean).square_().mean(dim=2).sqrt_()
-    return torch.cat([mean.squeeze(2), std], dim=1)
-
-
-def _style_gap(stats_x: Tensor, stats_y: Tensor) -> Tensor:
-    return torch.linalg.vector_norm(stats_x - stats_y, dim=1)
 
 
 def component_vector(results: dict[str, ComponentResult]) -> Tensor:

@@ -25,17 +25,20 @@ decodes to ``0``. Encoding rounds to the nearest value, so ``decode(encode(a))``
 half a grid step, ``1 / (b_j - 1)``, of the clipped parameter. The default, 11 bins, gives
 steps of 0.2 and hits the region selector's three bins (``p7``).
 
-Default library (``discrete``, :func:`default_action_library`, 91 entries, in this order):
+Default library (``discrete``, :func:`default_action_library`, 460 entries, in this order),
+built from the data packages so that every prompt's solution is one entry (edits) or two
+(generation: background, then object):
 
 - ``stop``;
-- 72 ``stroke`` s: centres on a 3 x 3 grid (``x, y`` in ``-2/3, 0, 2/3``), the largest radius
-  (``p2 = 1``, a quarter of the canvas side), full opacity, in each of 8 colours (black,
-  white, red, green, blue, yellow, cyan, magenta: the corners of the RGB cube);
+- 11 ``fill`` s of the task mask at full strength: the 8 palette colours, then the 3
+  generation backgrounds;
+- 6 ``attribute`` s on the task mask at full strength: brightness ``+-0.6``, saturation
+  ``+-0.5``, hue ``+-1/3`` (the prompts' edits and their opposites);
+- 8 ``style`` s (colour casts) on the task mask at full strength, one per palette colour;
 - 2 ``refine`` s on the task mask: sharpen (``p6 = 1``), smooth (``p6 = -1``);
-- 6 ``attribute`` s on the task mask at full strength: brightness ``+-0.5``, saturation
-  ``+-0.5``, hue ``+-0.25`` (an eighth of a turn);
-- 2 ``style`` s on the task mask, strength 0.5 and 1;
-- 8 ``fill`` s on the task mask at full strength, one per colour above.
+- 432 ``fill`` s of a brush shape: 3 shapes x 2 sizes x 9 grid cells x 8 palette colours
+  (the generation prompts' layout, :data:`~unigen_sb3.data.prompts.CENTRES` and
+  :data:`~unigen_sb3.data.prompts.HALF_EXTENTS`).
 
 Masks: the raw env's ``action_masks()`` is a ``(K,)`` bool op-validity vector. The
 multidiscrete layout is the flat concatenation sb3-contrib expects, ``[op mask (K), all-True
@@ -52,7 +55,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OPS, PARAM_NAMES
+from unigen_sb3.envs.canvas import (
+    NUM_OPS,
+    NUM_PARAMS,
+    OPS,
+    PARAM_NAMES,
+    REGION_TASK_MASK,
+    SHAPE_REGIONS,
+    region_param,
+)
 
 HybridAction = dict[str, Any]
 """A raw env action: ``{"op": int, "params": float32 array of shape (P,)}``."""
@@ -369,41 +380,56 @@ class MultiDiscreteCodec:
         return np.concatenate([ops, rest], axis=-1)
 
 
-_COLOURS: tuple[tuple[float, float, float], ...] = (
-    (-1.0, -1.0, -1.0),  # black
-    (1.0, 1.0, 1.0),  # white
-    (1.0, -1.0, -1.0),  # red
-    (-1.0, 1.0, -1.0),  # green
-    (-1.0, -1.0, 1.0),  # blue
-    (1.0, 1.0, -1.0),  # yellow
-    (-1.0, 1.0, 1.0),  # cyan
-    (1.0, -1.0, 1.0),  # magenta
+_TASK_MASK = region_param(REGION_TASK_MASK)
+# The prompts' attribute edits as attribute-op presets: brightness +-0.3 (p3 = +-0.6),
+# saturation +-0.5 (p4), hue +-1/6 turn (p5 = +-1/3).
+_ATTRIBUTE_PRESETS: tuple[tuple[int, float], ...] = (
+    (3, 0.6),
+    (3, -0.6),
+    (4, 0.5),
+    (4, -0.5),
+    (5, 1.0 / 3.0),
+    (5, -1.0 / 3.0),
 )
-_CENTRES = (-2.0 / 3.0, 0.0, 2.0 / 3.0)
-_TASK_MASK = -1.0  # p7 in the task-mask bin of the region selector
+
+
+def _to_param(rgb: Sequence[float]) -> tuple[float, float, float]:
+    r, g, b = (2.0 * float(v) - 1.0 for v in rgb)
+    return (r, g, b)
 
 
 def default_action_library() -> tuple[LibraryEntry, ...]:
-    """The default ``discrete`` library for the UniGen ops (91 entries, see module docstring).
+    """The default ``discrete`` library for the UniGen ops (see the module docstring).
+
+    Built from the data packages (the palette, the generation backgrounds and layout of the
+    ``prompts`` package), so every prompt's solution is one entry or two.
 
     :return: ``(op name, 8 parameters)`` tuples in :data:`PARAM_NAMES` order.
     """
+    from unigen_sb3.data.prompts import CENTRES, GENERATION_BACKGROUNDS, HALF_EXTENTS
+    from unigen_sb3.data.shapes import load_shapes_spec
+
+    spec = load_shapes_spec()
+    palette = [_to_param(rgb) for rgb in spec["palette"].values()]
+    backgrounds = [_to_param(spec["backgrounds"][b]) for b in GENERATION_BACKGROUNDS]
     lib: list[LibraryEntry] = [("stop", (0.0,) * 8)]
-    for y in _CENTRES:
-        for x in _CENTRES:
-            for r, g, b in _COLOURS:
-                lib.append(("stroke", (x, y, 1.0, r, g, b, 1.0, 0.0)))
+    for r, g, b in (*palette, *backgrounds):
+        lib.append(("fill", (0.0, 0.0, 0.0, r, g, b, 1.0, _TASK_MASK)))
+    for j, value in _ATTRIBUTE_PRESETS:
+        preset = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, _TASK_MASK]
+        preset[j] = value
+        lib.append(("attribute", tuple(preset)))
+    for r, g, b in palette:
+        lib.append(("style", (0.0, 0.0, 0.0, r, g, b, 1.0, _TASK_MASK)))
     for sign in (1.0, -1.0):
         lib.append(("refine", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, sign, _TASK_MASK)))
-    for j, delta in ((3, 0.5), (4, 0.5), (5, 0.25)):
-        for sign in (1.0, -1.0):
-            preset = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, _TASK_MASK]
-            preset[j] = sign * delta
-            lib.append(("attribute", tuple(preset)))
-    for strength in (0.5, 1.0):
-        lib.append(("style", (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, strength, _TASK_MASK)))
-    for r, g, b in _COLOURS:
-        lib.append(("fill", (0.0, 0.0, 0.0, r, g, b, 1.0, _TASK_MASK)))
+    for shape in spec["shapes"]:
+        region = region_param(SHAPE_REGIONS[shape])
+        for half in HALF_EXTENTS.values():
+            for y in CENTRES["vertical"].values():
+                for x in CENTRES["horizontal"].values():
+                    for r, g, b in palette:
+                        lib.append(("fill", (x, y, half, r, g, b, 1.0, region)))
     return tuple(lib)
 
 
@@ -435,7 +461,7 @@ class DiscreteCodec:
     Example:
         >>> codec = DiscreteCodec(6, 8)
         >>> int(codec.space.n)
-        91
+        460
         >>> codec.decode(0)["op"]
         0
     """
@@ -692,7 +718,7 @@ class HybridToDiscreteWrapper(_HybridCodecWrapper):
         >>> from unigen_sb3 import make_unigen_env
         >>> env = make_unigen_env(action="discrete")
         >>> int(env.action_space.n)
-        91
+        460
     """
 
     codec: DiscreteCodec
