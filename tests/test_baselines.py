@@ -35,7 +35,8 @@ def test_comparison_table_rows_and_columns() -> None:
 
 def test_compare_with_baselines_same_tasks_for_every_policy() -> None:
     reports = compare_with_baselines(OraclePolicy(), TINY, 3, seed=5, model_name="mine")
-    assert list(reports) == ["mine", "Random", "NoOp", "Oracle (privileged)"]
+    blind = "Blind (best prompt-blind sequence)"
+    assert list(reports) == ["mine", "Random", "NoOp", blind, "Oracle (privileged)"]
     for report in reports.values():
         assert report["n_episodes"] == 3 and report["seed"] == 5
         assert report["prompt_split"] == "heldout" and report["task"] == "edit"
@@ -43,6 +44,23 @@ def test_compare_with_baselines_same_tasks_for_every_policy() -> None:
     assert reports["mine"]["metrics"] == reports["Oracle (privileged)"]["metrics"]
     oracle = reports["mine"]["metrics"]["reward_total"]["mean"]
     assert oracle > reports["NoOp"]["metrics"]["reward_total"]["mean"]
+    assert oracle > reports[blind]["metrics"]["reward_total"]["mean"]
+
+
+def test_blind_baseline_is_the_search_result_replayed() -> None:
+    from unigen_sb3.baselines import blind_baseline, blind_baseline_score
+    from unigen_sb3.envs.blind import score_sequences
+    from unigen_sb3.envs.tasks import TaskSampler
+
+    result = blind_baseline(TINY, 3, seed=5)
+    assert 1 <= len(result.actions) <= 2 and result.evaluated > 0
+    # Its score is the env's return of the sequence on those tasks, and its replay on the
+    # whole evaluation set (here the same three tasks) gives the same mean.
+    sampler = TaskSampler("edit", size=36, prompt_split="heldout")
+    tasks = [sampler.sample(np.random.default_rng(5 + j)) for j in range(3)]
+    scored = score_sequences([list(result.actions)], tasks, size=36, horizon=TINY["horizon"])
+    assert result.score == pytest.approx(float(scored.mean()))
+    assert blind_baseline_score(TINY, 3, seed=5) == pytest.approx(result.score, abs=1e-6)
 
 
 def test_before_after_image_layout() -> None:
@@ -74,7 +92,8 @@ def test_compare_baselines_example_on_a_cli_run(tmp_path: Path, monkeypatch) -> 
     monkeypatch.setattr(sys, "argv", ["compare_baselines.py", str(run)])
     runpy.run_path(str(REPO / "examples" / "compare_baselines.py"), run_name="__main__")
     reports = json.loads((run / "baselines.json").read_text())
-    assert set(reports) == {"PPO", "Random", "NoOp", "Oracle (privileged)"}
+    blind = "Blind (best prompt-blind sequence)"
+    assert set(reports) == {"PPO", "Random", "NoOp", blind, "Oracle (privileged)"}
     assert (run / "before_after.png").stat().st_size > 0
 
 
@@ -84,4 +103,4 @@ def test_quickstart_example_runs(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(REPO / "examples" / "quickstart.py"), run_name="__main__")
     assert (tmp_path / "model.zip").exists() and (tmp_path / "before_after.png").exists()
-    assert len(json.loads((tmp_path / "baselines.json").read_text())) == 4
+    assert len(json.loads((tmp_path / "baselines.json").read_text())) == 5
