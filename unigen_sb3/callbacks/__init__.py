@@ -1,7 +1,13 @@
-"""SB3 callbacks: per-component reward logging, image grids, evaluation."""
+"""SB3 callbacks: per-component reward logging, image grids, evaluation, hybrid entropies."""
 
 from unigen_sb3.callbacks.evaluation import UniGenEvalCallback
+from unigen_sb3.callbacks.hybrid_entropy import HybridEntropyCallback
 from unigen_sb3.callbacks.images import ImageLogCallback
 from unigen_sb3.callbacks.reward_components import RewardComponentCallback
 
-__all__ = ["ImageLogCallback", "RewardComponentCallback", "UniGenEvalCallback"]
+__all__ = [
+    "HybridEntropyCallback",
+    "ImageLogCallback",
+    "RewardComponentCallback",
+    "UniGenEvalCallback",
+]

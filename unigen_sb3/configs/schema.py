@@ -111,8 +111,10 @@ class RewardConfig:
 class AlgorithmConfig:
     """Any SB3 / sb3-contrib algorithm by name, its policy and constructor kwargs.
 
-    ``policy: null`` picks one from the observation mode; ``kwargs`` are passed to the
-    algorithm's constructor and checked against its signature.
+    ``policy: null`` picks one from the observation mode; ``policy: hybrid`` picks
+    :mod:`unigen_sb3.policies`' hybrid policy for the observation mode (PPO and A2C with
+    ``env.action: box`` only); ``kwargs`` are passed to the algorithm's constructor and
+    checked against its signature.
     """
 
     name: str

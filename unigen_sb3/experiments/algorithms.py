@@ -12,17 +12,22 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 
 from unigen_sb3.configs.schema import ConfigError
+from unigen_sb3.policies import HybridCnnPolicy, HybridMultiInputPolicy
 
 __all__ = [
     "ALGORITHM_ACTIONS",
     "CONTRIB_ALGORITHMS",
+    "HYBRID_ALGORITHMS",
+    "HYBRID_POLICY",
     "SB3_ALGORITHMS",
     "algorithm_gamma",
     "check_algorithm",
     "default_policy",
     "get_algorithm_class",
+    "hybrid_policy",
     "is_off_policy",
 ]
 
@@ -45,6 +50,47 @@ ALGORITHM_ACTIONS: dict[str, tuple[str, ...]] = {
     "QRDQN": ("discrete",),
     "MaskablePPO": ("multidiscrete", "discrete"),
 }
+
+
+HYBRID_POLICY = "hybrid"
+"""``algorithm.policy`` value for :mod:`unigen_sb3.policies`' hybrid policy (by ``env.obs``)."""
+HYBRID_ALGORITHMS = ("PPO", "A2C")
+"""The algorithms ``algorithm.policy: hybrid`` works with (SB3's on-policy, Box actions)."""
+
+
+def hybrid_policy(name: str, action: str, obs: str) -> type[BasePolicy]:
+    """The hybrid policy class for ``algorithm.policy: hybrid``.
+
+    :param name: ``algorithm.name``; one of :data:`HYBRID_ALGORITHMS`.
+    :param action: ``env.action``; must be ``"box"`` (the policy acts on its flat layout).
+    :param obs: ``env.obs``: ``"image"`` -> ``HybridCnnPolicy``, ``"dict"`` ->
+        ``HybridMultiInputPolicy``.
+    :return: the policy class.
+    :raises ConfigError: at ``algorithm.policy`` for another algorithm, at ``env.action``
+        for another encoding, at ``env.obs`` for an unknown observation mode.
+    """
+    if name not in HYBRID_ALGORITHMS:
+        why = " (MaskablePPO refuses Box action spaces)" if name == "MaskablePPO" else ""
+        raise ConfigError(
+            "algorithm.policy",
+            f"policy {HYBRID_POLICY!r} works with {list(HYBRID_ALGORITHMS)} (on-policy, Box "
+            f"actions), got algorithm.name={name!r}{why}",
+        )
+    if action != "box":
+        raise ConfigError(
+            "env.action",
+            f"algorithm.policy={HYBRID_POLICY!r} acts on the flat 'box' encoding; "
+            f"got env.action={action!r}, accepted: ['box']",
+        )
+    classes: dict[str, type[BasePolicy]] = {
+        "image": HybridCnnPolicy,
+        "dict": HybridMultiInputPolicy,
+    }
+    if obs not in classes:
+        raise ConfigError(
+            "env.obs", f"algorithm.policy={HYBRID_POLICY!r} takes env.obs in {sorted(classes)}"
+        )
+    return classes[obs]
 
 
 def get_algorithm_class(name: str) -> type[BaseAlgorithm]:
@@ -182,17 +228,18 @@ def _check_no_number_strings(value: Any, path: str) -> None:
 
 def check_algorithm(
     name: str, policy: str | None, kwargs: dict[str, Any], action: str, obs: str
-) -> tuple[type[BaseAlgorithm], str]:
+) -> tuple[type[BaseAlgorithm], str | type[BasePolicy]]:
     """Check an algorithm config before anything is built.
 
     :param name: ``algorithm.name``.
-    :param policy: ``algorithm.policy`` (None = :func:`default_policy`).
+    :param policy: ``algorithm.policy``: an alias of the algorithm (``"CnnPolicy"``...),
+        ``"hybrid"`` (:func:`hybrid_policy`) or None (:func:`default_policy`).
     :param kwargs: ``algorithm.kwargs``; each must be a constructor parameter, and no value
         (nested ones included) may be a number written as a string (YAML 1.1 reads ``3e-4``
         as one), except for parameters that take a string themselves (SAC's ``ent_coef``).
     :param action: ``env.action``.
     :param obs: ``env.obs``.
-    :return: ``(class, policy)``.
+    :return: ``(class, policy)``: the policy as an alias, or the hybrid policy class.
     :raises ConfigError: naming the dotted key of the problem.
     """
     cls = get_algorithm_class(name)
@@ -225,6 +272,8 @@ def check_algorithm(
             )
         if not (isinstance(value, str) and _accepts_str(params[key])):
             _check_no_number_strings(value, f"algorithm.kwargs.{key}")
+    if policy == HYBRID_POLICY:
+        return cls, hybrid_policy(name, action, obs)
     chosen = policy if policy is not None else default_policy(cls, obs)
     aliases = getattr(cls, "policy_aliases", {})
     if chosen not in aliases:

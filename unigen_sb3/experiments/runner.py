@@ -22,13 +22,16 @@ from typing import Any
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
+from unigen_sb3.callbacks.hybrid_entropy import HybridEntropyCallback
 from unigen_sb3.configs.loader import load_config, load_yaml, save_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
 from unigen_sb3.envs.factory import make_unigen_env
 from unigen_sb3.envs.vec_env import make_unigen_vec_env
 from unigen_sb3.experiments.algorithms import (
+    HYBRID_POLICY,
     algorithm_gamma,
     check_algorithm,
     get_algorithm_class,
@@ -132,12 +135,14 @@ def make_shaping(config: ExperimentConfig, gamma: float | None) -> PotentialShap
     return PotentialShaping(use_gamma, potential=shaping.potential, scale=shaping.scale)
 
 
-def check_experiment(config: ExperimentConfig) -> tuple[type[BaseAlgorithm], str]:
+def check_experiment(
+    config: ExperimentConfig,
+) -> tuple[type[BaseAlgorithm], str | type[BasePolicy]]:
     """Every check that can fail before training starts (algorithm, kwargs, shaping gamma,
     W&B installed when ``wandb.enabled``).
 
     :param config: the validated config.
-    :return: ``(algorithm class, policy)``.
+    :return: ``(algorithm class, policy)``: a policy alias, or the hybrid policy's class.
     :raises ConfigError: naming the dotted key of the problem.
     """
     algo = config.algorithm
@@ -495,6 +500,9 @@ def train(
     gamma = algorithm_gamma(cls, config.algorithm.kwargs)
     shaping = make_shaping(config, gamma)
     callbacks: list[BaseCallback] = _package_callbacks(config, run_dir)
+    if config.algorithm.policy == HYBRID_POLICY:
+        # SB3 logs one entropy; the hybrid policy's op and parameter terms are logged apart.
+        callbacks.append(HybridEntropyCallback())
     save_config(config, run_dir.config_path)
     run_dir.start_meta(config.seed)
     env: VecEnv | None = None
