@@ -1,4 +1,4 @@
-"""Compare a trained run with the Random, NoOp and Oracle baselines (the second half of `make run`).
+"""Compare a trained run with the Random, NoOp, Blind and Oracle baselines (`make run`'s 2nd half).
 
 Usage: ``python examples/compare_baselines.py RUN_DIR`` where RUN_DIR was written by
 ``unigen-sb3 train``. Uses the run's config (env, evaluation episodes, seed, held-out split),

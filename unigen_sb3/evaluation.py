@@ -387,30 +387,19 @@ def evaluate_unigen(
         raise ValueError(
             f"prompt_split={prompt_split!r}; accepted: 'heldout', 'train', None, 'env'"
         )
+    options: dict[str, Any] = {
+        "prompt_split": prompt_split,
+        "codec": codec,
+        "obs": obs,
+        "deterministic": deterministic,
+    }
     rollout, settings, policy, split = evaluation_rollout(
-        model,
-        env_or_config,
-        n_episodes,
-        seed,
-        prompt_split=prompt_split,
-        codec=codec,
-        obs=obs,
-        deterministic=deterministic,
+        model, env_or_config, n_episodes, seed, **options
     )
     per_episode = episode_metrics(rollout)
     prompt_swap = None
     if isinstance(policy, ModelPolicy):
-        prompt_swap = _prompt_swap(
-            rollout,
-            model,
-            env_or_config,
-            n_episodes,
-            seed,
-            prompt_split=prompt_split,
-            codec=codec,
-            obs=obs,
-            deterministic=deterministic,
-        )
+        prompt_swap = _prompt_swap(rollout, model, env_or_config, n_episodes, seed, **options)
     policy_name = type(policy.model if isinstance(policy, ModelPolicy) else policy).__name__
     report: dict[str, Any] = {
         "schema": SCHEMA_VERSION,

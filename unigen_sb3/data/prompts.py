@@ -91,9 +91,10 @@ CENTRES: dict[str, dict[str, float]] = {
     "vertical": {"top": -0.6, "middle": 0.0, "bottom": 0.6},
 }
 #: Object half extent (a disk's radius) as the canvas engine's radius parameter (``1 + (p
-#: + 1) / 2 * (side / 4 - 1)`` pixels: 5.4 and 10.9 px at 48 x 48). Centres and sizes lie
-#: on the ``multidiscrete`` encoding's default 11-bin grid.
-HALF_EXTENTS: dict[str, float] = {"small": -0.2, "large": 0.8}
+#: + 1) / 2 * (side / 4 - 1)`` pixels: 5.4 and 8.7 px at 48 x 48, so a large object in a
+#: corner cell stays inside the canvas). Centres and sizes lie on the ``multidiscrete``
+#: encoding's default 11-bin grid.
+HALF_EXTENTS: dict[str, float] = {"small": -0.2, "large": 0.4}
 #: Held-out colour x shape pairs: each shape loses two colours and each colour at most one
 #: shape, so every colour and shape is still seen in training.
 HELDOUT_PAIRS: tuple[tuple[str, str], ...] = (

@@ -28,7 +28,12 @@ import torch
 
 from unigen_sb3.envs.canvas import NUM_PARAMS, OP_STOP, OPS, apply_ops
 from unigen_sb3.envs.tasks import Task, TaskSampler
-from unigen_sb3.rewards.components import SSIM_WINDOW, TaskBatch, component_vector
+from unigen_sb3.rewards.components import (
+    SSIM_WINDOW,
+    TaskBatch,
+    component_vector,
+    outside_windows,
+)
 from unigen_sb3.rewards.metrics import ssim
 from unigen_sb3.utils import resolve_device
 
@@ -142,8 +147,8 @@ def score_sequences(
         n = len(chunk) * n_tasks
         idx = torch.arange(n_tasks, device=dev).repeat(len(chunk))
         task = _rows(base, idx)
-        assert task.outside is not None  # prepare() fills it
         canvas = task.start
+        outside = outside_windows(task.mask)
         temporal = torch.ones(n, device=dev)
         for step in range(max(len(seq) for seq in chunk)):
             ops = np.full(n, OP_STOP, dtype=np.int64)
@@ -159,7 +164,7 @@ def score_sequences(
                 mask=task.mask,
                 segments=segments[idx],
             )
-            step_temporal = ssim(new, canvas, mask=task.outside, empty=1.0, win_size=SSIM_WINDOW)
+            step_temporal = ssim(new, canvas, mask=outside, empty=1.0, win_size=SSIM_WINDOW)
             temporal = torch.minimum(temporal, step_temporal.clamp(0.0, 1.0))
             canvas = new
         results = rewards(canvas, canvas, task)
@@ -238,7 +243,8 @@ def blind_search(
         if best is None or means[top] > best[0]:
             best = (float(means[top]), candidates[top], scores[top])
         frontier = [candidates[int(i)] for i in order[:beam]]
-    assert best is not None  # depth >= 1
+    if best is None:  # unreachable: depth >= 1 was checked
+        raise RuntimeError("blind_search scored no sequence")
     score, seq, per_episode = best
     return BlindResult(
         actions=seq,

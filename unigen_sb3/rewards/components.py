@@ -214,6 +214,14 @@ def style_distance(x: Tensor, y: Tensor) -> Tensor:
     return _style_gap(lab_style_stats(rgb_to_lab(x)), lab_style_stats(rgb_to_lab(y)))
 
 
+def _cached(task: TaskBatch, name: str) -> Tensor:
+    """A cache of a prepared :class:`TaskBatch` (see :meth:`RewardComputer.prepare`)."""
+    value = getattr(task, name)
+    if not isinstance(value, Tensor):
+        raise RuntimeError(f"TaskBatch.{name} is not filled; RewardComputer.prepare() fills it")
+    return value
+
+
 def _fraction(hit: Tensor, region: Tensor) -> Tensor:
     """(B,) fraction of ``region`` where ``hit`` (0 for an empty region)."""
     count = region.flatten(1).sum(dim=1).float()
@@ -298,9 +306,11 @@ class RewardComputer:
         """
         task = self._prepared(task)
         feats = canvas_features if canvas_features is not None else self.perceptual.features(canvas)
-        assert task.target_features is not None and task.start_distance is not None
-        dist = self.perceptual.distance_from_features(feats, task.target_features)
-        sub = {"perceptual": progress(dist, task.start_distance)}
+        tfeats = task.target_features
+        if tfeats is None:
+            raise RuntimeError("TaskBatch.target_features is not filled; prepare() fills it")
+        dist = self.perceptual.distance_from_features(feats, tfeats)
+        sub = {"perceptual": progress(dist, _cached(task, "start_distance"))}
         value = sub["perceptual"]
         if self.realism is not None and task.target_m2 is not None:
             m2 = self.realism.mahalanobis2(self.perceptual.embed_from_features(feats))
@@ -317,12 +327,10 @@ class RewardComputer:
         :param canvas_lab: the canvas in CIELAB when the caller has it already.
         """
         task = self._prepared(task)
-        assert task.need is not None and task.target_lab is not None and task.focus is not None
-        assert task.outside is not None
         lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
-        reached = delta_e(lab, task.target_lab) <= self.color_tol
-        need = task.need
-        focus = task.focus > 0.5
+        reached = delta_e(lab, _cached(task, "target_lab")) <= self.color_tol
+        need = _cached(task, "need")
+        focus = _cached(task, "focus") > 0.5
         parts = (need & focus, need & ~focus)
         accuracy = _mean_over_parts(
             torch.stack([_fraction(reached, p) for p in parts], dim=1),
@@ -333,7 +341,7 @@ class RewardComputer:
         union = (changed | need).flatten(1).sum(dim=1).float()
         localization = torch.where(union > 0, hit / union.clamp_min(1.0), torch.ones_like(hit))
         preservation = ssim(
-            canvas, task.start, mask=task.outside, empty=1.0, win_size=SSIM_WINDOW
+            canvas, task.start, mask=_cached(task, "outside"), empty=1.0, win_size=SSIM_WINDOW
         ).clamp(0.0, 1.0)
         sub = {"accuracy": accuracy, "localization": localization, "preservation": preservation}
         value = 0.5 * (accuracy + localization) * preservation
@@ -351,16 +359,14 @@ class RewardComputer:
         :param canvas_lab: the canvas in CIELAB when the caller has it already.
         """
         task = self._prepared(task)
-        assert task.target_style is not None and task.start_style_gap is not None
-        assert task.outside is not None and task.focus is not None
         lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
-        parts = style_parts(task.mask, task.focus)
-        gap = _style_gap(_part_stats(lab, parts), task.target_style)
+        parts = style_parts(task.mask, _cached(task, "focus"))
+        gap = _style_gap(_part_stats(lab, parts), _cached(task, "target_style"))
         present = torch.stack([p.flatten(1).any(dim=1) for p in parts], dim=1)
         sub = {
-            "style": _mean_over_parts(progress(gap, task.start_style_gap), present),
+            "style": _mean_over_parts(progress(gap, _cached(task, "start_style_gap")), present),
             "temporal": ssim(
-                canvas, prev_canvas, mask=task.outside, empty=1.0, win_size=SSIM_WINDOW
+                canvas, prev_canvas, mask=_cached(task, "outside"), empty=1.0, win_size=SSIM_WINDOW
             ).clamp(0.0, 1.0),
         }
         value = sub["style"] * sub["temporal"]
