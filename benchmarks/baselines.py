@@ -122,7 +122,7 @@ def main() -> None:
             "the prompt (all but the Oracle and the prompt-colour probe). The task design asks "
             "that the Oracle beat it by at least 0.4 and that it get at most 40 % of the way "
             "from NoOp to the Oracle; `tests/envs/test_gaming.py` asserts both on every kind "
-            "(at 36x36, 10 episodes, beam 2, in `make test`).",
+            "(at 36x36, 8 episodes, beam 2, in `make test`).",
             "",
             "| task | Oracle | NoOp | best prompt-blind | Oracle minus it | its share of NoOp -> "
             "Oracle |",

@@ -2,11 +2,11 @@
 
 ``python examples/quickstart.py --out runs/quickstart_py`` trains 4096 timesteps in one
 env (64 x 64 canvas, ``box`` actions, SB3's DummyVecEnv), then evaluates the model, Random,
-NoOp and Oracle on 32 held-out episodes each (``--timesteps``, ``--episodes``): 65 s on
-2 CPU cores. With so few steps on ``box`` actions the trained model scores about Random
-(0.557 vs 0.554 R_total in that run). ``make run`` trains a different setup through the
-``unigen-sb3`` CLI: ``configs/quickstart.yaml``, 16384 timesteps in 8 batched envs,
-``discrete`` actions.
+NoOp, Blind and Oracle on 32 held-out episodes each (``--timesteps``, ``--episodes``).
+4096 steps are far too few to learn to follow prompts: read the model's row against Blind
+(the best prompt-blind action sequence) and the Oracle. ``make run`` trains a different
+setup through the ``unigen-sb3`` CLI: ``configs/quickstart.yaml``, 16384 timesteps in 8
+batched envs, ``discrete`` actions.
 Writes ``model.zip``, ``before_after.png`` (start | trained agent's result | target for
 held-out tasks) and ``baselines.json``.
 """

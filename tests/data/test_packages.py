@@ -341,7 +341,7 @@ def test_prompts_schema_and_split_sizes() -> None:
             # A generation prompt says everything its target depends on, in words.
             assert None not in (a.colour, a.shape, a.size, a.horizontal, a.vertical)
             assert a.size in p.text and str(a.background).replace("_", " ") in p.text
-            assert a.background_rgb == spec["backgrounds"][a.background]
+            assert a.background_rgb == GENERATION_BACKGROUNDS[a.background]
             where = {a.horizontal, a.vertical} - {"centre", "middle"}
             assert all(w in p.text for w in where)
         else:
@@ -366,7 +366,7 @@ def test_prompts_schema_and_split_sizes() -> None:
 
 def test_shipped_prompts_equal_the_generator_output() -> None:
     spec = load_shapes_spec()
-    records = build_prompt_records(spec["palette"], spec["shapes"], spec["backgrounds"])
+    records = build_prompt_records(spec["palette"], spec["shapes"], GENERATION_BACKGROUNDS)
     assert read_package_file("prompts", "prompts.jsonl").decode("utf-8") == prompts_jsonl(records)
 
 

@@ -43,7 +43,7 @@ MIN_ORACLE_MARGIN = 0.4
 MAX_BLIND_SHARE = 0.4
 # Small enough for the test run; docs/baselines.md has 48x48 and more episodes.
 SETTINGS: dict[str, Any] = {"size": 36, "horizon": 8, "prompt_split": "heldout"}
-N_EPISODES = 10
+N_EPISODES = 8
 SEED = 5000
 
 PROMPT_BLIND: dict[str, ScriptedPolicy] = {

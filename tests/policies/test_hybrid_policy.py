@@ -178,7 +178,7 @@ def test_unread_parameters_do_not_change_log_prob() -> None:
 
 
 def test_non_box_action_spaces_are_refused_with_the_space() -> None:
-    with pytest.raises(ValueError, match=r"needs the flat `box` action space.*Discrete\(460\)"):
+    with pytest.raises(ValueError, match=r"needs the flat `box` action space.*Discrete\(463\)"):
         PPO(HybridCnnPolicy, make_unigen_env(action="discrete", **ENV), device="cpu")
 
 

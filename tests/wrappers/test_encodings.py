@@ -109,11 +109,11 @@ def test_default_library_is_the_documented_one() -> None:
         "refine": 2,
         "attribute": 6,
         "style": 8,
-        "fill": 11 + 432,  # palette and backgrounds on the mask; shapes x sizes x cells x colours
+        "fill": 14 + 432,  # palette and backgrounds on the mask; shapes x sizes x cells x colours
     }
-    assert len(lib) == 460 and all(len(p) == NUM_PARAMS for _, p in lib)
+    assert len(lib) == 463 and all(len(p) == NUM_PARAMS for _, p in lib)
     codec = DiscreteCodec(NUM_OPS, NUM_PARAMS)
-    assert codec.space.n == 460
+    assert codec.space.n == 463
     # every entry decodes to its preset and encodes back to itself
     for i in range(codec.space.n):
         decoded = codec.decode(i)
@@ -141,7 +141,7 @@ def test_discrete_masks_follow_ops() -> None:
     op_mask = np.ones(NUM_OPS, bool)
     op_mask[OP_ATTRIBUTE] = False
     mask = codec.action_masks(op_mask)
-    assert mask.shape == (460,) and mask.dtype == bool
+    assert mask.shape == (463,) and mask.dtype == bool
     assert np.array_equal(~mask, codec.ops == OP_ATTRIBUTE) and (~mask).sum() == 6
 
 
@@ -227,7 +227,7 @@ def test_masks_reach_maskable_ppo_through_the_stack(task: str, obs: str) -> None
 
 def test_gym_make_passes_action_and_obs_kwargs() -> None:
     env = gym.make("UniGen/Generate-v0", action="discrete", obs="dict", seed=0, **SMALL)
-    assert isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.n == 460
+    assert isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.n == 463
     assert isinstance(env.observation_space, gym.spaces.Dict)
     env.reset()
     mask = env.get_wrapper_attr("action_masks")()
@@ -261,7 +261,7 @@ def test_wrapper_without_env_masks_marks_everything_valid() -> None:
         action_space = hybrid_space()
 
     wrapped = HybridToDiscreteWrapper(NoMaskEnv())
-    assert wrapped.action_masks().all() and wrapped.action_masks().shape == (460,)
+    assert wrapped.action_masks().all() and wrapped.action_masks().shape == (463,)
     md = HybridToMultiDiscreteWrapper(NoMaskEnv(), bins=[2] * NUM_PARAMS)
     assert md.action_masks().shape == (NUM_OPS + 2 * NUM_PARAMS,)
     assert md.revert_action(md.action(np.array([3, 0, 1, 0, 1, 0, 1, 0, 1]))).tolist() == [

@@ -19,9 +19,9 @@
   (``brightness`` added to HSV value, ``saturation`` a relative change with ``-1`` grey,
   ``hue`` a rotation in turns: the canvas ``attribute`` op's meaning); where to edit is the
   task's mask. ``size``, ``horizontal``, ``vertical`` and ``background`` are ``null``.
-- ``colour``/``rgb`` and ``background``/``background_rgb`` come from the ``shapes`` package's
-  palette and backgrounds (the single source of truth; :func:`load_prompts` checks every
-  record against them), or are ``null``.
+- ``colour``/``rgb`` come from the ``shapes`` package's palette (the single source of truth
+  for colour names), ``background``/``background_rgb`` from :data:`GENERATION_BACKGROUNDS`;
+  :func:`load_prompts` checks every record against them. Both are ``null`` where unused.
 - ``split``: the held-out prompts hold out **combinations**, never single words:
   the colour x shape pairs of :data:`HELDOUT_PAIRS` (every generation and recolour prompt
   with such a pair), the attribute phrase x subject pairs of :data:`HELDOUT_ATTRIBUTE_EDITS`
@@ -80,9 +80,18 @@ PROMPTS_FILE = "prompts.jsonl"
 TASKS = ("generate", "edit")
 SPLITS = ("train", "heldout")
 
-#: Backgrounds of generation targets (names of the shapes spec's ``backgrounds``). White is
-#: left out: the canvas starts white, so a white background would be painted for free.
-GENERATION_BACKGROUNDS: tuple[str, ...] = ("light_grey", "grey", "dark_grey")
+#: Backgrounds of generation targets, name -> RGB: three greys and three muted colours, all
+#: far (CIELAB Delta-E > 15) from white, from each other and from the palette. White is left
+#: out: the canvas starts white, so a white background would be painted for free. Six
+#: distinct backgrounds keep a fixed guess right for one prompt in six.
+GENERATION_BACKGROUNDS: dict[str, tuple[float, float, float]] = {
+    "light_grey": (0.75, 0.75, 0.75),
+    "grey": (0.5, 0.5, 0.5),
+    "dark_grey": (0.2, 0.2, 0.2),
+    "cream": (0.93, 0.87, 0.7),
+    "navy": (0.1, 0.12, 0.35),
+    "sage": (0.6, 0.7, 0.55),
+}
 #: Object centre of each grid cell as the canvas engine's position parameter (``x = (p + 1)
 #: / 2 * (W - 1)`` pixels: 20 %, 50 % and 80 % of the way across), so a target is exactly
 #: reachable at any canvas size.
@@ -226,13 +235,9 @@ def build_prompt_records(
 
     :param palette: colour name -> RGB.
     :param shapes: shape names.
-    :param backgrounds: background name -> RGB (must hold :data:`GENERATION_BACKGROUNDS`).
+    :param backgrounds: background name -> RGB of the generation targets.
     :return: JSON-ready records with ``id``, ``text``, ``task``, ``attributes``, ``split``.
-    :raises ValueError: if a generation background is missing from ``backgrounds``.
     """
-    missing = [b for b in GENERATION_BACKGROUNDS if b not in backgrounds]
-    if missing:
-        raise ValueError(f"backgrounds {missing} are not in the shapes spec {list(backgrounds)}")
     items: list[tuple[str, str, dict[str, Any], bool]] = []
     held_pairs = set(HELDOUT_PAIRS)
     for shape in shapes:
@@ -241,7 +246,7 @@ def build_prompt_records(
             for size in HALF_EXTENTS:
                 for vertical in CENTRES["vertical"]:
                     for horizontal in CENTRES["horizontal"]:
-                        for bg in GENERATION_BACKGROUNDS:
+                        for bg in backgrounds:
                             attrs = _attrs(colour, palette, shape)
                             attrs.update(
                                 size=size,
@@ -299,7 +304,7 @@ def write_prompts_file(root: str | Path | None = None) -> Path:
     :return: the written path. The manifest must be rebuilt afterwards.
     """
     spec = load_shapes_spec(root)
-    records = build_prompt_records(spec["palette"], spec["shapes"], spec["backgrounds"])
+    records = build_prompt_records(spec["palette"], spec["shapes"], GENERATION_BACKGROUNDS)
     path = package_dir(PACKAGE, root) / PROMPTS_FILE
     path.write_text(prompts_jsonl(records), encoding="utf-8")
     return path
@@ -382,7 +387,7 @@ def _parse(
 @lru_cache(maxsize=8)
 def _load_all(root: str | None) -> tuple[Prompt, ...]:
     palette = load_palette(root)
-    backgrounds = load_shapes_spec(root)["backgrounds"]
+    backgrounds = GENERATION_BACKGROUNDS
     text = read_package_file(PACKAGE, PROMPTS_FILE, root).decode("utf-8")
     prompts = []
     for i, line in enumerate(text.splitlines(), start=1):

@@ -46,6 +46,7 @@ from unigen_sb3.envs.canvas import (
     apply_ops,
     region_param,
 )
+from unigen_sb3.rewards.components import DEFAULT_COLOR_TOL, delta_e
 from unigen_sb3.rewards.metrics import rgb_to_lab
 from unigen_sb3.utils import is_int
 
@@ -59,9 +60,8 @@ reconstruction task, "paint the shown reference", with baselines of its own)."""
 
 MIN_NEED_FRACTION = 0.5
 """An edit task must change at least this fraction of its mask by more than the reward's
-colour tolerance (CIELAB Delta-E 10); others are redrawn."""
-NEED_TOLERANCE = 10.0
-"""Delta-E above which a pixel of the target counts as different from the start."""
+colour tolerance (:data:`~unigen_sb3.rewards.components.DEFAULT_COLOR_TOL`); others are
+redrawn."""
 
 ATTRIBUTE_NAMES: tuple[str, ...] = (
     "is_edit",
@@ -228,15 +228,15 @@ def _render(
 
 def need_fraction(start: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
     """Fraction of the mask where ``target`` differs from ``start`` by more than
-    :data:`NEED_TOLERANCE` (CIELAB Delta-E).
+    :data:`~unigen_sb3.rewards.components.DEFAULT_COLOR_TOL` (CIELAB Delta-E).
 
     :param start: ``(3,H,W)``.
     :param target: ``(3,H,W)``.
     :param mask: ``(1,H,W)`` in {0, 1}.
     """
-    de = torch.linalg.vector_norm(rgb_to_lab(start[None]) - rgb_to_lab(target[None]), dim=1)
+    de = delta_e(rgb_to_lab(start[None]), rgb_to_lab(target[None]))[0, 0]
     m = mask[0] > 0.5
-    return float((de[0][m] > NEED_TOLERANCE).float().mean()) if bool(m.any()) else 0.0
+    return float((de[m] > DEFAULT_COLOR_TOL).float().mean()) if bool(m.any()) else 0.0
 
 
 @lru_cache(maxsize=8)

@@ -86,6 +86,10 @@ GUARD_METRICS: frozenset[str] = frozenset({"realism", "preservation", "temporal"
 
 _EPS = 1e-6
 
+DEFAULT_COLOR_TOL = 10.0
+"""CIELAB Delta-E under which a pixel has its target colour (and above which the target
+differs from the start); :class:`RewardComputer`'s default ``color_tol``."""
+
 
 @dataclass(frozen=True)
 class TaskBatch:
@@ -245,7 +249,7 @@ class RewardComputer:
         perceptual: PerceptualDistance,
         realism: RealismScorer | None,
         *,
-        color_tol: float = 10.0,
+        color_tol: float = DEFAULT_COLOR_TOL,
         change_threshold: float = 0.05,
     ) -> None:
         for name, value in (("color_tol", color_tol), ("change_threshold", change_threshold)):

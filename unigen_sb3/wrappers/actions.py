@@ -25,12 +25,12 @@ decodes to ``0``. Encoding rounds to the nearest value, so ``decode(encode(a))``
 half a grid step, ``1 / (b_j - 1)``, of the clipped parameter. The default, 11 bins, gives
 steps of 0.2 and hits the region selector's three bins (``p7``).
 
-Default library (``discrete``, :func:`default_action_library`, 460 entries, in this order),
+Default library (``discrete``, :func:`default_action_library`, 463 entries, in this order),
 built from the data packages so that every prompt's solution is one entry (edits) or two
 (generation: background, then object):
 
 - ``stop``;
-- 11 ``fill`` s of the task mask at full strength: the 8 palette colours, then the 3
+- 14 ``fill`` s of the task mask at full strength: the 8 palette colours, then the 6
   generation backgrounds;
 - 6 ``attribute`` s on the task mask at full strength: brightness ``+-0.6``, saturation
   ``+-0.5``, hue ``+-1/3`` (the prompts' edits and their opposites);
@@ -411,7 +411,7 @@ def default_action_library() -> tuple[LibraryEntry, ...]:
 
     spec = load_shapes_spec()
     palette = [_to_param(rgb) for rgb in spec["palette"].values()]
-    backgrounds = [_to_param(spec["backgrounds"][b]) for b in GENERATION_BACKGROUNDS]
+    backgrounds = [_to_param(rgb) for rgb in GENERATION_BACKGROUNDS.values()]
     lib: list[LibraryEntry] = [("stop", (0.0,) * 8)]
     for r, g, b in (*palette, *backgrounds):
         lib.append(("fill", (0.0, 0.0, 0.0, r, g, b, 1.0, _TASK_MASK)))
@@ -461,7 +461,7 @@ class DiscreteCodec:
     Example:
         >>> codec = DiscreteCodec(6, 8)
         >>> int(codec.space.n)
-        460
+        463
         >>> codec.decode(0)["op"]
         0
     """
@@ -718,7 +718,7 @@ class HybridToDiscreteWrapper(_HybridCodecWrapper):
         >>> from unigen_sb3 import make_unigen_env
         >>> env = make_unigen_env(action="discrete")
         >>> int(env.action_space.n)
-        460
+        463
     """
 
     codec: DiscreteCodec
