@@ -123,6 +123,7 @@ def test_report_has_the_documented_schema(oracle_report: dict[str, Any]) -> None
     r = oracle_report
     assert r["schema"] == 1 and r["n_episodes"] == N and r["seed"] == SEED
     assert r["task"] == "unified" and r["prompt_split"] == "heldout"
+    assert r["reference"] == "hidden" and r["prompt_swap"] is None  # a scripted policy
     assert r["backend"] in ("stlpips", "lpips")
     assert r["weights"] == {"quality": 0.4, "edit": 0.4, "consistency": 0.2}
     assert set(r["metrics"]) == set(EVAL_METRICS)

@@ -9,7 +9,8 @@ distribution distances. The report is a JSON-ready dict (schema 1):
 .. code-block:: text
 
     {"schema": 1, "n_episodes", "seed", "task", "prompt_split", "backend", "size", "horizon",
-     "edit_fraction", "policy", "deterministic", "psnr_cap_db", "std_ddof", "kid_subset_size",
+     "edit_fraction", "reference", "policy", "deterministic", "psnr_cap_db", "std_ddof",
+     "kid_subset_size",
      "weights": {"quality", "edit", "consistency"},
      "metrics": {"reward_total" | "reward_quality" | "reward_edit" | "reward_consistency" |
                  "lpips" | "ssim" | "psnr" | "region_ssim" | "mask_iou" |
