@@ -253,8 +253,9 @@ class UniGenCore:
         values = component_vector(results).cpu().numpy().astype(np.float32)
         self.state_components[:] = values
         self.steps += 1
-        temporal = results["consistency"].sub["temporal"].double().cpu().numpy()
-        np.minimum(self.temporal_min, temporal, out=self.temporal_min)
+        # The sub-metrics come to the host in one transfer; the reward reads them there.
+        sub, masks = self._host_details(results, None)
+        np.minimum(self.temporal_min, sub["consistency/temporal"], out=self.temporal_min)
         self.recent[:, 0] = changed.cpu().numpy()
         self.recent[:, 1] = mean_change.cpu().numpy()
         self.recent[:, 2] = np.asarray(ops, dtype=np.float32) / (NUM_OPS - 1)
@@ -264,9 +265,8 @@ class UniGenCore:
         final = terminated | truncated
         reward = np.zeros((self.n, 3), dtype=np.float32)
         reward[final] = values[final]
-        style = results["consistency"].sub["style"].double().cpu().numpy()
+        style = sub["consistency/style"].astype(np.float64)
         reward[final, 2] = (style[final] * self.temporal_min[final]).astype(np.float32)
-        sub, masks = self._host_details(results, None)
         infos = [
             self._info(i, i, sub, masks, reward_is_final=bool(final[i])) for i in range(self.n)
         ]
