@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unigen_sb3.envs.blind import _library, blind_search, score_sequences
+from unigen_sb3.envs.blind import blind_search, library_actions, score_sequences
 from unigen_sb3.envs.policies import (
     CanvasColourFillPolicy,
     DawdlePolicy,
@@ -29,7 +29,6 @@ from unigen_sb3.envs.policies import (
     RandomStrokesPolicy,
     RepeatedStylePolicy,
     ScriptedPolicy,
-    SequencePolicy,
     episode_returns,
 )
 from unigen_sb3.envs.tasks import TaskSampler
@@ -58,7 +57,7 @@ def main() -> None:
         "prompt colour everywhere (reads the prompt)": PromptColourEverywherePolicy(),
     }
     rows, summary, blind_rows = [], [], []
-    library = _library(None)
+    library = library_actions()
     t0 = time.perf_counter()
     for task in ("generate", "edit", "unified"):
         means: dict[str, float] = {}
@@ -76,7 +75,7 @@ def main() -> None:
             task, depth=2, beam=args.beam, n_episodes=args.episodes, seed=0, **settings
         )
         check = episode_returns(
-            SequencePolicy([{"op": op, "params": p} for op, p in blind.actions]),
+            blind.policy(),
             task,
             n_episodes=args.episodes,
             seed=0,

@@ -26,8 +26,8 @@ many did); the margin over the Blind baseline, ``(R - R_Blind) / (R_Oracle - R_R
 the last budget; and the ops each method picks on the held-out episodes, by task kind.
 
 The Blind baseline's score comes from ``unigen_sb3.baselines.blind_baseline_score(env_config,
-n_episodes, seed)``; a full run refuses to start without it (``--skip-blind`` leaves that
-column out), ``--smoke`` only says it is missing.
+n_episodes, seed)`` (the best prompt-blind action sequence); ``--skip-blind`` leaves that
+column out.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unigen_sb3.baselines import blind_baseline_score
 from unigen_sb3.configs import ExperimentConfig, load_config
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_STOP, OPS
 from unigen_sb3.envs.core import UniGenCore
@@ -95,16 +96,6 @@ SMOKE = [
 
 BlindScore = Callable[[dict[str, Any], int, int], float]
 """``blind_baseline_score(env_config, n_episodes, seed)``: the Blind baseline's mean R_total."""
-
-
-def import_blind() -> BlindScore | None:
-    """``unigen_sb3.baselines.blind_baseline_score``, or None when it does not exist yet."""
-    try:
-        from unigen_sb3.baselines import blind_baseline_score  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    score: BlindScore = blind_baseline_score
-    return score
 
 
 class RecordingPolicy(ModelPolicy):
@@ -327,16 +318,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    blind = None if args.skip_blind else import_blind()
-    if blind is None and not args.skip_blind:
-        message = (
-            "unigen_sb3.baselines.blind_baseline_score(env_config, n_episodes, seed) is not "
-            "available in this checkout (it arrives with the task/reward rewrite)"
-        )
-        if not args.smoke:
-            print(f"error: {message}; run there, or pass --skip-blind", file=sys.stderr)
-            return 2
-        print(f"note: {message}; the Blind column is n/a", file=sys.stderr)
+    blind: BlindScore | None = None if args.skip_blind else blind_baseline_score
     base = SMOKE if args.smoke else []
     t0 = time.perf_counter()
     refs: dict[str, Reference] = {}

@@ -50,7 +50,7 @@ def test_compare_with_baselines_same_tasks_for_every_policy() -> None:
 def test_blind_baseline_score_replays_the_search_result() -> None:
     from unigen_sb3.baselines import blind_baseline_score
     from unigen_sb3.envs.blind import blind_search
-    from unigen_sb3.envs.policies import SequencePolicy, episode_returns
+    from unigen_sb3.envs.policies import episode_returns
 
     score = blind_baseline_score(TINY, 3, seed=5)
     # The same search by hand: its best sequence, replayed in the env on the evaluation
@@ -58,9 +58,8 @@ def test_blind_baseline_score_replays_the_search_result() -> None:
     # function reports.
     result = blind_search("edit", depth=2, beam=2, n_episodes=3, seed=5, size=36, horizon=4)
     assert 1 <= len(result.actions) <= 2 and result.evaluated > 0
-    policy = SequencePolicy([{"op": op, "params": p} for op, p in result.actions])
     replay = episode_returns(
-        policy, "edit", n_episodes=3, seed=5, size=36, horizon=4, prompt_split="heldout"
+        result.policy(), "edit", n_episodes=3, seed=5, size=36, horizon=4, prompt_split="heldout"
     )
     assert result.score == pytest.approx(float(replay.mean()), abs=1e-6)
     assert score == pytest.approx(result.score, abs=1e-6)

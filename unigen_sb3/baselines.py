@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from unigen_sb3.envs.blind import BlindResult, blind_search
-from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, RandomPolicy, SequencePolicy
+from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, RandomPolicy
 from unigen_sb3.evaluation import evaluate_unigen, evaluation_rollout
 
 #: Tasks the Blind search scores candidates on in :func:`blind_baseline` (at most).
@@ -75,12 +75,8 @@ def blind_baseline_score(env_config: Mapping[str, Any], n_episodes: int, seed: i
     :param seed: its base seed.
     """
     result = blind_baseline(env_config, n_episodes, seed)
-    report = evaluate_unigen(SequencePolicy(_raw(result)), dict(env_config), n_episodes, seed)
+    report = evaluate_unigen(result.policy(), dict(env_config), n_episodes, seed)
     return float(report["metrics"]["reward_total"]["mean"])
-
-
-def _raw(result: BlindResult) -> list[dict[str, Any]]:
-    return [{"op": op, "params": params} for op, params in result.actions]
 
 
 #: Columns of :func:`comparison_table`: eval.json metric name -> column title.
@@ -124,9 +120,9 @@ def compare_with_baselines(
         model_name: model,
         "Random": RandomPolicy(seed=seed),
         "NoOp": NoOpPolicy(),
-        "Blind (best prompt-blind sequence)": SequencePolicy(
-            _raw(blind_baseline(env_config, n_episodes, seed, prompt_split=prompt_split))
-        ),
+        "Blind (best prompt-blind sequence)": blind_baseline(
+            env_config, n_episodes, seed, prompt_split=prompt_split
+        ).policy(),
         "Oracle (privileged)": OraclePolicy(),
     }
     return {

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from unigen_sb3.envs.blind import _library, blind_search, score_sequences
+from unigen_sb3.envs.blind import blind_search, library_actions, score_sequences
 from unigen_sb3.envs.policies import (
     CanvasColourFillPolicy,
     DawdlePolicy,
@@ -65,7 +65,7 @@ def _returns(policy: ScriptedPolicy, kind: str) -> float:
 @pytest.fixture(scope="module")
 def scores() -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    library = _library(None)
+    library = library_actions()
     for kind in KINDS:
         row = {"oracle": _returns(OraclePolicy(), kind), "noop": _returns(NoOpPolicy(), kind)}
         for name, policy in {**PROMPT_BLIND, **DEGENERATE}.items():
@@ -127,7 +127,7 @@ def test_blind_search_scores_equal_the_env_returns() -> None:
     """The batched sequence scorer is the env's reward, not an approximation of it."""
     from unigen_sb3.envs.policies import SequencePolicy
 
-    library = _library(None)
+    library = library_actions()
     seqs = [[library[1]], [library[5], library[300]], [library[12], library[40], library[2]]]
     sampler = TaskSampler("unified", size=36, prompt_split="heldout")
     tasks = [sampler.sample(np.random.default_rng(SEED + j)) for j in range(4)]

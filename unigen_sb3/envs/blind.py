@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from unigen_sb3.envs.canvas import NUM_PARAMS, OP_STOP, OPS, apply_ops
+from unigen_sb3.envs.policies import SequencePolicy
 from unigen_sb3.envs.tasks import Task, TaskSampler
 from unigen_sb3.rewards.components import (
     SSIM_WINDOW,
@@ -37,7 +38,7 @@ from unigen_sb3.rewards.components import (
 from unigen_sb3.rewards.metrics import ssim
 from unigen_sb3.utils import resolve_device
 
-__all__ = ["BlindResult", "blind_search", "score_sequences"]
+__all__ = ["BlindResult", "blind_search", "library_actions", "score_sequences"]
 
 Action = tuple[int, np.ndarray]
 """A raw action: ``(op id, params (P,))``."""
@@ -63,13 +64,23 @@ class BlindResult:
     per_episode: np.ndarray
     evaluated: int
 
+    def policy(self) -> SequencePolicy:
+        """The sequence as a :class:`~unigen_sb3.envs.policies.SequencePolicy` (the Blind
+        baseline, ready for :func:`~unigen_sb3.evaluation.evaluate_unigen`)."""
+        return SequencePolicy([{"op": op, "params": p} for op, p in self.actions], name="Blind")
+
 
 def _describe(action: Action) -> str:
     op, params = action
     return f"{OPS[op]} p=[{', '.join(f'{v:.2f}' for v in params)}]"
 
 
-def _library(library: Sequence[Any] | None) -> list[Action]:
+def library_actions(library: Sequence[Any] | None = None) -> list[Action]:
+    """A ``discrete`` library's entries as raw ``(op, params)`` actions.
+
+    :param library: entries as for the ``discrete`` encoding; default
+        :func:`~unigen_sb3.wrappers.actions.default_action_library`.
+    """
     from unigen_sb3.wrappers.actions import DiscreteCodec, default_action_library
 
     entries = default_action_library() if library is None else library
@@ -220,7 +231,7 @@ def blind_search(
             raise ValueError(f"{name}={value!r} must be an int >= {low}")
     if depth > horizon:
         raise ValueError(f"depth={depth} cannot exceed horizon={horizon}")
-    actions = _library(library)
+    actions = library_actions(library)
     sampler = TaskSampler(task, size=size, edit_fraction=edit_fraction, prompt_split=prompt_split)
     tasks = [sampler.sample(np.random.default_rng(seed + j)) for j in range(n_episodes)]
     kwargs: dict[str, Any] = {
