@@ -24,8 +24,7 @@ import numpy as np
 
 from unigen_sb3.configs import load_config
 from unigen_sb3.envs.canvas import OPS
-from unigen_sb3.envs.policies import ModelPolicy, rollout_episodes
-from unigen_sb3.evaluation import evaluate_unigen
+from unigen_sb3.evaluation import ModelPolicy, evaluate_unigen, rollout_episodes
 from unigen_sb3.experiments.algorithms import get_algorithm_class
 from unigen_sb3.experiments.runner import env_config, eval_seed
 from unigen_sb3.wrappers.actions import NUM_OPS, NUM_PARAMS, make_codec

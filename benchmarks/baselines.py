@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from unigen_sb3.envs.blind import blind_search, library_actions, score_sequences
 from unigen_sb3.envs.policies import (
     CanvasColourFillPolicy,
     DawdlePolicy,
@@ -29,9 +28,10 @@ from unigen_sb3.envs.policies import (
     RandomStrokesPolicy,
     RepeatedStylePolicy,
     ScriptedPolicy,
-    episode_returns,
 )
 from unigen_sb3.envs.tasks import TaskSampler
+from unigen_sb3.evaluation import episode_returns
+from unigen_sb3.evaluation.blind import blind_search, library_actions, score_sequences
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
 
 

@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vec_throughput import Result, environment_line, markdown, measure
 
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
-from unigen_sb3.envs.vec_env import UniGenVecEnv, make_unigen_vec_env
+from unigen_sb3.envs.vec_env import UniGenVecEnv
+from unigen_sb3.make import make_unigen_vec_env
 
 
 def check_device_state(size: int, device: str = "cuda") -> str:

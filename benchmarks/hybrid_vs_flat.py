@@ -25,8 +25,8 @@ Reported per task: mean +- std over seeds at each budget; the steps to a score o
 many did); the margin over the Blind baseline, ``(R - R_Blind) / (R_Oracle - R_Random)``, at
 the last budget; and the ops each method picks on the held-out episodes, by task kind.
 
-The Blind baseline's score comes from ``unigen_sb3.baselines.blind_baseline_score(env_config,
-n_episodes, seed)`` (the best prompt-blind action sequence); ``--skip-blind`` leaves that
+The Blind baseline's score comes from
+``unigen_sb3.evaluation.baselines.blind_baseline_score(env_config, n_episodes, seed)`` (the best prompt-blind action sequence); ``--skip-blind`` leaves that
 column out.
 """
 
@@ -44,12 +44,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from unigen_sb3.baselines import blind_baseline_score
 from unigen_sb3.configs import ExperimentConfig, load_config
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_STOP, OPS
 from unigen_sb3.envs.core import UniGenCore
-from unigen_sb3.envs.policies import ModelPolicy, OraclePolicy, RandomPolicy
-from unigen_sb3.evaluation import evaluate_unigen
+from unigen_sb3.envs.policies import OraclePolicy, RandomPolicy
+from unigen_sb3.evaluation import ModelPolicy, evaluate_unigen
+from unigen_sb3.evaluation.baselines import blind_baseline_score
 from unigen_sb3.experiments.algorithms import algorithm_gamma
 from unigen_sb3.experiments.runner import (
     build_model,

@@ -39,8 +39,10 @@ import unigen_sb3.envs.core as core_module
 import unigen_sb3.rewards.components as components_module
 from unigen_sb3.envs.core import UniGenCore
 from unigen_sb3.envs.tasks import TaskSampler
-from unigen_sb3.envs.vec_env import METRIC_DTYPES, UniGenVecEnv, make_unigen_vec_env
+from unigen_sb3.envs.vec_env import UniGenVecEnv
+from unigen_sb3.make import make_unigen_vec_env
 from unigen_sb3.rewards.components import RewardComputer
+from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -42,7 +42,8 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from unigen_sb3.envs.vec_env import METRIC_DTYPES, VEC_ENV_KINDS, make_unigen_vec_env
+from unigen_sb3.make import VEC_ENV_KINDS, make_unigen_vec_env
+from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
 from unigen_sb3.rewards.perceptual import PerceptualDistance
 from unigen_sb3.utils import resolve_device
 

@@ -14,8 +14,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from unigen_sb3.baselines import before_after_image, compare_with_baselines, comparison_table
 from unigen_sb3.configs import load_config
+from unigen_sb3.evaluation.baselines import (
+    before_after_image,
+    compare_with_baselines,
+    comparison_table,
+)
 from unigen_sb3.experiments.algorithms import get_algorithm_class
 from unigen_sb3.experiments.runner import env_config, eval_seed
 

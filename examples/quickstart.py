@@ -21,7 +21,11 @@ from PIL import Image
 from stable_baselines3 import PPO
 
 from unigen_sb3 import make_unigen_env
-from unigen_sb3.baselines import before_after_image, compare_with_baselines, comparison_table
+from unigen_sb3.evaluation.baselines import (
+    before_after_image,
+    compare_with_baselines,
+    comparison_table,
+)
 
 
 def main() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unigen_sb3.baselines import (
+from unigen_sb3.envs.policies import OraclePolicy
+from unigen_sb3.evaluation.baselines import (
     TABLE_METRICS,
     before_after_image,
     compare_with_baselines,
     comparison_table,
 )
-from unigen_sb3.envs.policies import OraclePolicy
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"task": "edit", "size": 36, "horizon": 4}
@@ -48,9 +48,9 @@ def test_compare_with_baselines_same_tasks_for_every_policy() -> None:
 
 
 def test_blind_baseline_score_replays_the_search_result() -> None:
-    from unigen_sb3.baselines import blind_baseline_score
-    from unigen_sb3.envs.blind import blind_search
-    from unigen_sb3.envs.policies import episode_returns
+    from unigen_sb3.evaluation import episode_returns
+    from unigen_sb3.evaluation.baselines import blind_baseline_score
+    from unigen_sb3.evaluation.blind import blind_search
 
     score = blind_baseline_score(TINY, 3, seed=5)
     # The same search by hand: its best sequence, replayed in the env on the evaluation

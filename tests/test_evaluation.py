@@ -16,17 +16,13 @@ from stable_baselines3 import PPO
 
 from unigen_sb3 import UniGenEnv, make_unigen_env
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_FILL, OP_STOP, OP_STROKE
-from unigen_sb3.envs.policies import (
-    NoOpPolicy,
-    OraclePolicy,
-    ScriptedPolicy,
-    episode_returns,
-)
+from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, ScriptedPolicy
 from unigen_sb3.envs.tasks import Task
 from unigen_sb3.evaluation import (
     EVAL_METRICS,
     PSNR_CAP_DB,
     dumps_report,
+    episode_returns,
     evaluate_unigen,
     kid_subset_size,
     load_report,

@@ -6,15 +6,10 @@ Example:
     >>> model = PPO("CnnPolicy", make_unigen_env(), n_steps=64, batch_size=32)
 """
 
-from unigen_sb3.envs import (
-    ENV_IDS,
-    UniGenEnv,
-    UniGenVecEnv,
-    make_unigen_env,
-    make_unigen_vec_env,
-    register_envs,
-)
+from unigen_sb3.envs import ENV_IDS, UniGenEnv, UniGenVecEnv, register_envs
+from unigen_sb3.make import make_unigen_env, make_unigen_vec_env
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS, RewardUnifier
+from unigen_sb3.spec import UniGenSpec, spec_of
 from unigen_sb3.wrappers import (
     ACTION_ENCODINGS,
     HybridToBoxWrapper,
@@ -54,6 +49,7 @@ __all__ = [
     "RewardUnifier",
     "UniGenEnv",
     "UniGenEvalCallback",
+    "UniGenSpec",
     "UniGenVecEnv",
     "UnifiedRewardWrapper",
     "VecUnifiedReward",
@@ -62,5 +58,6 @@ __all__ = [
     "make_codec",
     "make_unigen_env",
     "make_unigen_vec_env",
+    "spec_of",
     "stability_summary",
 ]

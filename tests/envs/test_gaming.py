@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from unigen_sb3.envs.blind import blind_search, library_actions, score_sequences
 from unigen_sb3.envs.policies import (
     CanvasColourFillPolicy,
     DawdlePolicy,
@@ -34,9 +33,10 @@ from unigen_sb3.envs.policies import (
     RandomStrokesPolicy,
     RepeatedStylePolicy,
     ScriptedPolicy,
-    episode_returns,
 )
 from unigen_sb3.envs.tasks import TaskSampler
+from unigen_sb3.evaluation import episode_returns
+from unigen_sb3.evaluation.blind import blind_search, library_actions, score_sequences
 
 KINDS = ("generate", "edit", "unified")
 MIN_ORACLE_MARGIN = 0.4

@@ -11,8 +11,8 @@ from unigen_sb3.envs.policies import (
     NoOpPolicy,
     OraclePolicy,
     RandomPolicy,
-    episode_returns,
 )
+from unigen_sb3.evaluation import episode_returns
 
 N_EPISODES = 50
 # The smallest gap between the oracle's mean return and every other baseline's that the
@@ -77,7 +77,7 @@ def test_model_policy_runs_a_trained_model() -> None:
     from stable_baselines3 import PPO
 
     from unigen_sb3 import make_unigen_env
-    from unigen_sb3.envs.policies import ModelPolicy
+    from unigen_sb3.evaluation import ModelPolicy
 
     model = PPO("CnnPolicy", make_unigen_env(seed=0), n_steps=32, batch_size=32, seed=0)
     out = episode_returns(ModelPolicy(model), "edit", n_episodes=3, seed=0)

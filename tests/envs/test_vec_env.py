@@ -21,9 +21,11 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecCheckNan
 
 from unigen_sb3 import UniGenEnv
-from unigen_sb3.envs import vec_env
+from unigen_sb3 import make as make_root
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OP_FILL, OP_STOP
-from unigen_sb3.envs.vec_env import UniGenVecEnv, make_unigen_vec_env
+from unigen_sb3.envs.vec_env import UniGenVecEnv
+from unigen_sb3.make import make_unigen_vec_env
+from unigen_sb3.spec import UniGenSpec, spec_of
 from unigen_sb3.rewards.components import TaskBatch, component_vector
 from unigen_sb3.wrappers.actions import make_codec
 from unigen_sb3.wrappers.observation import ImageStacker
@@ -453,22 +455,22 @@ def test_make_unigen_vec_env_subproc_matches_dummy() -> None:
 
 def test_subproc_workers_get_a_share_of_the_threads(monkeypatch) -> None:
     monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
-    assert vec_env._worker_threads(2, "subproc", None) == 4
-    assert vec_env._worker_threads(3, "subproc", None) == 2
-    assert vec_env._worker_threads(64, "subproc", None) == 1
-    assert vec_env._worker_threads(2, "subproc", 3) == 3
-    assert vec_env._worker_threads(2, "dummy", None) is None
-    assert vec_env._worker_threads(2, "batched", None) is None
+    assert make_root._worker_threads(2, "subproc", None) == 4
+    assert make_root._worker_threads(3, "subproc", None) == 2
+    assert make_root._worker_threads(64, "subproc", None) == 1
+    assert make_root._worker_threads(2, "subproc", 3) == 3
+    assert make_root._worker_threads(2, "dummy", None) is None
+    assert make_root._worker_threads(2, "batched", None) is None
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match=f"worker_threads must be an integer >= 1; got {bad}"):
-            vec_env._worker_threads(2, "subproc", bad)
+            make_root._worker_threads(2, "subproc", bad)
     with pytest.raises(ValueError, match="worker_threads=2 needs vec_env_kind='subproc'"):
         make_unigen_vec_env(2, vec_env_kind="dummy", worker_threads=2)
     monkeypatch.undo()
     # The worker's factory sets the threads before it builds the env (in this process here).
     before = torch.get_num_threads()
     try:
-        env = vec_env._subproc_env(torch_threads=1, size=SIZE, device="cpu")
+        env = make_root._subproc_env(spec=UniGenSpec(size=SIZE, device="cpu"), torch_threads=1)
         assert torch.get_num_threads() == 1
         env.close()
     finally:
@@ -477,22 +479,25 @@ def test_subproc_workers_get_a_share_of_the_threads(monkeypatch) -> None:
 
 def test_make_unigen_vec_env_stack_and_bad_arguments() -> None:
     venv = make_unigen_vec_env(2, obs="dict", seed=0, size=SIZE, monitor=False)
-    assert isinstance(venv, VecHybridAction)
-    assert isinstance(venv.venv, VecUnifiedReward) and isinstance(venv.unwrapped, UniGenVecEnv)
-    # VecUnifiedReward has a `core` of its own (the reward core), so SB3's attribute lookup
-    # through the wrappers refuses the ambiguous name; callbacks reach the env's via unwrapped.
+    # The composition root's one order: raw -> action codec -> (obs) -> reward unification.
+    assert isinstance(venv, VecUnifiedReward)
+    assert isinstance(venv.venv, VecHybridAction) and isinstance(venv.unwrapped, UniGenVecEnv)
     assert venv.unwrapped.core.n == 2
     with pytest.raises(ValueError, match="vec_env_kind='threads'"):
         make_unigen_vec_env(2, vec_env_kind="threads")
-    with pytest.raises(ValueError, match="needs vec_env_kind='batched'"):
-        make_unigen_vec_env(2, vec_env_kind="dummy", metric_dtype="bfloat16")
+    # Every kind runs the same env settings: a mixed-precision metric in DummyVecEnv too.
+    dummy = make_unigen_vec_env(1, vec_env_kind="dummy", metric_dtype="bfloat16", size=SIZE)
+    assert dummy.get_attr("metric_dtype") == ["bfloat16"]
+    assert spec_of(dummy).metric_dtype == "bfloat16"
+    with pytest.raises(ValueError, match="vec_env_kwargs="):
+        make_unigen_vec_env(1, size=SIZE, vec_env_kwargs={"start_method": "spawn"})
     with pytest.raises(ValueError, match="action='tuple'"):
         make_unigen_vec_env(2, action="tuple")
     with pytest.raises(ValueError, match="n_envs=0"):
         UniGenVecEnv(0)
     # Checked before the kind is chosen: DummyVecEnv and SubprocVecEnv used to fail inside SB3
     # (IndexError, unpacking error), and the batched stack with a dict-update error.
-    for kind in vec_env.VEC_ENV_KINDS:
+    for kind in make_root.VEC_ENV_KINDS:
         with pytest.raises(ValueError, match="n_envs=0 must be an int >= 1"):
             make_unigen_vec_env(0, vec_env_kind=kind)
         with pytest.raises(TypeError, match="action_options must be a mapping, got 'abc'"):
@@ -529,7 +534,7 @@ def test_bfloat16_metric_network_stays_within_tolerance_of_float32() -> None:
     other components bit-identical.
 
     Only ``quality`` (perceptual distance and realism) goes through the autocast network
-    (:class:`~unigen_sb3.envs.vec_env.MixedPrecisionPerceptual`); measured here up to about
+    (:class:`~unigen_sb3.rewards.mixed_precision.MixedPrecisionPerceptual`); measured here up to about
     0.02 (the realism score, an exponential of a Mahalanobis distance, moves most); float16
     stays within about 1e-3. ``edit`` and ``consistency`` and their sub-metrics are float32
     colour/SSIM/IoU metrics of the same canvases with the same settings (``color_tol``,

@@ -3,59 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from unigen_sb3.envs.core import UniGenCore
 from unigen_sb3.evaluation import evaluate_unigen, log_report, write_report
+from unigen_sb3.evaluation.report import EnvOrConfig
+from unigen_sb3.spec import spec_of
 
 __all__ = ["UniGenEvalCallback"]
-
-
-def _config_from_batched(venv: VecEnv) -> tuple[dict[str, Any], Any]:
-    """make_unigen_env kwargs and the action codec of a batched UniGen VecEnv stack.
-
-    The batched VecEnv keeps its settings as attributes (``task``, ``size``, ``horizon``,
-    ``sampler``) next to its ``core``; reward weights and the codec live in the
-    ``VecEnvWrapper`` layers above it.
-
-    :raises ValueError: when no batched UniGen VecEnv is at the bottom of the stack (e.g. a
-        ``SubprocVecEnv``, whose envs live in other processes): evaluating with default
-        settings instead would use the wrong task, size or codec without saying so.
-    """
-    config: dict[str, Any] = {}
-    codec = None
-    current: Any = venv
-    while isinstance(current, VecEnvWrapper):
-        # VecUnifiedReward keeps its RewardUnificationCore as ``unification``.
-        unification = current.__dict__.get("unification")
-        weights = getattr(getattr(unification, "unifier", None), "weights", None)
-        if weights is not None and "w_quality" not in config:
-            config.update({f"w_{name}": w for name, w in weights.items()})
-        if codec is None:
-            codec = current.__dict__.get("codec")
-        current = current.venv
-    if not isinstance(getattr(current, "core", None), UniGenCore):
-        raise ValueError(
-            "UniGenEvalCallback cannot read the evaluation settings from a training env of "
-            f"type {type(current).__name__} (it reads them from a DummyVecEnv's first env or a "
-            "batched UniGen VecEnv stack); pass them as env_or_config, e.g. "
-            "UniGenEvalCallback({'task': ..., 'size': ..., 'horizon': ...}) or the env itself"
-        )
-    for name in ("task", "size", "horizon", "reference"):
-        if hasattr(current, name):
-            config[name] = getattr(current, name)
-    sampler = getattr(current, "sampler", None)
-    if sampler is not None:
-        config["edit_fraction"] = sampler.edit_fraction
-    if hasattr(current, "device"):
-        config["device"] = current.device
-    return config, codec
 
 
 class UniGenEvalCallback(BaseCallback):
@@ -68,17 +25,17 @@ class UniGenEvalCallback(BaseCallback):
     :func:`~unigen_sb3.evaluation.stability_summary` reads.
 
     :param env_or_config: settings of the evaluation (see ``evaluate_unigen``); ``None``
-        reads them from the training env: the first env of a ``DummyVecEnv``, or the
-        settings, weights and codec of a batched UniGen VecEnv stack. Other training envs
-        (e.g. ``SubprocVecEnv``) need them given here: training then stops at its start
-        with a ``ValueError`` that says so.
+        reads the spec of the training env (``spec_unigen``, which every stack of
+        :mod:`unigen_sb3.make` exposes, whatever its VecEnv kind). A training env built
+        otherwise needs them given here: training then stops at its start with a
+        ``ValueError`` that says so.
     :param eval_freq: evaluate every ``eval_freq`` calls (one call = one step of every env).
     :param n_episodes: episodes per evaluation (>= 2); the task set is the same every time.
     :param seed: base seed of the task set.
     :param json_path: where to write the report; default ``<logger dir>/eval.json`` when the
         logger has a folder, else nothing is written.
     :param prompt_split: as in ``evaluate_unigen`` (held-out prompts by default).
-    :param codec: as in ``evaluate_unigen``.
+    :param codec: as in ``evaluate_unigen`` (an action encoding name; default the spec's).
     :param deterministic: passed to ``predict``.
     :param eval_at_end: also evaluate when training ends (if the last step was not evaluated).
     :param verbose: 1 prints each evaluation's mean R_total.
@@ -91,14 +48,14 @@ class UniGenEvalCallback(BaseCallback):
 
     def __init__(
         self,
-        env_or_config: Mapping[str, Any] | gym.Env[Any, Any] | None = None,
+        env_or_config: EnvOrConfig = None,
         *,
         eval_freq: int = 10_000,
         n_episodes: int = 16,
         seed: int = 0,
         json_path: str | os.PathLike[str] | None = None,
         prompt_split: str | None = "heldout",
-        codec: Any = None,
+        codec: str | None = None,
         deterministic: bool = True,
         eval_at_end: bool = True,
         verbose: int = 0,
@@ -125,13 +82,15 @@ class UniGenEvalCallback(BaseCallback):
 
     def _init_callback(self) -> None:
         if self.env_or_config is None:
-            envs = getattr(self.training_env.unwrapped, "envs", None)
-            if envs:
-                self.env_or_config = envs[0]
-            else:
-                self.env_or_config, codec = _config_from_batched(self.training_env)
-                if self.codec is None:
-                    self.codec = codec
+            try:
+                self.env_or_config = spec_of(self.training_env)
+            except ValueError as exc:
+                raise ValueError(
+                    f"UniGenEvalCallback cannot read the evaluation settings from the training "
+                    f"env ({exc}); pass them as env_or_config, e.g. "
+                    "UniGenEvalCallback({'task': ..., 'size': ..., 'horizon': ...}) or a "
+                    "UniGenSpec"
+                ) from None
         if self.json_path is None:
             folder = self.logger.get_dir()
             if folder is not None:

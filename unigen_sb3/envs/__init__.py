@@ -1,16 +1,11 @@
-"""The UniGen environment: canvas engine, tasks, the env, the batched VecEnv, registration."""
+"""The UniGen environment: canvas engine, tasks, the env, the batched VecEnv, registration.
+
+The SB3-ready stacks (``make_unigen_env``, ``make_unigen_vec_env``) are built by the
+composition root, :mod:`unigen_sb3.make`; nothing here imports the wrappers.
+"""
 
 from unigen_sb3.envs.env import UniGenEnv
-from unigen_sb3.envs.factory import make_unigen_env
 from unigen_sb3.envs.registration import ENV_IDS, register_envs
-from unigen_sb3.envs.vec_env import VEC_ENV_KINDS, UniGenVecEnv, make_unigen_vec_env
+from unigen_sb3.envs.vec_env import UniGenVecEnv
 
-__all__ = [
-    "ENV_IDS",
-    "VEC_ENV_KINDS",
-    "UniGenEnv",
-    "UniGenVecEnv",
-    "make_unigen_env",
-    "make_unigen_vec_env",
-    "register_envs",
-]
+__all__ = ["ENV_IDS", "UniGenEnv", "UniGenVecEnv", "register_envs"]

@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -92,6 +93,7 @@ __all__ = [
     "REGION_SUPERPIXEL",
     "REGION_TASK_MASK",
     "SHAPE_REGIONS",
+    "HybridAction",
     "adjust_hsv",
     "apply_ops",
     "brush_disk",
@@ -122,6 +124,9 @@ PARAM_NAMES: tuple[str, ...] = (
     "region",
 )
 NUM_PARAMS = len(PARAM_NAMES)
+
+HybridAction = dict[str, Any]
+"""A raw env action: ``{"op": int, "params": float32 array of shape (P,)}``."""
 
 #: One line per parameter for the docs table; the mappings are implemented below.
 PARAM_DOCS: tuple[str, ...] = (

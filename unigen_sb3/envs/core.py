@@ -360,6 +360,7 @@ class UniGenCore:
             "source": task.source,
             "state_components": self.state_components[i].copy(),
             "sub_metrics": sub,
+            "temporal_min": float(self.temporal_min[i]),
             "reward_is_final": reward_is_final,
             "op_mask": op_masks[k].copy(),
             "step": int(self.steps[i]),

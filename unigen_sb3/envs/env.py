@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -54,12 +54,34 @@ from unigen_sb3.envs.tasks import (
     reference_images,
 )
 from unigen_sb3.rewards.components import COMPONENT_RANGES, RewardComputer
-from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
+from unigen_sb3.rewards.mixed_precision import MixedPrecisionPerceptual, metric_torch_dtype
+from unigen_sb3.rewards.perceptual import _BACKENDS as PERCEPTUAL_BACKENDS  # TODO-merge
+from unigen_sb3.rewards.perceptual import (
+    PerceptualDistance,
+    RealismScorer,
+    default_lpips_backbone_path,
+)
 from unigen_sb3.utils import is_int, resolve_device
 
 DEFAULT_SIZE = 64
 DEFAULT_HORIZON = 12
 _MIN_SIZE = 36  # NatureCNN's smallest input
+
+
+def resolve_backend(backend: str) -> str:
+    """The perceptual backend ``backend`` names here: ``"auto"`` becomes ``"lpips"`` when
+    torchvision's AlexNet file is on this machine, else ``"stlpips"`` (as
+    :class:`~unigen_sb3.rewards.perceptual.PerceptualDistance` decides it).
+
+    :raises ValueError: for a name not in ``PERCEPTUAL_BACKENDS``.
+    """
+    if backend not in PERCEPTUAL_BACKENDS:
+        raise ValueError(
+            f"perceptual_backend={backend!r} is not one of {tuple(PERCEPTUAL_BACKENDS)}"
+        )
+    if backend != "auto":
+        return backend
+    return "lpips" if default_lpips_backbone_path().is_file() else "stlpips"
 
 
 @lru_cache(maxsize=4)
@@ -68,16 +90,44 @@ def _perceptual(backend: str, device: str) -> PerceptualDistance:
 
 
 @lru_cache(maxsize=8)
-def shared_reward_computer(backend: str, device: str, size: int) -> RewardComputer:
-    """One reward computer per (backend, device, size), shared by every env in the process.
-
-    Building the network and the realism reference takes about a second; caching it keeps
-    many envs (and SB3's ``make_vec_env``) cheap.
-    """
+def _reward_computer(backend: str, device: str, size: int) -> RewardComputer:
     perceptual = _perceptual(backend, device)
     refs = reference_images(size).to(perceptual.device)
     realism = RealismScorer(perceptual.embed(refs))
     return RewardComputer(perceptual, realism)
+
+
+def shared_reward_computer(
+    backend: str, device: str | torch.device, size: int, metric_dtype: str | None = None
+) -> RewardComputer:
+    """One reward computer per (backend, device, size), shared by every env in the process.
+
+    The backend and the device are resolved first (``"auto"`` included), so one network is
+    loaded per process for one backend whatever name it was asked by. Building the network
+    and the realism reference takes about a second; sharing them keeps many envs (and SB3's
+    ``make_vec_env``) cheap. With ``metric_dtype`` ``"bfloat16"`` or ``"float16"`` the
+    network forward is autocast
+    (:class:`~unigen_sb3.rewards.mixed_precision.MixedPrecisionPerceptual`) around the same
+    shared network and realism fit.
+
+    :param backend: one of ``PERCEPTUAL_BACKENDS``.
+    :param device: ``"auto"`` or a torch device.
+    :param size: canvas side.
+    :param metric_dtype: one of :data:`~unigen_sb3.rewards.mixed_precision.METRIC_DTYPES`
+        (``None``: float32).
+    """
+    shared = _reward_computer(resolve_backend(backend), str(resolve_device(device)), int(size))
+    dtype = metric_torch_dtype(metric_dtype)
+    if dtype is None:
+        return shared
+    mixed = MixedPrecisionPerceptual(shared.perceptual, dtype)
+    # The realism reference was fitted on float32 embeddings; it is reused as is.
+    return RewardComputer(
+        cast(PerceptualDistance, mixed),
+        shared.realism,
+        color_tol=shared.color_tol,
+        change_threshold=shared.change_threshold,
+    )
 
 
 def observation_space(size: int, reference: str = "hidden") -> spaces.Dict:
@@ -280,6 +330,9 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         reconstruction task "paint the shown reference", with baselines of its own).
     :param seed: seeds the task sequence at construction, so episodes are reproducible even
         when the first ``reset`` passes no seed (as SB3 does).
+    :param metric_dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``: autocast
+        dtype of the perceptual network's forward (see
+        :class:`~unigen_sb3.rewards.mixed_precision.MixedPrecisionPerceptual`).
     :param render_mode: ``"rgb_array"`` or ``None``.
 
     Example:
@@ -303,6 +356,7 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         prompt_split: str | None = "train",
         reference: str = "hidden",
         seed: int | None = None,
+        metric_dtype: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         check_env_args(task, size, horizon, render_mode, reference)
@@ -316,7 +370,10 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         self.sampler = TaskSampler(
             task, size=size, edit_fraction=edit_fraction, prompt_split=prompt_split
         )
-        self.rewards = shared_reward_computer(perceptual_backend, str(self.device), size)
+        self.metric_dtype = "float32" if metric_dtype is None else metric_dtype
+        self.rewards = shared_reward_computer(
+            perceptual_backend, self.device, size, self.metric_dtype
+        )
         self.core = UniGenCore(
             1,
             size=size,

@@ -9,7 +9,7 @@ Each policy maps the state of one episode to a raw hybrid action ``(op, params)`
   the background and object fills of a generation prompt, the recolour or attribute change
   of an edit), then stops.
 - :class:`SequencePolicy` — a fixed open-loop action sequence, the same for every task: what
-  a prompt-blind agent can at best do (:mod:`unigen_sb3.envs.blind` searches for the best).
+  a prompt-blind agent can at best do (:mod:`unigen_sb3.evaluation.blind` searches for the best).
 - Degenerate policies for the gaming suite (``tests/envs/test_gaming.py``), which must all
   score low: :class:`CanvasColourFillPolicy` (fill with the canvas's mean or dominant
   colour), :class:`RandomStrokesPolicy`, :class:`MaskChangePolicy` (any change inside the
@@ -18,13 +18,13 @@ Each policy maps the state of one episode to a raw hybrid action ``(op, params)`
 
 ``act(env)`` acts on an unwrapped :class:`~unigen_sb3.envs.env.UniGenEnv`;
 ``act_core(core, i)`` on episode ``i`` of a :class:`~unigen_sb3.envs.core.UniGenCore` (the
-batched env).
+batched env). :func:`unigen_sb3.evaluation.rollout_episodes` runs them on seeded task sets;
+a trained model is run there as a :class:`~unigen_sb3.evaluation.rollout.ModelPolicy`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -40,13 +40,11 @@ from unigen_sb3.envs.canvas import (
     OP_STYLE,
     REGION_BRUSH_SQUARE,
     REGION_TASK_MASK,
+    HybridAction,
     region_param,
 )
 from unigen_sb3.envs.core import UniGenCore
 from unigen_sb3.envs.tasks import Task
-from unigen_sb3.rewards.components import RewardComputer
-from unigen_sb3.wrappers.actions import BoxCodec, HybridAction
-from unigen_sb3.wrappers.observation import ImageStacker
 
 _MASK_P7 = region_param(REGION_TASK_MASK)
 _QUADRANTS = ((-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5))
@@ -214,215 +212,3 @@ class RepeatedStylePolicy(ScriptedPolicy):
 
     def act_state(self, canvas: torch.Tensor, task: Task, step: int, horizon: int) -> HybridAction:
         return _fill_mask((0.5, 0.5, 0.5), op=OP_STYLE)
-
-
-class ModelPolicy:
-    """Adapts a trained SB3 model (``predict``) to batched episodes of a core.
-
-    :param model: anything with SB3's ``predict(obs, deterministic=...)``.
-    :param codec: decodes the model's actions into hybrid actions (default: the Box codec).
-    :param obs: ``"image"`` (the model saw :class:`ImageObsWrapper` images) or ``"dict"``.
-    :param deterministic: passed to ``predict``.
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        *,
-        codec: Any = None,
-        obs: str = "image",
-        deterministic: bool = True,
-    ) -> None:
-        self.model = model
-        self.codec = codec if codec is not None else BoxCodec(NUM_OPS, NUM_PARAMS)
-        if obs not in ("image", "dict"):
-            raise ValueError(f"obs={obs!r} must be 'image' or 'dict'")
-        self.obs = obs
-        self.deterministic = deterministic
-        self._stacker: ImageStacker | None = None
-
-    def act_batch(self, core: UniGenCore) -> list[HybridAction]:
-        """One hybrid action per episode of ``core``, from one batched ``predict`` call."""
-        raw = core.observations()
-        if self.obs == "image":
-            if self._stacker is None:
-                from unigen_sb3.envs.env import observation_space
-
-                reference = "observed" if core.observe_target else "hidden"
-                self._stacker = ImageStacker(observation_space(core.size, reference))
-            obs: Any = self._stacker(raw)
-        else:
-            obs = raw
-        actions, _ = self.model.predict(obs, deterministic=self.deterministic)
-        return [self.codec.decode(a) for a in np.asarray(actions)]
-
-
-@dataclass
-class EpisodeRollout:
-    """What :func:`rollout_episodes` returns: one entry per episode, in episode order.
-
-    Images are tensors on the rollout's device; everything else is numpy on the host.
-
-    :param start: ``(N, 3, H, W)`` the start canvases.
-    :param final: ``(N, 3, H, W)`` the canvases each episode left behind.
-    :param target: ``(N, 3, H, W)`` the targets.
-    :param mask: ``(N, 1, H, W)`` the task masks.
-    :param raw: ``(N, 3)`` float32 raw final reward vectors ``[quality, edit, consistency]``.
-    :param components: ``(N, 3)`` float64 normalized final components.
-    :param totals: ``(N,)`` float64 unified returns (no shaping).
-    :param lengths: ``(N,)`` int64 episode lengths in steps.
-    :param tasks: the tasks, in episode order.
-    :param rewards: the reward computer used (its ``backend`` and perceptual network).
-    :param weights: the weights the totals were computed with.
-    """
-
-    start: torch.Tensor
-    final: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    raw: np.ndarray
-    components: np.ndarray
-    totals: np.ndarray
-    lengths: np.ndarray
-    tasks: list[Task]
-    rewards: RewardComputer
-    weights: dict[str, float] = field(default_factory=dict)
-
-
-def rollout_episodes(
-    policy: ScriptedPolicy | ModelPolicy,
-    task: str = "unified",
-    *,
-    n_episodes: int = 50,
-    seed: int = 0,
-    weights: tuple[float, float, float] | None = None,
-    prompt_permutation: Sequence[int] | None = None,
-    **env_kwargs: Any,
-) -> EpisodeRollout:
-    """Run ``n_episodes`` seeded episodes of a policy in lockstep and keep what they produced.
-
-    All episodes run on one batched core (one network forward per step for all of them).
-    Episode ``j`` draws its task from ``seed + j`` exactly as
-    ``UniGenEnv.reset(seed=seed + j)`` does, so every policy faces the same task set.
-    Finished episodes are stepped with ``stop`` and their results ignored (their final
-    canvas is copied when they end).
-
-    :param policy: a scripted policy, or a :class:`ModelPolicy` around a trained model.
-    :param task: ``"generate"``, ``"edit"`` or ``"unified"``.
-    :param n_episodes: number of episodes (>= 1).
-    :param seed: base seed of the task set.
-    :param weights: ``(w_quality, w_edit, w_consistency)``; default :data:`DEFAULT_WEIGHTS`.
-    :param prompt_permutation: the counterfactual of prompt sensitivity: episode ``i`` is
-        *observed* with the prompt encoding (``attributes``) of episode
-        ``prompt_permutation[i]`` while its task, target and reward stay its own. Only
-        policies that read observations (:class:`ModelPolicy`) see the swap.
-    :param env_kwargs: ``size``, ``horizon``, ``device``, ``perceptual_backend``,
-        ``prompt_split``, ``edit_fraction``, ``reference`` as for
-        :class:`~unigen_sb3.envs.env.UniGenEnv`.
-    :return: the :class:`EpisodeRollout`.
-    :raises ValueError: for ``n_episodes < 1`` or a ``prompt_permutation`` that is not a
-        permutation of the episodes.
-    """
-    from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE, shared_reward_computer
-    from unigen_sb3.envs.tasks import TaskSampler
-    from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
-    from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS, RewardUnifier
-    from unigen_sb3.utils import resolve_device
-
-    if not isinstance(n_episodes, int | np.integer) or n_episodes < 1:
-        raise ValueError(f"n_episodes={n_episodes!r} must be an int >= 1")
-    n_episodes = int(n_episodes)
-    size = int(env_kwargs.pop("size", DEFAULT_SIZE))
-    horizon = int(env_kwargs.pop("horizon", DEFAULT_HORIZON))
-    device = resolve_device(env_kwargs.pop("device", "auto"))
-    backend = str(env_kwargs.pop("perceptual_backend", "auto"))
-    reference = str(env_kwargs.pop("reference", "hidden"))
-    if prompt_permutation is not None and sorted(prompt_permutation) != list(range(n_episodes)):
-        raise ValueError(
-            f"prompt_permutation must be a permutation of range({n_episodes}), "
-            f"got {list(prompt_permutation)}"
-        )
-    sampler = TaskSampler(task, size=size, **env_kwargs)
-    w = weights if weights is not None else tuple(DEFAULT_WEIGHTS.values())
-    unifier = RewardUnifier(*w)
-    rewards = shared_reward_computer(backend, str(device), size)
-    core = UniGenCore(
-        n_episodes,
-        size=size,
-        horizon=horizon,
-        device=device,
-        rewards=rewards,
-        observe_target=reference == "observed",
-    )
-    tasks = [
-        sampler.sample(np.random.default_rng(seed + j), render=False) for j in range(n_episodes)
-    ]
-    core.reset(range(n_episodes), tasks)
-    if prompt_permutation is not None:
-        core.attributes[:] = core.attributes[np.asarray(prompt_permutation, dtype=np.int64)]
-    start = core.start.clone()
-    final = core.canvas.clone()
-    raw = np.zeros((n_episodes, len(COMPONENT_NAMES)), dtype=np.float32)
-    lengths = np.zeros(n_episodes, dtype=np.int64)
-    done = np.zeros(n_episodes, dtype=bool)
-    while not done.all():
-        ops = np.full(n_episodes, OP_STOP, dtype=np.int64)
-        params = np.zeros((n_episodes, NUM_PARAMS), dtype=np.float32)
-        if isinstance(policy, ModelPolicy):
-            actions = policy.act_batch(core)
-        else:
-            actions = [policy.act_core(core, i) if not done[i] else {} for i in range(n_episodes)]
-        for i in np.flatnonzero(~done):
-            a = actions[i]
-            ops[i], params[i] = a["op"], np.clip(a["params"], -1.0, 1.0)
-        res = core.step(ops, params)
-        ended = (res.terminated | res.truncated) & ~done
-        idx = np.flatnonzero(ended)
-        if idx.size:
-            sel = torch.as_tensor(idx, device=core.device)
-            final[sel] = core.canvas[sel]
-            raw[idx] = res.reward[idx]
-            lengths[idx] = core.steps[idx]
-        done |= ended
-    out = unifier(raw.astype(np.float64), update=False)
-    return EpisodeRollout(
-        start=start,
-        final=final,
-        target=core.target.clone(),
-        mask=core.mask.clone(),
-        raw=raw,
-        components=np.stack([np.asarray(out.components[n]) for n in COMPONENT_NAMES], axis=-1),
-        totals=np.asarray(out.total, dtype=np.float64).reshape(n_episodes),
-        lengths=lengths,
-        tasks=tasks,
-        rewards=rewards,
-        weights=unifier.weights,
-    )
-
-
-def episode_returns(
-    policy: ScriptedPolicy | ModelPolicy,
-    task: str = "unified",
-    *,
-    n_episodes: int = 50,
-    seed: int = 0,
-    weights: tuple[float, float, float] | None = None,
-    **env_kwargs: Any,
-) -> np.ndarray:
-    """Unified episode returns of a policy over ``n_episodes`` seeded episodes.
-
-    A thin call to :func:`rollout_episodes` (see there for the task set and batching).
-
-    :param policy: a scripted policy, or a :class:`ModelPolicy` around a trained model.
-    :param task: ``"generate"``, ``"edit"`` or ``"unified"``.
-    :param n_episodes: number of episodes.
-    :param seed: base seed of the task set.
-    :param weights: ``(w_quality, w_edit, w_consistency)``; default :data:`DEFAULT_WEIGHTS`.
-    :param env_kwargs: ``size``, ``horizon``, ``device``, ``perceptual_backend``,
-        ``prompt_split``, ``edit_fraction``, ``reference`` as for
-        :class:`~unigen_sb3.envs.env.UniGenEnv`.
-    :return: ``(n_episodes,)`` float64 returns (no shaping: the final unified reward).
-    """
-    return rollout_episodes(
-        policy, task, n_episodes=n_episodes, seed=seed, weights=weights, **env_kwargs
-    ).totals

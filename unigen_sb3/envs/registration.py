@@ -1,6 +1,6 @@
 """Gymnasium registration of the UniGen env ids (done on import of ``unigen_sb3``).
 
-Each id makes the SB3-ready stack of :func:`~unigen_sb3.envs.factory.make_unigen_env`
+Each id makes the SB3-ready stack of :func:`~unigen_sb3.make.make_unigen_env`
 for one task; keyword arguments of ``gymnasium.make`` pass through to it.
 """
 
@@ -21,7 +21,7 @@ def register_envs() -> None:
         if env_id not in gym.registry:
             gym.register(
                 id=env_id,
-                entry_point="unigen_sb3.envs.factory:make_unigen_env",
+                entry_point="unigen_sb3.make:make_unigen_env",
                 kwargs={"task": task},
                 # The env's own horizon truncates; no TimeLimit on top.
                 disable_env_checker=True,

@@ -58,6 +58,10 @@ REFERENCE_MODES = ("hidden", "observed")
 the target image) or ``"observed"`` (the target is part of the observation: a different,
 reconstruction task, "paint the shown reference", with baselines of its own)."""
 
+PROMPT_SPLITS: tuple[str | None, ...] = ("train", "heldout", None)
+"""Accepted ``prompt_split`` values: the training prompts, the held-out prompts (combinations
+never trained on), or ``None`` for all prompts."""
+
 MIN_NEED_FRACTION = 0.5
 """An edit task must change at least this fraction of its mask by more than the reward's
 colour tolerance (:data:`~unigen_sb3.rewards.components.DEFAULT_COLOR_TOL`); others are
@@ -313,8 +317,8 @@ class TaskSampler:
             or not 0.0 <= edit_fraction <= 1.0
         ):
             raise ValueError(f"edit_fraction={edit_fraction!r} must be a number in [0, 1]")
-        if prompt_split not in ("train", "heldout", None):
-            raise ValueError(f"prompt_split={prompt_split!r} must be 'train', 'heldout' or None")
+        if prompt_split not in PROMPT_SPLITS:
+            raise ValueError(f"prompt_split={prompt_split!r} is not one of {PROMPT_SPLITS}")
         self.task = task
         self.size = int(size)
         self.edit_fraction = float(edit_fraction)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.policies import BasePolicy
@@ -28,8 +27,6 @@ from stable_baselines3.common.vec_env import VecEnv
 from unigen_sb3.callbacks.hybrid_entropy import HybridEntropyCallback
 from unigen_sb3.configs.loader import load_config, load_yaml, save_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
-from unigen_sb3.envs.factory import make_unigen_env
-from unigen_sb3.envs.vec_env import make_unigen_vec_env
 from unigen_sb3.experiments.algorithms import (
     HYBRID_POLICY,
     algorithm_gamma,
@@ -39,7 +36,9 @@ from unigen_sb3.experiments.algorithms import (
 )
 from unigen_sb3.experiments.rundir import RunDir
 from unigen_sb3.experiments.seeding import seed_everything
+from unigen_sb3.make import build_vec_env
 from unigen_sb3.rewards.shaping import PotentialShaping, check_shaping_gamma
+from unigen_sb3.spec import UniGenSpec
 
 __all__ = [
     "EVAL_SEED_OFFSET",
@@ -47,11 +46,9 @@ __all__ = [
     "TrainResult",
     "build_model",
     "check_experiment",
-    "env_config",
     "eval_seed",
     "evaluate_model",
     "evaluate_run",
-    "make_env_fn",
     "make_shaping",
     "make_train_vec_env",
     "train",
@@ -175,90 +172,22 @@ def _import_wandb() -> Any:
     return wandb
 
 
-def _env_kwargs(config: ExperimentConfig, *, evaluation: bool = False) -> dict[str, Any]:
-    env = config.env
-    split = config.evaluation.prompt_split if evaluation else env.prompt_split
-    return {
-        "size": env.size,
-        "horizon": env.horizon,
-        "device": env.device,
-        "perceptual_backend": env.perceptual_backend,
-        "edit_fraction": env.edit_fraction,
-        "prompt_split": split,
-        "reference": env.reference,
-    }
-
-
-def _weights(config: ExperimentConfig, *, evaluation: bool = False) -> dict[str, float]:
-    if evaluation and config.evaluation.weights is not None:
-        return dict(config.evaluation.weights)
-    return config.reward.effective_weights()
-
-
-def make_env_fn(
-    config: ExperimentConfig,
-    seed: int | None,
-    *,
-    evaluation: bool = False,
-    shaping: PotentialShaping | None = None,
-) -> Callable[[], gym.Env[Any, Any]]:
-    """:return: a picklable-enough thunk building one env of this config (for VecEnvs).
-
-    :param config: the config.
-    :param seed: the env's own seed (task sequence).
-    :param evaluation: build the evaluation env (evaluation prompt split and weights,
-        never shaped).
-    :param shaping: the training env's shaping.
-    """
-    w = _weights(config, evaluation=evaluation)
-    kwargs = _env_kwargs(config, evaluation=evaluation)
-
-    def thunk() -> gym.Env[Any, Any]:
-        return make_unigen_env(
-            config.env.task,
-            config.env.action,
-            config.env.obs,
-            seed,
-            w["quality"],
-            w["edit"],
-            w["consistency"],
-            normalization=config.reward.normalization,
-            shaping=None if evaluation else shaping,
-            action_options=dict(config.env.action_options) or None,
-            **kwargs,
-        )
-
-    return thunk
-
-
 def make_train_vec_env(
     config: ExperimentConfig, shaping: PotentialShaping | None = None, *, seed: int | None = None
 ) -> VecEnv:
-    """Build the training VecEnv: worker ``i`` is seeded with ``seed + i``.
+    """Build the training VecEnv from the config's training spec: worker ``i`` is seeded
+    with ``seed + i``.
 
     :param config: the config.
     :param shaping: the reward shaping (None = none).
     :param seed: overrides ``config.seed``.
     :return: the VecEnv (``dummy``/``subproc`` wrap each env in a Monitor).
     """
-    base_seed = config.seed if seed is None else seed
-    kind = config.training.vec_env_kind
-    n_envs = config.training.n_envs
-    w = _weights(config)
-    return make_unigen_vec_env(
-        n_envs=n_envs,
-        seed=base_seed,
-        action=config.env.action,
-        obs=config.env.obs,
-        vec_env_kind=kind,
-        task=config.env.task,
-        w_quality=w["quality"],
-        w_edit=w["edit"],
-        w_consistency=w["consistency"],
-        normalization=config.reward.normalization,
-        shaping=shaping,
-        action_options=config.env.action_options or None,
-        **_env_kwargs(config),
+    return build_vec_env(
+        UniGenSpec.from_config(config, shaping=shaping),
+        config.training.n_envs,
+        config.seed if seed is None else seed,
+        vec_env_kind=config.training.vec_env_kind,
     )
 
 
@@ -363,7 +292,7 @@ def _package_callbacks(config: ExperimentConfig, run_dir: RunDir) -> list[Any]:
     if cb.eval:
         out.append(
             need("UniGenEvalCallback", "eval")(
-                env_config(config, evaluation=True),
+                UniGenSpec.from_config(config, evaluation=True),
                 eval_freq=cb.eval_freq,
                 n_episodes=cb.eval_episodes,
                 seed=eval_seed(config),
@@ -380,28 +309,6 @@ def eval_seed(config: ExperimentConfig) -> int:
     if config.evaluation.seed is not None:
         return config.evaluation.seed
     return (config.seed + EVAL_SEED_OFFSET) % 2**32
-
-
-def env_config(config: ExperimentConfig, *, evaluation: bool = False) -> dict[str, Any]:
-    """:return: the :func:`make_unigen_env` kwargs of this config (unshaped, unseeded).
-
-    :param config: the config.
-    :param evaluation: use the evaluation weights and prompt split.
-    """
-    w = _weights(config, evaluation=evaluation)
-    out: dict[str, Any] = {
-        "task": config.env.task,
-        "action": config.env.action,
-        "obs": config.env.obs,
-        "w_quality": w["quality"],
-        "w_edit": w["edit"],
-        "w_consistency": w["consistency"],
-        "normalization": config.reward.normalization,
-        **_env_kwargs(config, evaluation=evaluation),
-    }
-    if config.env.action_options:
-        out["action_options"] = dict(config.env.action_options)
-    return out
 
 
 def evaluate_model(
@@ -425,7 +332,7 @@ def evaluate_model(
 
     results: dict[str, Any] = evaluate_unigen(
         model,
-        env_config(config, evaluation=True),
+        UniGenSpec.from_config(config, evaluation=True),
         config.evaluation.n_episodes if n_episodes is None else n_episodes,
         eval_seed(config) if seed is None else seed,
         prompt_split=config.evaluation.prompt_split,

@@ -37,6 +37,7 @@ from unigen_sb3.rewards.components import (
 )
 from unigen_sb3.rewards.metrics import ssim
 from unigen_sb3.utils import resolve_device
+from unigen_sb3.wrappers.actions import DiscreteCodec, default_action_library
 
 __all__ = ["BlindResult", "blind_search", "library_actions", "score_sequences"]
 
@@ -81,8 +82,6 @@ def library_actions(library: Sequence[Any] | None = None) -> list[Action]:
     :param library: entries as for the ``discrete`` encoding; default
         :func:`~unigen_sb3.wrappers.actions.default_action_library`.
     """
-    from unigen_sb3.wrappers.actions import DiscreteCodec, default_action_library
-
     entries = default_action_library() if library is None else library
     codec = DiscreteCodec(len(OPS), NUM_PARAMS, library=list(entries))
     return [(int(codec.ops[i]), codec.presets[i].astype(np.float32)) for i in range(len(codec.ops))]
@@ -214,7 +213,7 @@ def blind_search(
     :param depth: the longest sequence searched (>= 1, <= ``horizon``).
     :param beam: sequences kept per level (>= 1).
     :param n_episodes: tasks scored (episode ``j`` draws its task from ``seed + j``, as
-        :func:`~unigen_sb3.envs.policies.rollout_episodes` does).
+        :func:`~unigen_sb3.evaluation.rollout_episodes` does).
     :param seed: base seed of the task set.
     :param prompt_split: the prompts' split.
     :param weights: ``(w_quality, w_edit, w_consistency)``; default: the default weights.

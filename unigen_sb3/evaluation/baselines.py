@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from unigen_sb3.envs.blind import BlindResult, blind_search
 from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, RandomPolicy
-from unigen_sb3.evaluation import evaluate_unigen, evaluation_rollout
+from unigen_sb3.evaluation.blind import BlindResult, blind_search
+from unigen_sb3.evaluation.report import EnvOrConfig, evaluate_unigen, evaluation_rollout
+from unigen_sb3.evaluation.rollout import evaluation_spec
 
 #: Tasks the Blind search scores candidates on in :func:`blind_baseline` (at most).
 BLIND_SEARCH_EPISODES = 16
@@ -26,7 +27,7 @@ BLIND_SEARCH_BEAM = 2
 
 
 def blind_baseline(
-    env_config: Mapping[str, Any],
+    env_config: EnvOrConfig,
     n_episodes: int,
     seed: int,
     *,
@@ -34,48 +35,44 @@ def blind_baseline(
 ) -> BlindResult:
     """The Blind baseline of an env config: the best prompt-blind open-loop sequence.
 
-    Beam search (:func:`~unigen_sb3.envs.blind.blind_search`, depth 2, beam
+    Beam search (:func:`~unigen_sb3.evaluation.blind.blind_search`, depth 2, beam
     :data:`BLIND_SEARCH_BEAM`) over the ``discrete`` library on the first
     ``min(n_episodes, BLIND_SEARCH_EPISODES)`` tasks of the evaluation set (episode ``j``
     uses seed ``seed + j``), under the config's task, size, horizon and weights.
 
-    :param env_config: :func:`~unigen_sb3.envs.factory.make_unigen_env` kwargs.
+    :param env_config: the settings, as :func:`~unigen_sb3.evaluation.evaluate_unigen`
+        takes them (a spec, ``make_unigen_env`` keywords or a built stack).
     :param n_episodes: the evaluation set's size.
     :param seed: its base seed.
     :param prompt_split: its prompt split.
     :return: the search result (its ``actions`` are what :class:`SequencePolicy` replays).
     """
-    from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE
-    from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
-
-    weights = tuple(
-        float(env_config.get(f"w_{name}", default)) for name, default in DEFAULT_WEIGHTS.items()
-    )
+    spec = evaluation_spec(env_config, prompt_split=prompt_split)
     return blind_search(
-        str(env_config.get("task", "unified")),
+        spec.task,
         depth=2,
         beam=BLIND_SEARCH_BEAM,
         n_episodes=min(int(n_episodes), BLIND_SEARCH_EPISODES),
         seed=seed,
-        prompt_split=prompt_split,
-        weights=(weights[0], weights[1], weights[2]),
-        size=int(env_config.get("size", DEFAULT_SIZE)),
-        horizon=int(env_config.get("horizon", DEFAULT_HORIZON)),
-        device=env_config.get("device", "auto"),
-        perceptual_backend=str(env_config.get("perceptual_backend", "auto")),
-        edit_fraction=float(env_config.get("edit_fraction", 0.5)),
+        prompt_split=spec.prompt_split,
+        weights=spec.weight_tuple(),  # type: ignore[arg-type]
+        size=spec.size,
+        horizon=spec.horizon,
+        device=spec.device,
+        perceptual_backend=spec.perceptual_backend,
+        edit_fraction=spec.edit_fraction,
     )
 
 
-def blind_baseline_score(env_config: Mapping[str, Any], n_episodes: int, seed: int) -> float:
+def blind_baseline_score(env_config: EnvOrConfig, n_episodes: int, seed: int) -> float:
     """Mean R_total of :func:`blind_baseline`'s sequence on the whole held-out evaluation set.
 
-    :param env_config: :func:`~unigen_sb3.envs.factory.make_unigen_env` kwargs.
+    :param env_config: the settings (see :func:`blind_baseline`).
     :param n_episodes: episodes of the evaluation set (>= 2).
     :param seed: its base seed.
     """
     result = blind_baseline(env_config, n_episodes, seed)
-    report = evaluate_unigen(result.policy(), dict(env_config), n_episodes, seed)
+    report = evaluate_unigen(result.policy(), env_config, n_episodes, seed)
     return float(report["metrics"]["reward_total"]["mean"])
 
 
@@ -93,7 +90,7 @@ TABLE_METRICS: dict[str, str] = {
 
 def compare_with_baselines(
     model: Any,
-    env_config: Mapping[str, Any],
+    env_config: EnvOrConfig,
     n_episodes: int,
     seed: int,
     *,
@@ -108,8 +105,8 @@ def compare_with_baselines(
     does not beat it has not shown that it reads the prompt.
 
     :param model: a trained SB3 model, or any policy :func:`evaluate_unigen` accepts.
-    :param env_config: :func:`~unigen_sb3.envs.factory.make_unigen_env` kwargs of the
-        model's env (task, action, obs, size, horizon, weights...).
+    :param env_config: the settings of the model's env (a spec, ``make_unigen_env``
+        keywords or a built stack: task, action, obs, size, horizon, weights...).
     :param n_episodes: episodes per policy (>= 2).
     :param seed: base seed of the task set.
     :param prompt_split: prompt split of the tasks (held-out by default).
@@ -126,7 +123,7 @@ def compare_with_baselines(
         "Oracle (privileged)": OraclePolicy(),
     }
     return {
-        name: evaluate_unigen(policy, dict(env_config), n_episodes, seed, prompt_split=prompt_split)
+        name: evaluate_unigen(policy, env_config, n_episodes, seed, prompt_split=prompt_split)
         for name, policy in policies.items()
     }
 
@@ -146,7 +143,7 @@ def comparison_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
 
 def before_after_image(
     model: Any,
-    env_config: Mapping[str, Any],
+    env_config: EnvOrConfig,
     n: int = 4,
     seed: int = 0,
     *,
@@ -156,9 +153,7 @@ def before_after_image(
 
     :return: uint8 ``(n * H, 3 * W, 3)``.
     """
-    rollout, *_ = evaluation_rollout(
-        model, dict(env_config), max(n, 2), seed, prompt_split=prompt_split
-    )
+    rollout, *_ = evaluation_rollout(model, env_config, max(n, 2), seed, prompt_split=prompt_split)
     panels = [rollout.start[:n], rollout.final[:n], rollout.target[:n]]
     grid = np.concatenate([(p * 255).round().byte().cpu().numpy() for p in panels], axis=3)
     return np.ascontiguousarray(np.concatenate(list(grid), axis=1).transpose(1, 2, 0))
