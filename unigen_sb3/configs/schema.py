@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import torch
 
-from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.unifier import validate_weights
 
 __all__ = [

@@ -16,12 +16,17 @@ the component, so a broken metric is caught where it enters the reward.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
-#: Order of the reward vector's entries in the raw env (MO-Gymnasium ``reward_space``).
-COMPONENT_NAMES: tuple[str, ...] = ("quality", "edit", "consistency")
+from unigen_sb3.rewards.names import COMPONENT_NAMES
+
+Normalization = Literal["bounded", "running"]
+"""A component normalization accepted by :func:`make_normalizer`."""
+
+NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
+"""The accepted values of :data:`Normalization` (``make_normalizer(kind=...)``)."""
 
 
 class Normalizer(Protocol):
@@ -328,7 +333,7 @@ def _check_state(state: dict[str, Any], kind: str, names: tuple[str, ...]) -> No
 
 
 def make_normalizer(
-    kind: Literal["bounded", "running"],
+    kind: Normalization,
     *,
     low: Sequence[float] | np.ndarray | None = None,
     high: Sequence[float] | np.ndarray | None = None,
@@ -351,4 +356,5 @@ def make_normalizer(
         return BoundedNormalizer(low, high, names=names)
     if kind == "running":
         return RunningNormalizer(len(names), names=names)
-    raise ValueError(f"normalization={kind!r} is not known; use 'bounded' or 'running'")
+    accepted = " or ".join(repr(k) for k in NORMALIZATIONS)
+    raise ValueError(f"normalization={kind!r} is not known; use {accepted}")
