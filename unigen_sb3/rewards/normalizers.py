@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, get_args
 import numpy as np
 
 from unigen_sb3.rewards.names import COMPONENT_NAMES
+from unigen_sb3.utils import is_int
 
 Normalization = Literal["bounded", "running"]
 """A component normalization accepted by :func:`make_normalizer`."""
@@ -208,7 +209,7 @@ class RunningNormalizer:
         epsilon: float = 1e-8,
         clip: float = 5.0,
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        if not is_int(n) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         if names is None:
             names = (
@@ -285,7 +286,7 @@ class RunningNormalizer:
         mean = np.asarray(state["mean"], dtype=np.float64)
         var = np.asarray(state["var"], dtype=np.float64)
         count = state["count"]
-        if isinstance(count, bool) or not isinstance(count, int | np.integer):
+        if not is_int(count):
             raise ValueError(f"state count must be an int, got {count!r}")
         count = int(count)
         # Checked before anything is assigned: a refused state leaves this normalizer as it was.

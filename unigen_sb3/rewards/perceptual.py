@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from unigen_sb3.rewards.conv_blur import ConvBlurDownsample
-from unigen_sb3.rewards.metrics import _check_image, _is_integer
-from unigen_sb3.utils import resolve_device
+from unigen_sb3.rewards.metrics import _check_image
+from unigen_sb3.utils import is_int, resolve_device
 
 __all__ = [
     "LPIPS_ALEXNET_FILENAME",
@@ -256,7 +256,7 @@ class PerceptualDistance(nn.Module):
         super().__init__()
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}; got {backend!r}")
-        if chunk_size is not None and (not _is_integer(chunk_size) or chunk_size < 1):
+        if chunk_size is not None and (not is_int(chunk_size) or chunk_size < 1):
             raise ValueError(f"chunk_size must be None or an integer >= 1, got {chunk_size!r}")
         dev = resolve_device(device)
         backbone = (
@@ -616,7 +616,7 @@ def kernel_inception_distance(
     ta = _as_matrix(a, "a")
     tb = _as_matrix(b, "b", ta.device)
     _check_dims(ta, tb)
-    if not (_is_integer(subset_size) and _is_integer(n_subsets) and _is_integer(seed)):
+    if not (is_int(subset_size) and is_int(n_subsets) and is_int(seed)):
         raise ValueError(
             "subset_size, n_subsets and seed must be integers; "
             f"got {subset_size!r}, {n_subsets!r} and {seed!r}"
