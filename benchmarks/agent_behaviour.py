@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from unigen_sb3.configs import load_config
-from unigen_sb3.envs.canvas import OPS
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OPS
 from unigen_sb3.envs.policies import ModelPolicy, rollout_episodes
 from unigen_sb3.evaluation import evaluate_unigen
 from unigen_sb3.experiments.algorithms import get_algorithm_class
 from unigen_sb3.experiments.runner import env_config, eval_seed
-from unigen_sb3.wrappers.actions import NUM_OPS, NUM_PARAMS, make_codec
+from unigen_sb3.wrappers.actions import make_codec
 
 
 class _Recorder(ModelPolicy):
