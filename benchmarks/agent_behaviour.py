@@ -23,28 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from unigen_sb3.configs import load_config
-from unigen_sb3.envs.canvas import OPS
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OPS
 from unigen_sb3.evaluation import ModelPolicy, evaluate_unigen, rollout_episodes
 from unigen_sb3.experiments.algorithms import get_algorithm_class
-from unigen_sb3.experiments.runner import env_config, eval_seed
-from unigen_sb3.wrappers.actions import NUM_OPS, NUM_PARAMS, make_codec
-
-
-class _Recorder(ModelPolicy):
-    """A ModelPolicy that keeps the decoded actions of every lockstep step; episode ``i``'s
-    played actions are the first ``length_i`` of ``log[i]``."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.log: list[list[dict]] = []
-
-    def act_batch(self, core):  # type: ignore[no-untyped-def]
-        actions = super().act_batch(core)
-        if not self.log:
-            self.log = [[] for _ in actions]
-        for i, a in enumerate(actions):
-            self.log[i].append(a)
-        return actions
+from unigen_sb3.experiments.runner import eval_seed
+from unigen_sb3.spec import UniGenSpec
+from unigen_sb3.wrappers.actions import make_codec
 
 
 def main() -> None:
@@ -55,24 +39,15 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.run_dir / "config.yaml")
     model = get_algorithm_class(config.algorithm.name).load(args.run_dir / "model.zip")
-    kwargs = env_config(config, evaluation=True)
+    spec = UniGenSpec.from_config(config, evaluation=True)
     seed = eval_seed(config)
     codec = make_codec(config.env.action, NUM_OPS, NUM_PARAMS, **config.env.action_options)
-    policy = _Recorder(model, codec=codec, obs=config.env.obs)
-    rollout = rollout_episodes(
-        policy,
-        config.env.task,
-        n_episodes=args.episodes,
-        seed=seed,
-        size=config.env.size,
-        horizon=config.env.horizon,
-        prompt_split=config.evaluation.prompt_split,
-    )
+    rollout = rollout_episodes(ModelPolicy(model), spec, n_episodes=args.episodes, seed=seed)
     kinds = [t.kind for t in rollout.tasks]
     print(f"{args.episodes} held-out episodes, mean R_total {rollout.totals.mean():.3f}")
     for kind in sorted(set(kinds)):
         rows = [i for i, k in enumerate(kinds) if k == kind]
-        played = [policy.log[i][: int(rollout.lengths[i])] for i in rows]
+        played = [[{"op": op, "params": p} for op, p in rollout.actions[i]] for i in rows]
         ops = Counter(OPS[a["op"]] for seq in played for a in seq)
         sequences = {
             tuple((a["op"], tuple(np.round(a["params"], 2))) for a in seq) for seq in played
@@ -86,14 +61,7 @@ def main() -> None:
                 "  top library entries: "
                 + ", ".join(f"{codec.label(i)} x{n}" for i, n in entries.most_common(5))
             )
-    report = evaluate_unigen(
-        model,
-        kwargs,
-        args.episodes,
-        seed,
-        prompt_split=config.evaluation.prompt_split,
-        codec=codec,
-    )
+    report = evaluate_unigen(model, spec, args.episodes, seed, prompt_split="env")
     swap = report["prompt_swap"]
     print(
         f"\nprompt swap: R_total {report['metrics']['reward_total']['mean']:.3f} -> "

@@ -37,7 +37,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def is_int(value: object) -> bool:
-    """Whether ``value`` is a Python or numpy integer (a bool is not)."""
+    """Whether ``value`` is an integer: a Python ``int`` or a numpy integer scalar, not a bool.
+
+    The package's one integer check for arguments such as sizes, counts and seeds. A bool
+    (``True`` is an ``int`` in Python) is refused, as are floats (even ``2.0``), numpy bools,
+    arrays and tensors.
+    """
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import typing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ import yaml
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 from unigen_sb3.configs import (
     ConfigError,
+    ExperimentConfig,
     apply_overrides,
     config_to_dict,
     load_config,
@@ -21,12 +25,20 @@ from unigen_sb3.configs import (
     parse_override,
     save_config,
 )
+from unigen_sb3.data.prompts import SPLITS
 from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE
+from unigen_sb3.envs.factory import OBS_MODES
+from unigen_sb3.envs.tasks import REFERENCE_MODES, TASK_KINDS
+from unigen_sb3.envs.vec_env import VEC_ENV_KINDS
 from unigen_sb3.experiments.algorithms import default_policy, get_algorithm_class
 from unigen_sb3.experiments.runner import check_experiment
 from unigen_sb3.experiments.seeding import seed_everything, worker_seed
+from unigen_sb3.rewards.names import COMPONENT_NAMES
+from unigen_sb3.rewards.normalizers import NORMALIZATIONS
+from unigen_sb3.rewards.perceptual import PERCEPTUAL_BACKENDS
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
 from unigen_sb3.utils import resolve_device
+from unigen_sb3.wrappers.actions import ACTION_ENCODINGS
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
@@ -87,6 +99,52 @@ def test_wrong_types_name_the_key_and_what_is_accepted(
         load_config(None, [override])
     assert err.value.path == path
     assert fragment in str(err.value)
+
+
+CHOICE_CONSTANTS: dict[str, tuple[str, ...]] = {
+    "env.task": TASK_KINDS,
+    "env.action": ACTION_ENCODINGS,
+    "env.obs": OBS_MODES,
+    "env.perceptual_backend": PERCEPTUAL_BACKENDS,
+    "env.prompt_split": SPLITS,
+    "env.reference": REFERENCE_MODES,
+    "reward.normalization": NORMALIZATIONS,
+    "reward.shaping.potential": COMPONENT_NAMES,
+    "training.vec_env_kind": VEC_ENV_KINDS,
+    "evaluation.prompt_split": SPLITS,
+    "ablation.drop": COMPONENT_NAMES,
+}
+
+
+def _choice_fields(cls: type, prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """Dotted path -> accepted values of every ``choices`` field under dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    found: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            found.update(_choice_fields(hints[f.name], f"{path}."))
+        elif "choices" in f.metadata:
+            found[path] = f.metadata["choices"]
+    return found
+
+
+def test_choice_fields_accept_exactly_their_defining_constants() -> None:
+    # Each enumeration of the schema is read from the constant that defines it, so a value
+    # added there is accepted by the config without a second edit.
+    assert _choice_fields(ExperimentConfig) == CHOICE_CONSTANTS
+    for path, values in CHOICE_CONSTANTS.items():
+        as_list = path == "ablation.drop"
+        for value in values:
+            cfg = load_config(None, [f"{path}={[value] if as_list else value}"])
+            node: Any = config_to_dict(cfg)
+            for key in path.split("."):
+                node = node[key]
+            assert node == ([value] if as_list else value)
+        with pytest.raises(ConfigError) as err:
+            load_config(None, [f"{path}={['nope'] if as_list else 'nope'}"])
+        assert err.value.path == (f"{path}[0]" if as_list else path)
+        assert f"expected one of {list(values)}, got 'nope'" in str(err.value)
 
 
 def test_weights_summing_to_2_7_are_refused() -> None:

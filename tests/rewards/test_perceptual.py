@@ -115,7 +115,7 @@ def test_late_slices_run_in_their_own_larger_chunks(monkeypatch, images):
         getattr(small.trunk, name).register_forward_pre_hook(
             lambda m, args, name=name: calls.append((name, args[0].shape[0]))
         )
-    monkeypatch.setattr(perceptual, "LATE_CHUNK_SIZE", 5)
+    monkeypatch.setattr("unigen_sb3.rewards.perceptual.distance.LATE_CHUNK_SIZE", 5)
     got = small.features(batch)
     group = [("slice1", 3), ("slice1", 2), ("slice3", 5)]
     assert calls == [*group, *group, ("slice1", 2), ("slice3", 2)]
@@ -127,7 +127,7 @@ def test_late_slices_run_in_their_own_larger_chunks(monkeypatch, images):
         torch.testing.assert_close(g, r / (r.square().sum(1, keepdim=True).sqrt() + 1e-10))
     # max(chunk_size, LATE_CHUNK_SIZE): a chunk_size above it also bounds the late slices.
     calls.clear()
-    monkeypatch.setattr(perceptual, "LATE_CHUNK_SIZE", 2)
+    monkeypatch.setattr("unigen_sb3.rewards.perceptual.distance.LATE_CHUNK_SIZE", 2)
     small.features(batch)
     assert calls == [("slice1", 3), ("slice3", 3)] * 4
 
@@ -262,14 +262,14 @@ def test_incomplete_trunk_file_is_refused(tmp_path):
 
 
 def test_incomplete_stlpips_file_is_refused(monkeypatch):
-    real_load = perceptual._load_file
+    real_load = perceptual.networks._load_file
 
     def drop_a_linear_layer(path):
         state = dict(real_load(path))
         del state["lin3.model.1.weight"]
         return state
 
-    monkeypatch.setattr(perceptual, "_load_file", drop_a_linear_layer)
+    monkeypatch.setattr("unigen_sb3.rewards.perceptual.networks._load_file", drop_a_linear_layer)
     with pytest.raises(RuntimeError, match=r"lin3\.model\.1\.weight.*random weights"):
         PerceptualDistance("stlpips", device="cpu")
 
@@ -346,7 +346,7 @@ def test_kid_separates_distributions_and_is_deterministic(monkeypatch):
     assert kernel_inception_distance(a, b, subset_size=100, n_subsets=20) == same
     assert kernel_inception_distance(a, b, subset_size=100, n_subsets=20, seed=1) != same
     # The per-subset path (for large N) gives the same numbers as the Gram-matrix path.
-    monkeypatch.setattr(perceptual, "_KID_GRAM_LIMIT", 0)
+    monkeypatch.setattr("unigen_sb3.rewards.perceptual.distributions._KID_GRAM_LIMIT", 0)
     lo = kernel_inception_distance(a, b, subset_size=100, n_subsets=20)
     assert lo == pytest.approx(same, rel=1e-9, abs=1e-12)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import gymnasium as gym
@@ -14,9 +15,11 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from unigen_sb3 import make_unigen_env
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OPS
+from unigen_sb3.envs.env import UniGenEnv
 from unigen_sb3.wrappers.actions import (
     ACTION_ENCODINGS,
     DEFAULT_BINS,
+    ENCODINGS,
     BoxCodec,
     DiscreteCodec,
     HybridToDiscreteWrapper,
@@ -24,6 +27,7 @@ from unigen_sb3.wrappers.actions import (
     MultiDiscreteCodec,
     default_action_library,
     make_codec,
+    wrap_hybrid_action,
 )
 
 finite = st.floats(-1.0, 1.0, allow_nan=False, width=32)
@@ -188,6 +192,21 @@ def test_make_codec_builds_each_encoding() -> None:
         DiscreteCodec,
     ]
     assert BoxCodec(3, 1).action_masks(np.array([1, 0, 1])).tolist() == [True, False, True]
+
+
+def test_the_encodings_table_drives_the_names_the_codecs_and_the_wrappers() -> None:
+    # ACTION_ENCODINGS, make_codec and wrap_hybrid_action are all read from ENCODINGS; each
+    # row's wrapper builds the row's codec and takes exactly the row's options.
+    assert ACTION_ENCODINGS == tuple(ENCODINGS) == ("box", "multidiscrete", "discrete")
+    raw = UniGenEnv(**SMALL)
+    for encoding, (codec_cls, wrapper_cls, options) in ENCODINGS.items():
+        codec_params = list(inspect.signature(codec_cls).parameters)
+        wrapper_params = list(inspect.signature(wrapper_cls).parameters)
+        assert codec_params == ["num_ops", "num_params", *options], encoding
+        assert wrapper_params == ["env", *options], encoding
+        env = wrap_hybrid_action(raw, encoding)
+        assert type(env) is wrapper_cls and env.unwrapped is raw
+        assert type(env.get_wrapper_attr("codec")) is codec_cls
 
 
 @pytest.mark.parametrize("encoding", ACTION_ENCODINGS)

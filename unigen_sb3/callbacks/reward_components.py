@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.rewards.names import COMPONENT_NAMES
 
 __all__ = ["EPISODE_FIELDS", "RewardComponentCallback"]
 

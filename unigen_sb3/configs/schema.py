@@ -6,6 +6,12 @@ defaults live (``reward.weights`` is derived from
 merged plain dict into an :class:`ExperimentConfig`, refusing unknown keys, missing keys
 and wrong types with a :class:`ConfigError` that names the dotted key path, the value seen
 and what is accepted.
+
+An enumeration that the package defines elsewhere (task kinds, action encodings, observation
+modes, backends, prompt splits, reference modes, normalizations, vec-env kinds, component
+names) is a ``str`` field whose metadata holds that constant (``field(metadata=_choices(...))``),
+so a value added to the constant is accepted here too; the enumerations that exist only in
+the config (sweep sampler and direction, wandb mode) stay ``Literal`` types.
 """
 
 from __future__ import annotations
@@ -14,13 +20,21 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 
-from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.data.prompts import SPLITS
+from unigen_sb3.envs.factory import OBS_MODES
+from unigen_sb3.envs.tasks import REFERENCE_MODES, TASK_KINDS
+from unigen_sb3.envs.vec_env import VEC_ENV_KINDS
+from unigen_sb3.rewards.names import COMPONENT_NAMES
+from unigen_sb3.rewards.normalizers import NORMALIZATIONS
+from unigen_sb3.rewards.perceptual import PERCEPTUAL_BACKENDS
 from unigen_sb3.rewards.unifier import validate_weights
+from unigen_sb3.wrappers.actions import ACTION_ENCODINGS
 
 __all__ = [
     "AblationConfig",
@@ -58,20 +72,27 @@ def _range(low: float | None = None, high: float | None = None) -> dict[str, Any
     return {"low": low, "high": high}
 
 
+def _choices(values: Sequence[str]) -> dict[str, Any]:
+    """Field metadata for a ``str`` field (or each item of a ``list[str]``) that must be one
+    of ``values``: pass the constant that defines them, so a value added there is accepted
+    here too."""
+    return {"choices": tuple(values)}
+
+
 @dataclass
 class EnvConfig:
     """Arguments of :func:`~unigen_sb3.envs.factory.make_unigen_env` other than the reward."""
 
-    task: Literal["generate", "edit", "unified"]
-    action: Literal["box", "multidiscrete", "discrete"]
-    obs: Literal["image", "dict"]
+    task: str = field(metadata=_choices(TASK_KINDS))
+    action: str = field(metadata=_choices(ACTION_ENCODINGS))
+    obs: str = field(metadata=_choices(OBS_MODES))
     size: int = field(metadata=_range(36))
     horizon: int = field(metadata=_range(1))
     device: str
-    perceptual_backend: Literal["auto", "stlpips", "lpips"]
+    perceptual_backend: str = field(metadata=_choices(PERCEPTUAL_BACKENDS))
     edit_fraction: float = field(metadata=_range(0.0, 1.0))
-    prompt_split: Literal["train", "heldout"] | None
-    reference: Literal["hidden", "observed"]
+    prompt_split: str | None = field(metadata=_choices(SPLITS))
+    reference: str = field(metadata=_choices(REFERENCE_MODES))
     action_options: dict[str, Any]
 
 
@@ -85,7 +106,7 @@ class ShapingConfig:
 
     enabled: bool
     gamma: float | None = field(metadata=_range(0.0, 1.0))
-    potential: Literal["quality", "edit", "consistency"]
+    potential: str = field(metadata=_choices(COMPONENT_NAMES))
     scale: float
 
 
@@ -99,7 +120,7 @@ class RewardConfig:
 
     weights: dict[str, float]
     normalize_weights: bool
-    normalization: Literal["bounded", "running"]
+    normalization: str = field(metadata=_choices(NORMALIZATIONS))
     shaping: ShapingConfig
 
     def effective_weights(self) -> dict[str, float]:
@@ -128,7 +149,7 @@ class TrainingConfig:
 
     total_timesteps: int = field(metadata=_range(1))
     n_envs: int = field(metadata=_range(1))
-    vec_env_kind: Literal["batched", "dummy", "subproc"]
+    vec_env_kind: str = field(metadata=_choices(VEC_ENV_KINDS))
     device: str
     checkpoint_freq: int = field(metadata=_range(0))
     save_replay_buffer: bool
@@ -163,14 +184,14 @@ class EvaluationConfig:
     n_episodes: int = field(metadata=_range(2))  # the set metrics need two episodes
     seed: int | None
     deterministic: bool
-    prompt_split: Literal["train", "heldout"] | None
+    prompt_split: str | None = field(metadata=_choices(SPLITS))
 
 
 @dataclass
 class AblationConfig:
     """What ``ablate`` runs: the base weights, drops, a weight grid, each over ``n_seeds``."""
 
-    drop: list[Literal["quality", "edit", "consistency"]]
+    drop: list[str] = field(metadata=_choices(COMPONENT_NAMES))
     weight_grid: list[dict[str, float]]
     n_seeds: int = field(metadata=_range(1))
 
@@ -223,16 +244,19 @@ class ExperimentConfig:
 _SEARCH_TYPES = ("float", "int", "categorical")
 
 
-def _type_name(tp: Any) -> str:
+def _type_name(tp: Any, choices: tuple[str, ...] | None = None) -> str:
+    """How an annotation reads in a message; ``choices``: a ``_choices`` field's values."""
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
+    if tp is str and choices is not None:
+        return " | ".join(repr(c) for c in choices)
     if origin in (typing.Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+        return " | ".join(_type_name(a, choices) for a in typing.get_args(tp))
     if tp is type(None):
         return "null"
     if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
+        return f"list of {_type_name(typing.get_args(tp)[0], choices)}"
     if origin is dict:
         return f"mapping of {_type_name(typing.get_args(tp)[1])}"
     if dataclasses.is_dataclass(tp):
@@ -244,8 +268,12 @@ def _seen(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def _convert(value: Any, tp: Any, path: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (nested dataclasses built)."""
+def _convert(value: Any, tp: Any, path: str, choices: tuple[str, ...] | None = None) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (nested dataclasses built).
+
+    :param choices: the accepted values of a ``_choices`` field: its ``str`` (or the ``str``
+        items of its list) must be one of them, checked and reported as a ``Literal`` is.
+    """
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
@@ -260,22 +288,20 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _convert(value, arg, path)
+                return _convert(value, arg, path, choices)
             except ConfigError as exc:
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
-        raise ConfigError(path, f"expected {_type_name(tp)}, got {_seen(value)}")
+        raise ConfigError(path, f"expected {_type_name(tp, choices)}, got {_seen(value)}")
     if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices or isinstance(value, bool):
-            raise ConfigError(path, f"expected one of {list(choices)}, got {_seen(value)}")
+        _check_choice(value, typing.get_args(tp), path)
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(path, f"expected {_type_name(tp)}, got {_seen(value)}")
+            raise ConfigError(path, f"expected {_type_name(tp, choices)}, got {_seen(value)}")
         (item_tp,) = typing.get_args(tp)
-        return [_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_convert(v, item_tp, f"{path}[{i}]", choices) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(path, f"expected {_type_name(tp)}, got {_seen(value)}")
@@ -304,10 +330,17 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(path, f"expected a finite number, got {_seen(value)}")
         return float(value)
     if tp is str:
+        if choices is not None:
+            _check_choice(value, choices, path)
         if not isinstance(value, str):
             raise ConfigError(path, f"expected a string, got {_seen(value)}")
         return value
     raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a schema bug, not a user error
+
+
+def _check_choice(value: Any, choices: tuple[Any, ...], path: str) -> None:
+    if value not in choices or isinstance(value, bool):
+        raise ConfigError(path, f"expected one of {list(choices)}, got {_seen(value)}")
 
 
 def _build(cls: type, data: Any, path: str) -> Any:
@@ -328,9 +361,10 @@ def _build(cls: type, data: Any, path: str) -> Any:
     values: dict[str, Any] = {}
     for name, f in known.items():
         key_path = f"{path}.{name}" if path else name
+        choices = f.metadata.get("choices")
         if name not in data:
-            raise ConfigError(key_path, f"missing (expected {_type_name(hints[name])})")
-        value = _convert(data[name], hints[name], key_path)
+            raise ConfigError(key_path, f"missing (expected {_type_name(hints[name], choices)})")
+        value = _convert(data[name], hints[name], key_path, choices)
         low, high = f.metadata.get("low"), f.metadata.get("high")
         if value is not None and isinstance(value, int | float):
             if (low is not None and value < low) or (high is not None and value > high):

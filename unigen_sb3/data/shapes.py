@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from unigen_sb3.data.packages import DataPackageError, read_package_file
+from unigen_sb3.utils import is_int
 
 __all__ = [
     "PACKAGE",
@@ -224,7 +225,7 @@ def generate_scene(seed: int, size: int = 64, *, root: str | Path | None = None)
     :return: the scene.
     :raises ValueError: for a negative or non-integer seed or a too small size.
     """
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     spec = load_shapes_spec(root)
     if not isinstance(size, int | np.integer) or size < spec["min_size"]:

@@ -30,13 +30,12 @@ import torch
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OP_STOP, OPS, apply_ops
 from unigen_sb3.envs.tasks import ATTRIBUTE_NAMES, Task
 from unigen_sb3.rewards.components import (
-    COMPONENT_RANGES,
-    SUB_METRICS,
     ComponentResult,
     RewardComputer,
     TaskBatch,
     component_vector,
 )
+from unigen_sb3.rewards.names import COMPONENT_RANGES, SUB_METRICS
 
 RECENT_NAMES: tuple[str, ...] = ("changed_area", "mean_change", "last_op", "step_fraction")
 """Meaning of the ``recent`` observation: the fraction of pixels the last step changed, the

@@ -15,7 +15,7 @@ from typing import Any
 
 from unigen_sb3.configs.loader import load_config, load_yaml
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
-from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.unifier import validate_weights
 from unigen_sb3.utils import atomic_write_text
 

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.utils import set_random_seed
 
+from unigen_sb3.utils import is_int
+
 __all__ = ["seed_everything", "worker_seed"]
 
 #: cuBLAS needs this workspace setting to be deterministic on CUDA >= 10.2.
@@ -27,7 +29,7 @@ def seed_everything(seed: int, *, strict: bool = False) -> None:
         slower on GPU, and an op without a deterministic kernel then raises.
     :raises ValueError: if ``seed`` is not an integer in range.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+    if not is_int(seed) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
     seed = int(seed)
     random.seed(seed)

@@ -25,7 +25,7 @@ from typing import Any
 
 from unigen_sb3.configs.loader import load_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
-from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.utils import atomic_write_text
 
 __all__ = [

@@ -1,8 +1,6 @@
 """The reward library: metrics, the three components, normalization, unification, shaping."""
 
 from unigen_sb3.rewards.components import (
-    COMPONENT_RANGES,
-    SUB_METRICS,
     ComponentResult,
     RewardComputer,
     TaskBatch,
@@ -16,8 +14,9 @@ from unigen_sb3.rewards.metrics import (
     ssim,
     ssim_map,
 )
+from unigen_sb3.rewards.names import COMPONENT_NAMES, COMPONENT_RANGES, SUB_METRICS
 from unigen_sb3.rewards.normalizers import (
-    COMPONENT_NAMES,
+    NORMALIZATIONS,
     BoundedNormalizer,
     RunningNormalizer,
     make_normalizer,
@@ -35,6 +34,7 @@ __all__ = [
     "COMPONENT_NAMES",
     "COMPONENT_RANGES",
     "DEFAULT_WEIGHTS",
+    "NORMALIZATIONS",
     "SUB_METRICS",
     "BoundedNormalizer",
     "ComponentResult",

@@ -65,21 +65,9 @@ import torch
 from torch import Tensor
 
 from unigen_sb3.rewards.metrics import changed_mask, rgb_to_lab, ssim
+from unigen_sb3.rewards.names import COMPONENT_RANGES
+from unigen_sb3.rewards.names import SUB_METRICS as SUB_METRICS  # also importable from here
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
-
-COMPONENT_RANGES: dict[str, tuple[float, float]] = {
-    "quality": (0.0, 1.0),
-    "edit": (0.0, 1.0),
-    "consistency": (0.0, 1.0),
-}
-"""Declared range of each component (the env's ``reward_space`` is built from it)."""
-
-SUB_METRICS: dict[str, tuple[str, ...]] = {
-    "quality": ("perceptual", "realism"),
-    "edit": ("accuracy", "localization", "preservation"),
-    "consistency": ("style", "temporal"),
-}
-"""The sub-metrics of each component, in order."""
 
 GUARD_METRICS: frozenset[str] = frozenset({"realism", "preservation", "temporal"})
 """The sub-metrics that multiply their component (the others are averaged)."""

@@ -21,10 +21,11 @@ Example::
 from __future__ import annotations
 
 import math
-import operator
 
 import torch
 import torch.nn.functional as F
+
+from unigen_sb3.utils import is_int
 
 __all__ = [
     "changed_mask",
@@ -95,17 +96,6 @@ def _check_mask(mask: object, like: torch.Tensor, name: str = "mask") -> torch.T
     return (mask > 0.5).to(like.device)
 
 
-def _is_integer(value: object) -> bool:
-    """Whether ``value`` is an integer (Python or numpy), not a bool or a float."""
-    if isinstance(value, bool):
-        return False
-    try:
-        operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        return False
-    return True
-
-
 def _check_positive(value: float, name: str) -> None:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
@@ -155,7 +145,7 @@ def _box_mean(x: torch.Tensor, win_size: int, *, slices: bool | None = None) -> 
 
 
 def _check_ssim_args(x: torch.Tensor, data_range: float, win_size: int) -> None:
-    if not _is_integer(win_size) or win_size < 3 or win_size % 2 == 0:
+    if not is_int(win_size) or win_size < 3 or win_size % 2 == 0:
         raise ValueError(f"win_size must be an odd integer >= 3; got {win_size!r}")
     h, w = x.shape[-2:]
     if h < win_size or w < win_size:

@@ -16,12 +16,18 @@ the component, so a broken metric is caught where it enters the reward.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
-#: Order of the reward vector's entries in the raw env (MO-Gymnasium ``reward_space``).
-COMPONENT_NAMES: tuple[str, ...] = ("quality", "edit", "consistency")
+from unigen_sb3.rewards.names import COMPONENT_NAMES
+from unigen_sb3.utils import is_int
+
+Normalization = Literal["bounded", "running"]
+"""A component normalization accepted by :func:`make_normalizer`."""
+
+NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
+"""The accepted values of :data:`Normalization` (``make_normalizer(kind=...)``)."""
 
 
 class Normalizer(Protocol):
@@ -203,7 +209,7 @@ class RunningNormalizer:
         epsilon: float = 1e-8,
         clip: float = 5.0,
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        if not is_int(n) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         if names is None:
             names = (
@@ -280,7 +286,7 @@ class RunningNormalizer:
         mean = np.asarray(state["mean"], dtype=np.float64)
         var = np.asarray(state["var"], dtype=np.float64)
         count = state["count"]
-        if isinstance(count, bool) or not isinstance(count, int | np.integer):
+        if not is_int(count):
             raise ValueError(f"state count must be an int, got {count!r}")
         count = int(count)
         # Checked before anything is assigned: a refused state leaves this normalizer as it was.
@@ -328,7 +334,7 @@ def _check_state(state: dict[str, Any], kind: str, names: tuple[str, ...]) -> No
 
 
 def make_normalizer(
-    kind: Literal["bounded", "running"],
+    kind: Normalization,
     *,
     low: Sequence[float] | np.ndarray | None = None,
     high: Sequence[float] | np.ndarray | None = None,
@@ -351,4 +357,5 @@ def make_normalizer(
         return BoundedNormalizer(low, high, names=names)
     if kind == "running":
         return RunningNormalizer(len(names), names=names)
-    raise ValueError(f"normalization={kind!r} is not known; use 'bounded' or 'running'")
+    accepted = " or ".join(repr(k) for k in NORMALIZATIONS)
+    raise ValueError(f"normalization={kind!r} is not known; use {accepted}")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.rewards.names import COMPONENT_NAMES
 
 #: A potential function: (normalized state components or None, step info) -> Phi.
 PotentialFn = Callable[[np.ndarray | None, dict[str, Any]], float]

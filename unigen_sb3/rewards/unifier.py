@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from unigen_sb3.rewards.normalizers import (
     COMPONENT_NAMES,
     BoundedNormalizer,
+    Normalization,
     RunningNormalizer,
     as_component_array,
     make_normalizer,
@@ -132,7 +133,7 @@ class RewardUnifier:
         w_edit: float = DEFAULT_WEIGHTS["edit"],
         w_consistency: float = DEFAULT_WEIGHTS["consistency"],
         *,
-        normalization: Literal["bounded", "running"] = "bounded",
+        normalization: Normalization = "bounded",
         low: Any = (0.0, 0.0, 0.0),
         high: Any = (1.0, 1.0, 1.0),
         normalize_weights: bool = False,

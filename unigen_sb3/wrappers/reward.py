@@ -18,7 +18,7 @@ Conventions read from the env's ``info`` (both optional, so any MO-Gymnasium env
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -26,13 +26,12 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from unigen_sb3.rewards.normalizers import COMPONENT_NAMES, as_component_array
+from unigen_sb3.rewards.names import COMPONENT_NAMES
+from unigen_sb3.rewards.normalizers import Normalization, as_component_array
 from unigen_sb3.rewards.shaping import PotentialShaping
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS, RewardUnifier
 
 __all__ = ["RewardUnificationCore", "UnifiedRewardWrapper", "VecUnifiedReward"]
-
-Normalization = Literal["bounded", "running"]
 
 
 def _check_reward_space(space: Any, owner: str) -> spaces.Box:

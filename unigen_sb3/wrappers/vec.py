@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from unigen_sb3.wrappers.actions import hybrid_sizes
+from unigen_sb3.wrappers.actions.codecs import hybrid_sizes
 from unigen_sb3.wrappers.observation import ImageStacker
 
 __all__ = ["VecHybridAction", "VecImageObs"]

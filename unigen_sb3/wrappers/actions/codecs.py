@@ -1,22 +1,9 @@
-"""Hybrid-action codecs and the wrappers that expose them to SB3.
+"""Hybrid-action codecs: the hybrid action <-> one flat action space, and back.
 
-The raw env takes ``Dict{"op": Discrete(K), "params": Box(-1, 1, (P,), float32)}``, which no
-SB3 algorithm accepts. A codec turns that hybrid action into a flat space and back; the
-wrapper is a thin :class:`gymnasium.ActionWrapper` around the codec. Every codec has the same
-interface (:class:`ActionCodec`): ``space``, ``encode(hybrid)``, ``decode(flat)`` and
-``action_masks(op_mask)``, the env's op-validity mask translated into the codec's layout.
-
-=================  ===============================================  ==========================
-encoding           space                                            algorithms
-=================  ===============================================  ==========================
-``box``            ``Box(-1, 1, (K + P,))``: K op scores (op =      PPO, A2C, SAC, TD3, DDPG,
-                   argmax, ties to the lowest index) + P params     TQC, CrossQ, TRPO, ARS,
-                                                                    RecurrentPPO
-``multidiscrete``  ``MultiDiscrete([K, b_0, ..., b_{P-1}])``: the   PPO, A2C, MaskablePPO
-                   op, then each parameter's bin index
-``discrete``       ``Discrete(L)``: entry ``i`` of a library of     PPO, A2C, DQN, QR-DQN,
-                   ``(op, parameter preset)`` actions               MaskablePPO
-=================  ===============================================  ==========================
+Every codec has the same interface (:class:`ActionCodec`): ``space``, ``encode(hybrid)``,
+``decode(flat)``, ``decode_batch(flat_rows)`` and ``action_masks(op_mask)``, the env's
+op-validity mask translated into the codec's layout. The encodings, their spaces and the
+algorithms that take them are listed in :mod:`unigen_sb3.wrappers.actions`.
 
 Parameter grid (``multidiscrete``): parameter ``j`` with ``b_j`` bins takes the ``b_j``
 evenly spaced values ``linspace(-1, 1, b_j)`` (both ends included, so full intensity and
@@ -44,12 +31,15 @@ Masks: the raw env's ``action_masks()`` is a ``(K,)`` bool op-validity vector. T
 multidiscrete layout is the flat concatenation sb3-contrib expects, ``[op mask (K), all-True
 (b_0), ..., all-True (b_{P-1})]``; the discrete layout marks library entry ``i`` valid when
 its op is.
+
+The validation helpers here (``_check_*``, ``_integer_*``) give every codec the same
+messages for a bad hybrid action, a bad flat action and a bad op mask.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -64,15 +54,25 @@ from unigen_sb3.envs.canvas import (
     SHAPE_REGIONS,
     region_param,
 )
+from unigen_sb3.utils import is_int
+
+__all__ = [
+    "DEFAULT_BINS",
+    "ActionCodec",
+    "BoxCodec",
+    "DiscreteCodec",
+    "HybridAction",
+    "LibraryEntry",
+    "MultiDiscreteCodec",
+    "default_action_library",
+    "hybrid_sizes",
+]
 
 HybridAction = dict[str, Any]
 """A raw env action: ``{"op": int, "params": float32 array of shape (P,)}``."""
 
 LibraryEntry = tuple[str | int, Sequence[float]]
 """One discrete action: ``(op name or id, P parameter values in [-1, 1])``."""
-
-ACTION_ENCODINGS = ("box", "multidiscrete", "discrete")
-"""Accepted values of ``make_unigen_env(action=...)`` and :func:`make_codec`."""
 
 DEFAULT_BINS = 11
 """Bins per continuous parameter in the ``multidiscrete`` encoding (grid step 0.2)."""
@@ -280,8 +280,8 @@ class BoxCodec:
 
 
 def _check_bins(bins: int | Sequence[int], num_params: int) -> tuple[int, ...]:
-    if isinstance(bins, int | np.integer) and not isinstance(bins, bool):
-        per_param = [int(bins)] * num_params
+    if is_int(bins):
+        per_param = [int(cast(int, bins))] * num_params
     elif isinstance(bins, Sequence) and not isinstance(bins, str):
         per_param = list(bins)
         if len(per_param) != num_params:
@@ -291,7 +291,7 @@ def _check_bins(bins: int | Sequence[int], num_params: int) -> tuple[int, ...]:
     else:
         raise ValueError(f"bins must be an int or a sequence of {num_params} ints, got {bins!r}")
     for j, b in enumerate(per_param):
-        if not isinstance(b, int | np.integer) or isinstance(b, bool) or b < 1:
+        if not is_int(b) or b < 1:
             raise ValueError(f"bins[{j}]={b!r}: every parameter needs an int number of bins >= 1")
     return tuple(int(b) for b in per_param)
 
@@ -512,7 +512,7 @@ class DiscreteCodec:
                 accepted = ", ".join(self.op_names) if self.op_names else "none (use op ids)"
                 raise ValueError(f"library[{i}]: unknown op name {op!r}; accepted: {accepted}")
             op_id = self.op_names.index(op)
-        elif isinstance(op, int | np.integer) and not isinstance(op, bool):
+        elif is_int(op):
             op_id = int(op)
             if not 0 <= op_id < self.num_ops:
                 raise ValueError(
@@ -580,187 +580,3 @@ class DiscreteCodec:
     def action_masks(self, op_mask: np.ndarray) -> np.ndarray:
         """``(L,)`` (or ``(N, L)``) bool: entry ``i`` is valid when its op is."""
         return _check_op_mask(op_mask, self.num_ops)[..., self.ops]
-
-
-_OPTIONS: dict[str, tuple[str, ...]] = {
-    "box": (),
-    "multidiscrete": ("bins",),
-    "discrete": ("library", "op_names"),
-}
-
-
-def _check_encoding(encoding: str, options: Mapping[str, Any]) -> None:
-    if encoding not in ACTION_ENCODINGS:
-        raise ValueError(f"action encoding {encoding!r} is not one of {ACTION_ENCODINGS}")
-    unknown = sorted(set(options) - set(_OPTIONS[encoding]))
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for the {encoding!r} action encoding; "
-            f"accepted: {list(_OPTIONS[encoding]) or 'none'}"
-        )
-
-
-def make_codec(encoding: str, num_ops: int, num_params: int, **options: Any) -> ActionCodec:
-    """Build the codec for an action encoding.
-
-    :param encoding: one of :data:`ACTION_ENCODINGS`.
-    :param num_ops: K, the number of discrete ops.
-    :param num_params: P, the number of continuous parameters.
-    :param options: ``bins`` for ``multidiscrete``; ``library``, ``op_names`` for
-        ``discrete``; none for ``box``.
-    :raises ValueError: for an unknown encoding, an option it does not take, or a bad value.
-
-    Example:
-        >>> make_codec("multidiscrete", 6, 8, bins=5).space.nvec.tolist()
-        [6, 5, 5, 5, 5, 5, 5, 5, 5]
-    """
-    _check_encoding(encoding, options)
-    if encoding == "box":
-        return BoxCodec(num_ops, num_params)
-    if encoding == "multidiscrete":
-        return MultiDiscreteCodec(num_ops, num_params, **options)
-    return DiscreteCodec(num_ops, num_params, **options)
-
-
-class _HybridCodecWrapper(gym.ActionWrapper[Any, Any, HybridAction]):
-    """An action wrapper around a codec; exposes ``action_masks()`` in the codec's layout."""
-
-    codec: ActionCodec
-
-    def __init__(self, env: gym.Env[Any, HybridAction], encoding: str, **options: Any) -> None:
-        super().__init__(env)
-        k, p = hybrid_sizes(env.action_space)
-        self.codec = make_codec(encoding, k, p, **options)
-        self.action_space = self.codec.space
-
-    def action(self, action: Any) -> HybridAction:
-        """Decode the flat action for the hybrid env."""
-        return self.codec.decode(action)
-
-    def revert_action(self, action: HybridAction) -> np.ndarray:
-        """Encode a hybrid action as this wrapper's flat action."""
-        return self.codec.encode(action)
-
-    def action_masks(self) -> np.ndarray:
-        """The wrapped env's op-validity mask in this wrapper's layout (all valid without one).
-
-        MaskablePPO finds this method by name through outer wrappers and ``env_method``.
-        """
-        try:
-            op_mask = self.env.get_wrapper_attr("action_masks")()
-        except AttributeError:
-            op_mask = np.ones(self.codec.num_ops, dtype=bool)
-        return self.codec.action_masks(op_mask)
-
-
-class HybridToBoxWrapper(gym.ActionWrapper[Any, np.ndarray, HybridAction]):
-    """Expose a hybrid-action env through ``Box(-1, 1, (K + P,), float32)``.
-
-    :param env: an env whose action space is ``Dict{"op": Discrete(K), "params": Box(P,)}``.
-
-    Example:
-        >>> from unigen_sb3 import make_unigen_env
-        >>> env = make_unigen_env(action="box")
-        >>> env.action_space.shape
-        (14,)
-    """
-
-    def __init__(self, env: gym.Env[Any, HybridAction]) -> None:
-        super().__init__(env)
-        k, p = hybrid_sizes(env.action_space)
-        self.codec = BoxCodec(k, p)
-        self.action_space = self.codec.space
-
-    def action(self, action: np.ndarray) -> HybridAction:
-        """Decode the flat action for the hybrid env."""
-        return self.codec.decode(action)
-
-    def revert_action(self, action: HybridAction) -> np.ndarray:
-        """Encode a hybrid action as this wrapper's flat action."""
-        return self.codec.encode(action)
-
-
-class HybridToMultiDiscreteWrapper(_HybridCodecWrapper):
-    """Expose a hybrid-action env through ``MultiDiscrete([K, b_0, ..., b_{P-1}])``.
-
-    For PPO, A2C and MaskablePPO (``action_masks()`` gives the flat mask layout).
-
-    :param env: an env whose action space is ``Dict{"op": Discrete(K), "params": Box(P,)}``.
-    :param bins: bins per parameter (one int, or one per parameter), see
-        :class:`MultiDiscreteCodec`.
-
-    Example:
-        >>> from unigen_sb3 import make_unigen_env
-        >>> env = make_unigen_env(action="multidiscrete", action_options={"bins": 5})
-        >>> env.action_space.nvec.tolist()
-        [6, 5, 5, 5, 5, 5, 5, 5, 5]
-    """
-
-    codec: MultiDiscreteCodec
-
-    def __init__(
-        self, env: gym.Env[Any, HybridAction], bins: int | Sequence[int] = DEFAULT_BINS
-    ) -> None:
-        super().__init__(env, "multidiscrete", bins=bins)
-
-
-class HybridToDiscreteWrapper(_HybridCodecWrapper):
-    """Expose a hybrid-action env through ``Discrete(L)``, a library of ``(op, preset)`` actions.
-
-    For DQN, QR-DQN, PPO, A2C and MaskablePPO (``action_masks()`` marks entries whose op is
-    invalid for the current task).
-
-    :param env: an env whose action space is ``Dict{"op": Discrete(K), "params": Box(P,)}``.
-    :param library: the actions, see :class:`DiscreteCodec`; ``None``: the default library.
-    :param op_names: op names for ``library`` (default: the UniGen ops).
-
-    Example:
-        >>> from unigen_sb3 import make_unigen_env
-        >>> env = make_unigen_env(action="discrete")
-        >>> int(env.action_space.n)
-        463
-    """
-
-    codec: DiscreteCodec
-
-    def __init__(
-        self,
-        env: gym.Env[Any, HybridAction],
-        library: Sequence[LibraryEntry | Mapping[str, Any]] | None = None,
-        op_names: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(env, "discrete", library=library, op_names=op_names)
-
-
-def wrap_hybrid_action(
-    env: gym.Env[Any, HybridAction], encoding: str, **options: Any
-) -> gym.Env[Any, Any]:
-    """Wrap a hybrid-action env with the wrapper of ``encoding`` (see :func:`make_codec`).
-
-    :raises ValueError: for an unknown encoding or an option it does not take.
-    """
-    _check_encoding(encoding, options)
-    if encoding == "box":
-        return HybridToBoxWrapper(env)
-    if encoding == "multidiscrete":
-        return HybridToMultiDiscreteWrapper(env, **options)
-    return HybridToDiscreteWrapper(env, **options)
-
-
-__all__ = [
-    "ACTION_ENCODINGS",
-    "DEFAULT_BINS",
-    "ActionCodec",
-    "BoxCodec",
-    "DiscreteCodec",
-    "HybridAction",
-    "HybridToBoxWrapper",
-    "HybridToDiscreteWrapper",
-    "HybridToMultiDiscreteWrapper",
-    "LibraryEntry",
-    "MultiDiscreteCodec",
-    "default_action_library",
-    "hybrid_sizes",
-    "make_codec",
-    "wrap_hybrid_action",
-]
