@@ -28,7 +28,7 @@ from unigen_sb3.evaluation import ModelPolicy, evaluate_unigen, rollout_episodes
 from unigen_sb3.experiments.algorithms import get_algorithm_class
 from unigen_sb3.experiments.runner import eval_seed
 from unigen_sb3.spec import UniGenSpec
-from unigen_sb3.wrappers.actions import make_codec
+from unigen_sb3.wrappers.actions import DiscreteCodec
 
 
 def main() -> None:
@@ -41,22 +41,26 @@ def main() -> None:
     model = get_algorithm_class(config.algorithm.name).load(args.run_dir / "model.zip")
     spec = UniGenSpec.from_config(config, evaluation=True)
     seed = eval_seed(config)
-    codec = make_codec(config.env.action, NUM_OPS, NUM_PARAMS, **config.env.action_options)
     rollout = rollout_episodes(ModelPolicy(model), spec, n_episodes=args.episodes, seed=seed)
     kinds = [t.kind for t in rollout.tasks]
     print(f"{args.episodes} held-out episodes, mean R_total {rollout.totals.mean():.3f}")
     for kind in sorted(set(kinds)):
         rows = [i for i, k in enumerate(kinds) if k == kind]
-        played = [[{"op": op, "params": p} for op, p in rollout.actions[i]] for i in rows]
-        ops = Counter(OPS[a["op"]] for seq in played for a in seq)
+        played = [rollout.actions[i] for i in rows]
+        ops = Counter(OPS[op] for seq in played for op, _ in seq)
         sequences = {
-            tuple((a["op"], tuple(np.round(a["params"], 2))) for a in seq) for seq in played
+            tuple((op, tuple(np.round(params, 2).tolist())) for op, params in seq) for seq in played
         }
         print(f"\n{kind}: {len(rows)} episodes, mean R_total {rollout.totals[rows].mean():.3f}")
         print("  ops: " + ", ".join(f"{op} {n}" for op, n in ops.most_common()))
         print(f"  distinct action sequences: {len(sequences)} of {len(rows)} episodes")
         if config.env.action == "discrete":
-            entries = Counter(int(codec.encode(a)) for seq in played for a in seq)
+            codec = DiscreteCodec(NUM_OPS, NUM_PARAMS, **config.env.action_options)
+            entries = Counter(
+                int(codec.encode({"op": op, "params": params}))
+                for seq in played
+                for op, params in seq
+            )
             print(
                 "  top library entries: "
                 + ", ".join(f"{codec.label(i)} x{n}" for i, n in entries.most_common(5))

@@ -26,8 +26,8 @@ many did); the margin over the Blind baseline, ``(R - R_Blind) / (R_Oracle - R_R
 the last budget; and the ops each method picks on the held-out episodes, by task kind.
 
 The Blind baseline's score comes from
-``unigen_sb3.evaluation.baselines.blind_baseline_score(env_config, n_episodes, seed)`` (the best prompt-blind action sequence); ``--skip-blind`` leaves that
-column out.
+``unigen_sb3.evaluation.baselines.blind_baseline_score(env_config, n_episodes, seed)`` (the
+best prompt-blind action sequence); ``--skip-blind`` leaves that column out.
 """
 
 from __future__ import annotations
@@ -45,21 +45,19 @@ import numpy as np
 import torch
 
 from unigen_sb3.configs import ExperimentConfig, load_config
-from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_STOP, OPS
-from unigen_sb3.envs.core import UniGenCore
+from unigen_sb3.envs.canvas import OPS
 from unigen_sb3.envs.policies import OraclePolicy, RandomPolicy
-from unigen_sb3.evaluation import ModelPolicy, evaluate_unigen
+from unigen_sb3.evaluation import evaluate_unigen, evaluation_rollout
 from unigen_sb3.evaluation.baselines import blind_baseline_score
 from unigen_sb3.experiments.algorithms import algorithm_gamma
 from unigen_sb3.experiments.runner import (
     build_model,
     check_experiment,
-    env_config,
     make_shaping,
     make_train_vec_env,
 )
 from unigen_sb3.experiments.seeding import seed_everything
-from unigen_sb3.wrappers.actions import HybridAction, make_codec
+from unigen_sb3.spec import UniGenSpec
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "configs" / "quickstart.yaml"
@@ -94,35 +92,8 @@ SMOKE = [
     "algorithm.kwargs={n_steps: 16, batch_size: 32, n_epochs: 1}",
 ]
 
-BlindScore = Callable[[dict[str, Any], int, int], float]
+BlindScore = Callable[[UniGenSpec, int, int], float]
 """``blind_baseline_score(env_config, n_episodes, seed)``: the Blind baseline's mean R_total."""
-
-
-class RecordingPolicy(ModelPolicy):
-    """A :class:`ModelPolicy` that counts the ops it picks per task kind (live episodes only).
-
-    :func:`~unigen_sb3.envs.policies.rollout_episodes` runs all episodes in lockstep and
-    keeps asking for actions of finished ones (it ignores them): an episode is counted until
-    it picks ``stop`` or reaches the horizon.
-    """
-
-    def __init__(self, model: Any, codec: Any, counts: dict[str, Counter[int]]) -> None:
-        super().__init__(model, codec=codec, obs="image", deterministic=True)
-        self.counts = counts
-        self._done: np.ndarray | None = None
-
-    def act_batch(self, core: UniGenCore) -> list[HybridAction]:
-        actions = super().act_batch(core)
-        if self._done is None:  # one RecordingPolicy per rollout
-            self._done = np.zeros(core.n, dtype=bool)
-        for i in np.flatnonzero(~self._done):
-            task = core.tasks[i]
-            kind = task.kind if task is not None else "?"
-            op = int(actions[i]["op"])
-            self.counts.setdefault(kind, Counter())[op] += 1
-            if op == OP_STOP or int(core.steps[i]) + 1 >= core.horizon:
-                self._done[i] = True
-        return actions
 
 
 @dataclass
@@ -154,7 +125,7 @@ def references(
     config: ExperimentConfig, episodes: int, eval_seed: int, blind: BlindScore | None
 ) -> Reference:
     """Random, Oracle (and Blind) mean held-out reward_total on the evaluation task set."""
-    cfg = env_config(config, evaluation=True)
+    cfg = UniGenSpec.from_config(config, evaluation=True)
 
     def mean_reward(policy: Any) -> float:
         report = evaluate_unigen(policy, cfg, episodes, eval_seed, prompt_split="heldout")
@@ -186,8 +157,7 @@ def train_and_score(
     shaping = make_shaping(config, algorithm_gamma(cls, config.algorithm.kwargs))
     env = make_train_vec_env(config, shaping)
     model = build_model(config, env)
-    cfg = env_config(config, evaluation=True)
-    codec = make_codec(config.env.action, NUM_OPS, NUM_PARAMS)
+    cfg = UniGenSpec.from_config(config, evaluation=True)
     checkpoints = sorted({*range(eval_every, budgets[-1] + 1, eval_every), *budgets})
     run = Run()
     try:
@@ -195,10 +165,14 @@ def train_and_score(
             if model.num_timesteps < steps:
                 model.learn(steps - model.num_timesteps, reset_num_timesteps=False)
             last = steps == budgets[-1]
-            policy: Any = RecordingPolicy(model, codec, counts) if last else model
-            report = evaluate_unigen(
-                policy, cfg, episodes, eval_seed, prompt_split="heldout", codec=codec
-            )
+            if last:
+                # The ops of the held-out episodes, counted per task kind (live steps only).
+                rollout, *_ = evaluation_rollout(
+                    model, cfg, episodes, eval_seed, prompt_split="heldout"
+                )
+                for task, actions in zip(rollout.tasks, rollout.actions, strict=True):
+                    counts.setdefault(task.kind, Counter()).update(op for op, _ in actions)
+            report = evaluate_unigen(model, cfg, episodes, eval_seed, prompt_split="heldout")
             reward = float(report["metrics"]["reward_total"]["mean"])
             run.curve.append((model.num_timesteps, ref.normalize(reward)))
             if steps in budgets:

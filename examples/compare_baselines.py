@@ -21,7 +21,8 @@ from unigen_sb3.evaluation.baselines import (
     comparison_table,
 )
 from unigen_sb3.experiments.algorithms import get_algorithm_class
-from unigen_sb3.experiments.runner import env_config, eval_seed
+from unigen_sb3.experiments.runner import eval_seed
+from unigen_sb3.spec import UniGenSpec
 
 
 def main() -> None:
@@ -30,12 +31,12 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.run_dir / "config.yaml")
     model = get_algorithm_class(config.algorithm.name).load(args.run_dir / "model.zip")
-    env_kwargs = env_config(config, evaluation=True)
+    spec = UniGenSpec.from_config(config, evaluation=True)
     seed = eval_seed(config)
     split = config.evaluation.prompt_split
     n = config.evaluation.n_episodes
     reports = compare_with_baselines(
-        model, env_kwargs, n, seed, prompt_split=split, model_name=config.algorithm.name
+        model, spec, n, seed, prompt_split=split, model_name=config.algorithm.name
     )
     print(
         f"\n{n} {split} {config.env.task} tasks (seed {seed}), the same for every policy; "
@@ -43,7 +44,7 @@ def main() -> None:
     )
     print(comparison_table(reports))
     (args.run_dir / "baselines.json").write_text(json.dumps(reports, indent=2, sort_keys=True))
-    image = before_after_image(model, env_kwargs, 4, seed, prompt_split=split)
+    image = before_after_image(model, spec, 4, seed, prompt_split=split)
     scale = 3
     Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), 0).save(
         args.run_dir / "before_after.png"

@@ -31,7 +31,7 @@ from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
 from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE, check_env_args, resolve_backend
 from unigen_sb3.envs.tasks import PROMPT_SPLITS
 from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
-from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
+from unigen_sb3.rewards.normalizers import COMPONENT_NAMES, NORMALIZATIONS
 from unigen_sb3.rewards.shaping import PotentialShaping
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS, validate_weights
 from unigen_sb3.utils import resolve_device
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from unigen_sb3.configs.schema import ExperimentConfig
 
 __all__ = [
-    "NORMALIZATIONS",
     "OBS_MODES",
     "SETTING_NAMES",
     "VEC_ENV_KINDS",
@@ -55,9 +54,6 @@ Dict observation for ``MultiInputPolicy``)."""
 
 VEC_ENV_KINDS = ("batched", "dummy", "subproc")
 """Accepted values of ``make_unigen_vec_env(vec_env_kind=...)``."""
-
-NORMALIZATIONS = ("bounded", "running")  # TODO-merge: rewards.normalizers.NORMALIZATIONS
-"""Component normalizations of the reward unifier."""
 
 SPEC_ATTR = "spec_unigen"
 """The attribute under which every built stack exposes its spec (see :func:`spec_of`)."""

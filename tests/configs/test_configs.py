@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from unigen_sb3.envs.factory import OBS_MODES
 
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 from unigen_sb3.configs import (
@@ -27,7 +28,6 @@ from unigen_sb3.configs import (
 )
 from unigen_sb3.data.prompts import SPLITS
 from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE
-from unigen_sb3.envs.factory import OBS_MODES
 from unigen_sb3.envs.tasks import REFERENCE_MODES, TASK_KINDS
 from unigen_sb3.envs.vec_env import VEC_ENV_KINDS
 from unigen_sb3.experiments.algorithms import default_policy, get_algorithm_class

@@ -25,8 +25,8 @@ from unigen_sb3 import make as make_root
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OP_FILL, OP_STOP
 from unigen_sb3.envs.vec_env import UniGenVecEnv
 from unigen_sb3.make import make_unigen_vec_env
-from unigen_sb3.spec import UniGenSpec, spec_of
 from unigen_sb3.rewards.components import TaskBatch, component_vector
+from unigen_sb3.spec import UniGenSpec, spec_of
 from unigen_sb3.wrappers.actions import make_codec
 from unigen_sb3.wrappers.observation import ImageStacker
 from unigen_sb3.wrappers.reward import VecUnifiedReward
@@ -534,8 +534,8 @@ def test_bfloat16_metric_network_stays_within_tolerance_of_float32() -> None:
     other components bit-identical.
 
     Only ``quality`` (perceptual distance and realism) goes through the autocast network
-    (:class:`~unigen_sb3.rewards.mixed_precision.MixedPrecisionPerceptual`); measured here up to about
-    0.02 (the realism score, an exponential of a Mahalanobis distance, moves most); float16
+    (:class:`~unigen_sb3.rewards.mixed_precision.MixedPrecisionPerceptual`); measured here up
+    to about 0.02 (the realism score, an exponential of a Mahalanobis distance, moves most); float16
     stays within about 1e-3. ``edit`` and ``consistency`` and their sub-metrics are float32
     colour/SSIM/IoU metrics of the same canvases with the same settings (``color_tol``,
     ``change_threshold``, ``style_scale`` copied from the float32 computer), so they must be

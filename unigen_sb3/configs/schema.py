@@ -27,13 +27,12 @@ from typing import Any, Literal
 import torch
 
 from unigen_sb3.data.prompts import SPLITS
-from unigen_sb3.envs.factory import OBS_MODES
 from unigen_sb3.envs.tasks import REFERENCE_MODES, TASK_KINDS
-from unigen_sb3.envs.vec_env import VEC_ENV_KINDS
 from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.normalizers import NORMALIZATIONS
 from unigen_sb3.rewards.perceptual import PERCEPTUAL_BACKENDS
 from unigen_sb3.rewards.unifier import validate_weights
+from unigen_sb3.spec import OBS_MODES, VEC_ENV_KINDS
 from unigen_sb3.wrappers.actions import ACTION_ENCODINGS
 
 __all__ = [
@@ -81,7 +80,7 @@ def _choices(values: Sequence[str]) -> dict[str, Any]:
 
 @dataclass
 class EnvConfig:
-    """Arguments of :func:`~unigen_sb3.envs.factory.make_unigen_env` other than the reward."""
+    """Env settings: :meth:`~unigen_sb3.spec.UniGenSpec.from_config` makes them a spec."""
 
     task: str = field(metadata=_choices(TASK_KINDS))
     action: str = field(metadata=_choices(ACTION_ENCODINGS))

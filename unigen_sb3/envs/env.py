@@ -55,8 +55,8 @@ from unigen_sb3.envs.tasks import (
 )
 from unigen_sb3.rewards.components import COMPONENT_RANGES, RewardComputer
 from unigen_sb3.rewards.mixed_precision import MixedPrecisionPerceptual, metric_torch_dtype
-from unigen_sb3.rewards.perceptual import _BACKENDS as PERCEPTUAL_BACKENDS  # TODO-merge
 from unigen_sb3.rewards.perceptual import (
+    PERCEPTUAL_BACKENDS,
     PerceptualDistance,
     RealismScorer,
     default_lpips_backbone_path,

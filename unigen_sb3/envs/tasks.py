@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from unigen_sb3.data.photos import PhotoPatch, load_photo_patches
-from unigen_sb3.data.prompts import CENTRES, HALF_EXTENTS, Prompt, load_prompts
+from unigen_sb3.data.prompts import CENTRES, HALF_EXTENTS, SPLITS, Prompt, load_prompts
 from unigen_sb3.data.shapes import ShapeScene, generate_scene, load_shapes_spec
 from unigen_sb3.envs.canvas import (
     NUM_PARAMS,
@@ -58,7 +58,7 @@ REFERENCE_MODES = ("hidden", "observed")
 the target image) or ``"observed"`` (the target is part of the observation: a different,
 reconstruction task, "paint the shown reference", with baselines of its own)."""
 
-PROMPT_SPLITS: tuple[str | None, ...] = ("train", "heldout", None)
+PROMPT_SPLITS: tuple[str | None, ...] = (*SPLITS, None)
 """Accepted ``prompt_split`` values: the training prompts, the held-out prompts (combinations
 never trained on), or ``None`` for all prompts."""
 

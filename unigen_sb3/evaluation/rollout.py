@@ -195,7 +195,11 @@ def rollout_episodes(
     else:
         spec = evaluation_spec({"task": spec_or_task, **settings})
     if weights is not None:
-        w = dict(weights) if isinstance(weights, Mapping) else dict(zip(COMPONENT_NAMES, weights, strict=True))
+        w = (
+            dict(weights)
+            if isinstance(weights, Mapping)
+            else dict(zip(COMPONENT_NAMES, weights, strict=True))
+        )
         spec = spec.replace(weights=w)
     model = isinstance(policy, ModelPolicy)
     if not model and not isinstance(policy, ScriptedPolicy):

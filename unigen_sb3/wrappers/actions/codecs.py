@@ -52,6 +52,7 @@ from unigen_sb3.envs.canvas import (
     PARAM_NAMES,
     REGION_TASK_MASK,
     SHAPE_REGIONS,
+    HybridAction,
     region_param,
 )
 from unigen_sb3.utils import is_int
@@ -68,8 +69,6 @@ __all__ = [
     "hybrid_sizes",
 ]
 
-HybridAction = dict[str, Any]
-"""A raw env action: ``{"op": int, "params": float32 array of shape (P,)}``."""
 
 LibraryEntry = tuple[str | int, Sequence[float]]
 """One discrete action: ``(op name or id, P parameter values in [-1, 1])``."""
