@@ -30,6 +30,7 @@ from unigen_sb3.evaluation import (
     steps_to_fraction,
     write_report,
 )
+from unigen_sb3.rewards.components import SUB_METRICS
 from unigen_sb3.rewards.perceptual import (
     PerceptualDistance,
     frechet_distance,
@@ -68,7 +69,7 @@ def _replay(policy: ScriptedPolicy) -> dict[str, list[Any]]:
     base = UniGenEnv("unified", size=SIZE, horizon=HORIZON, prompt_split="heldout")
     env = UnifiedRewardWrapper(base)
     out: dict[str, list[Any]] = {
-        k: [] for k in ("start", "final", "target", "mask", "kind", "total", "length")
+        k: [] for k in ("start", "final", "target", "mask", "kind", "total", "length", "sub")
     }
     for j in range(N):
         env.reset(seed=SEED + j)
@@ -76,8 +77,9 @@ def _replay(policy: ScriptedPolicy) -> dict[str, list[Any]]:
         out["start"].append(core.start[0].numpy().transpose(1, 2, 0).astype(np.float64))
         done, total, steps = False, 0.0, 0
         while not done:
-            _, r, term, trunc, _ = env.step(policy.act(env))
+            _, r, term, trunc, info = env.step(policy.act(env))
             total, steps, done = total + float(r), steps + 1, term or trunc
+        out["sub"].append({**info["sub_metrics"], "consistency/temporal_min": info["temporal_min"]})
         out["final"].append(core.canvas[0].numpy().transpose(1, 2, 0).astype(np.float64))
         out["target"].append(core.target[0].numpy().transpose(1, 2, 0).astype(np.float64))
         out["mask"].append(core.mask[0, 0].numpy() > 0.5)
@@ -110,6 +112,11 @@ def fixed_report() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def fixed_replay() -> dict[str, list[Any]]:
+    return _replay(FixedActionsPolicy())
+
+
+@pytest.fixture(scope="module")
 def perceptual(oracle_report: dict[str, Any]) -> PerceptualDistance:
     # A fresh network of the report's backend: the reference does not reuse the env's.
     return PerceptualDistance(oracle_report["backend"], device="cpu")
@@ -125,6 +132,9 @@ def test_report_has_the_documented_schema(oracle_report: dict[str, Any]) -> None
     assert set(r["metrics"]) == set(EVAL_METRICS)
     assert all(set(v) == {"mean", "std"} for v in r["metrics"].values())
     assert set(r["set_metrics"]) == {"frechet_distance", "kid_mean", "kid_std"}
+    assert set(r["sub_metrics"]) == {
+        f"{component}/{name}" for component, names in SUB_METRICS.items() for name in names
+    } | {"consistency/temporal_min"}
     assert r["psnr_cap_db"] == PSNR_CAP_DB
     assert r["metrics"]["psnr"]["mean"] <= PSNR_CAP_DB
     assert r["set_metrics"]["frechet_distance"] >= 0
@@ -160,6 +170,23 @@ def test_metrics_match_a_single_env_replay_and_skimage(
     assert m["ssim"]["mean"] == pytest.approx(np.mean(ssims), abs=1e-4)
     assert m["psnr"]["mean"] == pytest.approx(np.mean(psnrs), rel=1e-4)
     assert m["mask_iou"]["mean"] == pytest.approx(np.mean(ious), abs=1e-6)
+
+
+@pytest.mark.parametrize("which", ["oracle", "fixed"])
+def test_sub_metrics_are_the_ones_the_env_computed(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    """eval.json's reward sub-metrics are the env's own (its final step's info), not a
+    recomputation beside it: a one-by-one replay in the single env reports the same."""
+    report = request.getfixturevalue(f"{which}_report")
+    replay = request.getfixturevalue(f"{which}_replay")
+    for key, stats in report["sub_metrics"].items():
+        values = [episode[key] for episode in replay["sub"]]
+        assert stats["mean"] == pytest.approx(np.mean(values), abs=1e-6), key
+        assert stats["std"] == pytest.approx(np.std(values), abs=1e-6), key
+    # The paid consistency is style times the episode's lowest temporal coherence.
+    paid = [e["consistency/style"] * e["consistency/temporal_min"] for e in replay["sub"]]
+    assert report["metrics"]["reward_consistency"]["mean"] == pytest.approx(np.mean(paid), abs=1e-6)
 
 
 def _region_ssim_reference(final: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
@@ -323,8 +350,11 @@ def test_bad_inputs_are_refused(ppo_model: PPO) -> None:
     class WrongCodec:
         space = spaces.Box(-1, 1, (3,))
 
-    with pytest.raises(ValueError, match="action codec"):
-        evaluate_unigen(ppo_model, CONFIG, 2, 0, codec=WrongCodec())
+    with pytest.raises(TypeError, match="codec must be an action encoding name"):
+        evaluate_unigen(ppo_model, CONFIG, 2, 0, codec=WrongCodec())  # type: ignore[arg-type]
+    # A box-trained model evaluated in another encoding: refused before any episode.
+    with pytest.raises(ValueError, match=r"action_space .* is not the evaluation stack's"):
+        evaluate_unigen(ppo_model, CONFIG, 2, 0, codec="discrete")
     with pytest.raises(ValueError, match="schema"):
         load_report({"schema": 99, "metrics": {}})
 

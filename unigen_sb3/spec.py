@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from unigen_sb3.configs.schema import ExperimentConfig
 
 __all__ = [
+    "ENV_SETTING_NAMES",
     "OBS_MODES",
     "SETTING_NAMES",
     "VEC_ENV_KINDS",
@@ -219,26 +220,20 @@ class UniGenSpec:
             :func:`~unigen_sb3.experiments.runner.make_shaping`); ignored for evaluation.
         """
         env = config.env
+        # Every ``env.*`` key that names a setting is taken by name: a new setting needs no
+        # line here.
+        values: dict[str, Any] = {
+            f.name: getattr(env, f.name) for f in dataclasses.fields(env) if f.name in SETTING_NAMES
+        }
         if evaluation and config.evaluation.weights is not None:
-            weights = dict(config.evaluation.weights)
+            values["weights"] = dict(config.evaluation.weights)
         else:
-            weights = config.reward.effective_weights()
-        return cls(
-            task=env.task,
-            size=env.size,
-            horizon=env.horizon,
-            action=env.action,
-            action_options=dict(env.action_options),
-            obs=env.obs,
-            weights=weights,
-            normalization="bounded" if evaluation else config.reward.normalization,
-            shaping=None if evaluation else shaping,
-            perceptual_backend=env.perceptual_backend,
-            device=env.device,
-            prompt_split=config.evaluation.prompt_split if evaluation else env.prompt_split,
-            edit_fraction=env.edit_fraction,
-            reference=env.reference,
-        )
+            values["weights"] = config.reward.effective_weights()
+        values["normalization"] = "bounded" if evaluation else config.reward.normalization
+        values["shaping"] = None if evaluation else shaping
+        if evaluation:
+            values["prompt_split"] = config.evaluation.prompt_split
+        return cls(**values)
 
     def replace(self, **changes: Any) -> UniGenSpec:
         """A copy with ``changes`` applied, validated like a new spec."""
@@ -251,17 +246,7 @@ class UniGenSpec:
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~unigen_sb3.envs.env.UniGenEnv` and
         :class:`~unigen_sb3.envs.vec_env.UniGenVecEnv` (besides ``task`` and ``seed``)."""
-        return {
-            "size": self.size,
-            "horizon": self.horizon,
-            "device": self.device,
-            "perceptual_backend": self.perceptual_backend,
-            "edit_fraction": self.edit_fraction,
-            "prompt_split": self.prompt_split,
-            "reference": self.reference,
-            "metric_dtype": self.metric_dtype,
-            "render_mode": self.render_mode,
-        }
+        return {name: getattr(self, name) for name in ENV_SETTING_NAMES}
 
     def weight_tuple(self) -> tuple[float, ...]:
         """The weights in ``COMPONENT_NAMES`` order."""
@@ -291,6 +276,10 @@ SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(UniGen
 _KEYWORD_FIELDS = frozenset(
     {"task", "action", "obs", "weights", "normalization", "shaping", "action_options"}
 )
+
+ENV_SETTING_NAMES: tuple[str, ...] = tuple(n for n in SETTING_NAMES if n not in _KEYWORD_FIELDS)
+"""The settings the raw env takes as keywords (every setting but the task and the stack's
+own: action encoding, observation mode and reward unification)."""
 
 
 def spec_of(env: Any) -> UniGenSpec:

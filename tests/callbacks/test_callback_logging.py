@@ -293,30 +293,49 @@ def test_bad_arguments_are_refused() -> None:
         UniGenEvalCallback(n_episodes=1)
 
 
-def test_eval_settings_come_from_a_batched_vecenv_stack() -> None:
-    vec_env = pytest.importorskip("unigen_sb3.envs.vec_env")
-    from unigen_sb3.callbacks.evaluation import _config_from_batched
-    from unigen_sb3.wrappers.reward import VecUnifiedReward
+@pytest.mark.parametrize("kind", ["batched", "dummy"])
+def test_eval_settings_are_the_training_stacks_spec(kind: str) -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
 
-    base = vec_env.UniGenVecEnv(2, "edit", size=SIZE, horizon=HORIZON, device="cpu")
-    venv = VecUnifiedReward(base, 0.5, 0.5, 0.0)
-    config, codec = _config_from_batched(venv)
-    assert config["task"] == "edit" and config["size"] == SIZE
-    assert config["horizon"] == HORIZON and config["edit_fraction"] == 0.5
-    assert (config["w_quality"], config["w_edit"], config["w_consistency"]) == (0.5, 0.5, 0.0)
-    assert codec is None
+    from unigen_sb3 import make_unigen_vec_env, spec_of
+
+    venv = make_unigen_vec_env(
+        2,
+        "edit",
+        action="multidiscrete",
+        w_quality=0.5,
+        w_edit=0.5,
+        w_consistency=0.0,
+        vec_env_kind=kind,
+        size=SIZE,
+        horizon=HORIZON,
+        device="cpu",
+    )
+    model = PPO("CnnPolicy", venv, n_steps=8, batch_size=8, seed=0, device="cpu")
+    model.set_logger(configure(None, []))
+    callback = UniGenEvalCallback(eval_freq=1, n_episodes=2)
+    callback.init_callback(model)
+    # No wrapper walk: the callback holds the very spec the stack was built from.
+    assert callback.env_or_config is spec_of(venv)
+    report = callback.evaluate()
+    assert report["task"] == "edit" and report["size"] == SIZE
+    assert report["weights"] == {"quality": 0.5, "edit": 0.5, "consistency": 0.0}
+    venv.close()
 
 
 def test_eval_settings_are_refused_from_a_stack_without_a_unigen_env() -> None:
-    # A SubprocVecEnv (or any VecEnv without a UniGen core) used to give the default settings
-    # silently, so the first evaluation failed on shapes or ran the wrong task.
+    # A VecEnv not built by the composition root has no spec: refused at the start of
+    # training instead of evaluating default settings (wrong task, size or encoding).
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from unigen_sb3.callbacks.evaluation import _config_from_batched
-
     other = VecNormalize(DummyVecEnv([lambda: gym.make("CartPole-v1")]))
-    with pytest.raises(ValueError, match=r"cannot read the evaluation settings .* DummyVecEnv"):
-        _config_from_batched(other)
+    model = PPO("MlpPolicy", other, n_steps=8, batch_size=8, device="cpu")
+    model.set_logger(configure(None, []))
+    with pytest.raises(ValueError, match=r"cannot read the evaluation settings .* no UniGenSpec"):
+        UniGenEvalCallback(eval_freq=1).init_callback(model)
 
 
 def test_add_callbacks_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from unigen_sb3.envs.factory import OBS_MODES
 
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 from unigen_sb3.configs import (
@@ -29,7 +28,6 @@ from unigen_sb3.configs import (
 from unigen_sb3.data.prompts import SPLITS
 from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE
 from unigen_sb3.envs.tasks import REFERENCE_MODES, TASK_KINDS
-from unigen_sb3.envs.vec_env import VEC_ENV_KINDS
 from unigen_sb3.experiments.algorithms import default_policy, get_algorithm_class
 from unigen_sb3.experiments.runner import check_experiment
 from unigen_sb3.experiments.seeding import seed_everything, worker_seed
@@ -37,6 +35,7 @@ from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.normalizers import NORMALIZATIONS
 from unigen_sb3.rewards.perceptual import PERCEPTUAL_BACKENDS
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
+from unigen_sb3.spec import OBS_MODES, VEC_ENV_KINDS
 from unigen_sb3.utils import resolve_device
 from unigen_sb3.wrappers.actions import ACTION_ENCODINGS
 

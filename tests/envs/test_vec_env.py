@@ -612,3 +612,43 @@ def test_ppo_cnn_policy_trains_on_the_batched_env() -> None:
     assert len(model.ep_info_buffer) > 0  # VecMonitor reports episodes to the logger
     returns = [ep["r"] for ep in model.ep_info_buffer]
     assert all(0.0 <= r <= 1.0 for r in returns)  # unified reward in [0, 1], paid once
+
+
+def test_without_autoreset_an_ended_episode_stays_ended() -> None:
+    venv = UniGenVecEnv(2, size=SIZE, horizon=3, seed=7, device="cpu")
+    venv.autoreset = False
+    venv.reset()
+    tasks = list(venv.core.tasks)
+    stop_and_fill = {"op": np.array([OP_STOP, OP_FILL]), "params": np.zeros((2, NUM_PARAMS))}
+    _, _, dones, _ = venv.step(stop_and_fill)
+    assert dones.tolist() == [True, False]
+    ended = venv.core.canvas[0].clone()
+    torch.testing.assert_close(venv.terminal_canvas[0], ended)
+    # Env 0 keeps its task and canvas; a fill sent to it is replaced by stop.
+    fill = {"op": np.array([OP_FILL, OP_FILL]), "params": np.ones((2, NUM_PARAMS))}
+    venv.step(fill)
+    assert venv.core.tasks[0] is tasks[0]
+    torch.testing.assert_close(venv.core.canvas[0], ended)
+    assert venv.last_actions is not None and venv.last_actions[0].tolist() == [OP_STOP, OP_FILL]
+    venv.reset()
+    assert not venv._ended.any()
+
+
+def test_observe_prompt_of_swaps_only_the_observed_prompt() -> None:
+    venv = UniGenVecEnv(3, size=SIZE, horizon=2, device="cpu")
+    venv.seed(3)
+    own = venv.reset()["attributes"].copy()
+    tasks = [t.prompt.text for t in venv.core.tasks if t is not None]
+    venv.seed(3)  # the same tasks again
+    venv.set_options([{"observe_prompt_of": j} for j in (1, 2, 0)])
+    swapped = venv.reset()["attributes"]
+    np.testing.assert_array_equal(swapped, own[[1, 2, 0]])
+    assert [t.prompt.text for t in venv.core.tasks if t is not None] == tasks  # tasks unchanged
+    venv.seed(3)
+    np.testing.assert_array_equal(venv.reset()["attributes"], own)  # options are used once
+    venv.set_options({"observe_prompt": 1})
+    with pytest.raises(ValueError, match=r"unknown keys \['observe_prompt'\]"):
+        venv.reset()
+    venv.set_options({"observe_prompt_of": 3})
+    with pytest.raises(ValueError, match=r"observe_prompt_of=3 of env 0 must be an env index"):
+        venv.reset()
