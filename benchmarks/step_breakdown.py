@@ -69,7 +69,7 @@ COMPONENT_PARTS: list[tuple[str, Any, str]] = [
     ("CIELAB conversion", components_module, "rgb_to_lab"),
     ("LPIPS distance heads", PerceptualDistance, "distance_from_features"),
     ("realism score", RealismScorer, "score"),
-    ("CIELAB style statistics", components_module, "lab_style_stats"),
+    ("CIELAB style statistics (masked)", components_module, "masked_lab_style_stats"),
 ]
 
 
