@@ -252,6 +252,7 @@ class RunDir:
             versions=package_versions(),
             git=git_revision(),
             command=sys.argv,
+            pid=os.getpid(),
         )
 
     def save_model(self, model: BaseAlgorithm, path: Path | None = None) -> Path:

@@ -395,7 +395,9 @@ def _run_trials(
     while True:
         with _claim_lock(lock_path):
             recover_stale_trials(study)
-            if _budget_used(study.get_trials(deepcopy=False)) >= sweep.n_trials:
+            trials = study.get_trials(deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in trials)  # requeued ones
+            if _budget_used(trials) >= sweep.n_trials and not waiting:
                 break
             trial = study.ask()
         earlier = study.get_trials(deepcopy=False)[: trial.number + 1]
