@@ -62,13 +62,13 @@ def test_marked_and_pre_marker_runs_are_replaced(tmp_path: Path) -> None:
     assert empty.exists()
 
 
-def test_a_run_overwrites_itself(tmp_path: Path) -> None:
+def test_a_trained_run_is_marked_and_overwritable(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert _train(out) == 0
-    assert (out / MARKER_NAME).exists()
-    (out / "model.zip").write_bytes(b"stale")
-    assert _train(out, "--overwrite") == 0
-    assert (out / "model.zip").read_bytes() != b"stale"
+    assert (out / MARKER_NAME).exists() and is_run_dir(out)[0]
+    (out / "notes.txt").write_text("the marker makes the folder the run's")
+    remove_run_dir(out)
+    assert not out.exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
