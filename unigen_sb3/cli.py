@@ -9,8 +9,9 @@ repeatable ``--set dotted.key=value`` config overrides (``report`` reads finishe
     unigen-sb3 sweep configs/sweep.yaml --out runs/sweep --n-jobs 2
     unigen-sb3 report runs/ablation runs/qs --out runs/report
 
-Exit codes: 0 done, 2 a config or usage error (nothing was trained or written), 130
-interrupted (the run directory is valid: continue with ``--resume``).
+Exit codes: 0 done, 2 a config or usage error (nothing was trained or written), 128 + the
+signal on an interrupt: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the run directory is valid:
+continue with ``--resume``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 __all__ = ["build_parser", "main"]
 
 EXIT_CONFIG_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C; SIGTERM / SIGHUP exit 128 + their number (143 / 129)
 
 
 def _common(parser: argparse.ArgumentParser, out_help: str, *, overrides: bool = True) -> None:
@@ -40,6 +41,16 @@ def _common(parser: argparse.ArgumentParser, out_help: str, *, overrides: bool =
         default=[],
         metavar="KEY=VALUE",
         help="override a config entry (dotted key, YAML value); repeatable",
+    )
+
+
+def _trust(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-artifacts",
+        action="store_true",
+        help="load a model, checkpoint or replay buffer whose SHA-256 was not recorded by its "
+        "run or does not match: loading an SB3 zip runs the pickled code it holds, so only "
+        "for files from someone you trust",
     )
 
 
@@ -80,11 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace a previous run in --out (not --resume)"
     )
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    _trust(p)
 
     p = sub.add_parser("eval", help="evaluate a run directory or a model .zip")
     p.add_argument("target", type=Path, help="run directory or model .zip")
     _common(p, "folder for eval.json (default: the run directory)")
     p.add_argument("--config", type=Path, default=None, help="config for a bare model .zip")
+    _trust(p)
 
     p = sub.add_parser("ablate", help="drop R_edit / R_consistency, a weight grid, N seeds")
     p.add_argument("config", type=Path, help="experiment YAML (its ablation: section)")
@@ -147,7 +160,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         build_parser().error("--resume and --overwrite exclude each other")
     result = train(
-        config, out, resume=args.resume, overwrite=args.overwrite, evaluate=not args.no_eval
+        config,
+        out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        evaluate=not args.no_eval,
+        trust_artifacts=args.trust_artifacts,
     )
     if result.interrupted:
         # The run's own config.yaml holds its --set overrides: resume from it, not args.config.
@@ -158,7 +176,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "--resume",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        from unigen_sb3.experiments import signals
+
+        return signals.exit_code()
     print(f"{out}: {result.num_timesteps} timesteps. {_summary(result.eval)}")
     return 0
 
@@ -167,7 +187,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from unigen_sb3.experiments.runner import evaluate_run
 
     results, path = evaluate_run(
-        args.target, out=args.out, config_path=args.config, overrides=args.overrides
+        args.target,
+        out=args.out,
+        config_path=args.config,
+        overrides=args.overrides,
+        trust_artifacts=args.trust_artifacts,
     )
     print(f"{path}: {_summary(results)}")
     return 0
@@ -250,19 +274,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``unigen-sb3``; return the exit code.
 
     :param argv: arguments without the program name (default: ``sys.argv[1:]``).
-    :return: 0 on success, 2 for a config/usage error, 130 when interrupted.
+    :return: 0 on success, 2 for a config/usage error, 128 + the signal when interrupted
+        (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
     """
     from unigen_sb3.configs.schema import ConfigError
+    from unigen_sb3.experiments import signals
+    from unigen_sb3.experiments.rundir import RunDirError
 
     args = build_parser().parse_args(argv)
+    signals.install()
     try:
         return _COMMANDS[args.command](args)
-    except (ConfigError, FileNotFoundError, FileExistsError) as exc:
+    except (ConfigError, RunDirError, FileNotFoundError, FileExistsError) as exc:
+        print(f"unigen-sb3 {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        # A read-only --out, a folder where a file belongs...: the user's to fix.
         print(f"unigen-sb3 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     except KeyboardInterrupt:
         print(f"unigen-sb3 {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return signals.exit_code()
 
 
 if __name__ == "__main__":

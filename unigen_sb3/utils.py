@@ -36,6 +36,46 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def _has_bool(value: object) -> bool:
+    """Whether a (nested) list or tuple holds a bool (numpy would read it as 0 / 1)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool | np.bool_):
+            return True
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def real_array(value: object, what: str) -> np.ndarray:
+    """``value`` as a float64 array, refusing what numpy would silently turn into numbers.
+
+    Refused: bool arrays and lists holding a bool (``True`` is not the number 1 here),
+    complex values (numpy would drop the imaginary part) and anything not numeric. float64
+    keeps finite values beyond float32's range finite, so callers can clip them.
+
+    :param value: an array or (nested) list of numbers.
+    :param what: the name used in errors, e.g. ``"action['params']"``.
+    :raises ValueError: naming ``what`` and the dtype or value seen.
+    """
+    if isinstance(value, list | tuple) and _has_bool(value):
+        raise ValueError(f"{what} must hold numbers, got a boolean: {value!r}")
+    arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind in "iuf":
+        return arr.astype(np.float64, copy=False)
+    if kind == "b" or (kind == "O" and _has_bool(arr.tolist())):
+        raise ValueError(f"{what} must hold numbers, got booleans ({arr.dtype}): {value!r}")
+    if kind == "c":
+        raise ValueError(f"{what} must hold real numbers, got complex values: {value!r}")
+    try:
+        out = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not numeric: {value!r} ({exc})") from None
+    return out
+
+
 def is_int(value: object) -> bool:
     """Whether ``value`` is an integer: a Python ``int`` or a numpy integer scalar, not a bool.
 

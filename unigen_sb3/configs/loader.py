@@ -32,6 +32,7 @@ __all__ = [
     "load_yaml",
     "merge_defaults",
     "parse_override",
+    "parse_yaml",
     "save_config",
 ]
 
@@ -39,20 +40,115 @@ __all__ = [
 #: weight set mixed with default weights would silently change what the user meant.
 ATOMIC_KEYS = frozenset({"reward.weights", "evaluation.weights", "sweep.search_space"})
 
+#: The largest config file read (a config is a few kB; a bigger file is a mistake or a bomb).
+MAX_CONFIG_BYTES = 1 << 20
+#: The deepest nesting of mappings and lists accepted (in a file, a ``--set`` value or key).
+MAX_DEPTH = 32
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and aliases.
+
+    A duplicate key would silently let the last one win; an alias (``*name``) can expand a
+    few hundred bytes into gigabytes once the config is copied or saved (a "billion laughs"
+    bomb), and a config has no need for one.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not accepted in configs: write the value "
+                "out where it is used",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:
+                    continue  # an unhashable key: construct_mapping names it
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping",
+                        node.start_mark,
+                        f"duplicate key {key!r}: each key may appear once (the last one would "
+                        "silently win)",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep)
+
+
+def _depth_error(data: Any) -> str | None:
+    """The path of a node nested deeper than :data:`MAX_DEPTH`, or None (no recursion)."""
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > MAX_DEPTH:
+            return path or "<config>"
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1, f"{path}.{k}" if path else str(k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(node))
+    return None
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse config YAML safely: no tags, no aliases, no duplicate keys, bounded nesting.
+
+    :param text: the YAML text.
+    :param where: how to name it in errors (a file path, ``override 'key'``).
+    :return: the parsed value.
+    :raises ConfigError: for anything refused, in one line.
+    """
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{where} is not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(
+            "", f"{where} is nested too deeply (at most {MAX_DEPTH} levels)"
+        ) from None
+    deep = _depth_error(data)
+    if deep is not None:
+        raise ConfigError(deep, f"{where} is nested deeper than {MAX_DEPTH} levels")
+    return data
+
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping with ``yaml.safe_load`` (an empty file is ``{}``).
 
     :param path: the file.
     :return: the mapping.
-    :raises ConfigError: if the file is not valid YAML or not a mapping at the top.
+    Refused, each with a one-line :class:`ConfigError`: a folder, a file over
+    :data:`MAX_CONFIG_BYTES`, bytes that are not UTF-8, invalid YAML, duplicate keys, aliases
+    and nesting deeper than :data:`MAX_DEPTH`.
+
+    :raises ConfigError: if the file is refused or not a mapping at the top.
     :raises FileNotFoundError: if the file does not exist.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    file = Path(path)
+    if file.is_dir():
+        raise ConfigError("", f"{path} is a folder, not a YAML config file")
+    if file.exists() and file.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            "", f"{path} holds {file.stat().st_size} bytes; a config is at most {MAX_CONFIG_BYTES}"
+        )
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "", f"{path} is not a UTF-8 text file (byte {exc.start}: {exc.reason})"
+        ) from None
+    data = parse_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -100,11 +196,15 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError("", f"override {text!r} must look like dotted.key=value")
+        raise ConfigError("", f"override {text[:200]!r} must look like dotted.key=value")
+    if key.count(".") >= MAX_DEPTH:
+        raise ConfigError(
+            "", f"override key {key[:80]!r}... has more than {MAX_DEPTH} levels; no config key does"
+        )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(key, f"override value {raw!r} is not valid YAML: {exc}") from exc
+        value = parse_yaml(raw, f"override value for {key!r}") if raw.strip() else ""
+    except ConfigError as exc:
+        raise ConfigError(key, exc.message) from None
     return key, value
 
 
@@ -174,5 +274,14 @@ def save_config(config: ExperimentConfig, path: str | os.PathLike[str]) -> None:
     :param config: the config.
     :param path: destination file, e.g. ``RUN_DIR/config.yaml``.
     """
-    text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
+    text = yaml.dump(
+        config_to_dict(config), Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False
+    )
     atomic_write_text(path, text)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value each time it appears, never an alias (which :func:`load_yaml` refuses)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True

@@ -66,9 +66,18 @@ class ConfigError(ValueError):
         super().__init__(f"{path or '<config>'}: {message}")
 
 
-def _range(low: float | None = None, high: float | None = None) -> dict[str, Any]:
-    """Field metadata for a numeric range check (inclusive bounds)."""
-    return {"low": low, "high": high}
+def _range(
+    low: float | None = None, high: float | None = None, why: str | None = None
+) -> dict[str, Any]:
+    """Field metadata for a numeric range check (inclusive bounds); ``why``: the reason for an
+    upper bound, given in the error."""
+    return {"low": low, "high": high, "why": why}
+
+
+_MAX_SIZE = 1024
+_MAX_N_ENVS = 1024
+_MAX_TIMESTEPS = 10**10
+_MAX_SHAPING_SCALE = 1000.0
 
 
 def _choices(values: Sequence[str]) -> dict[str, Any]:
@@ -85,8 +94,17 @@ class EnvConfig:
     task: str = field(metadata=_choices(TASK_KINDS))
     action: str = field(metadata=_choices(ACTION_ENCODINGS))
     obs: str = field(metadata=_choices(OBS_MODES))
-    size: int = field(metadata=_range(36))
-    horizon: int = field(metadata=_range(1))
+    size: int = field(
+        metadata=_range(
+            36,
+            _MAX_SIZE,
+            "the canvas and its metric passes grow with size**2 per env; beyond "
+            f"{_MAX_SIZE} one env no longer fits a GPU",
+        )
+    )
+    horizon: int = field(
+        metadata=_range(1, 10_000, "an episode pays its reward at its end; longer ones never end")
+    )
     device: str
     perceptual_backend: str = field(metadata=_choices(PERCEPTUAL_BACKENDS))
     edit_fraction: float = field(metadata=_range(0.0, 1.0))
@@ -106,7 +124,14 @@ class ShapingConfig:
     enabled: bool
     gamma: float | None = field(metadata=_range(0.0, 1.0))
     potential: str = field(metadata=_choices(COMPONENT_NAMES))
-    scale: float
+    scale: float = field(
+        metadata=_range(
+            -_MAX_SHAPING_SCALE,
+            _MAX_SHAPING_SCALE,
+            "the potential is in [0, 1]; a larger scale swamps the reward and overflows "
+            "float32 (inf rewards, then NaN in the policy update)",
+        )
+    )
 
 
 @dataclass
@@ -146,8 +171,19 @@ class AlgorithmConfig:
 class TrainingConfig:
     """Budget, vectorization, checkpointing and logging of ``train``."""
 
-    total_timesteps: int = field(metadata=_range(1))
-    n_envs: int = field(metadata=_range(1))
+    total_timesteps: int = field(
+        metadata=_range(
+            1, _MAX_TIMESTEPS, "more timesteps than any run of this package can reach (a typo?)"
+        )
+    )
+    n_envs: int = field(
+        metadata=_range(
+            1,
+            _MAX_N_ENVS,
+            "each env holds its canvases and buffers; more than this exhausts "
+            "memory before training starts",
+        )
+    )
     vec_env_kind: str = field(metadata=_choices(VEC_ENV_KINDS))
     device: str
     checkpoint_freq: int = field(metadata=_range(0))
@@ -181,7 +217,7 @@ class EvaluationConfig:
 
     weights: dict[str, float] | None
     n_episodes: int = field(metadata=_range(2))  # the set metrics need two episodes
-    seed: int | None
+    seed: int | None = field(metadata=_range(0, 2**32 - 1, "a NumPy seed is a uint32"))
     deterministic: bool
     prompt_split: str | None = field(metadata=_choices(SPLITS))
 
@@ -370,7 +406,9 @@ def _build(cls: type, data: Any, path: str) -> Any:
                 bounds = (
                     f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
                 )
-                raise ConfigError(key_path, f"{value!r} is out of range {bounds}")
+                why = f.metadata.get("why")
+                reason = f": {why}" if why and high is not None and value > high else ""
+                raise ConfigError(key_path, f"{value!r} is out of range {bounds}{reason}")
         values[name] = value
     return cls(**values)
 
@@ -449,6 +487,8 @@ def _check_search_space(space: dict[str, dict[str, Any]], path: str) -> None:
             v = spec.get(bound)
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise ConfigError(f"{p}.{bound}", f"expected a number, got {v!r}")
+            if not math.isfinite(v):
+                raise ConfigError(f"{p}.{bound}", f"expected a finite number, got {v!r}")
         if spec["low"] >= spec["high"]:
             raise ConfigError(p, f"low={spec['low']} must be below high={spec['high']}")
         if "log" in spec and not isinstance(spec["log"], bool):

@@ -61,7 +61,7 @@ from unigen_sb3.rewards.perceptual import (
     RealismScorer,
     default_lpips_backbone_path,
 )
-from unigen_sb3.utils import is_int, resolve_device
+from unigen_sb3.utils import is_int, real_array, resolve_device
 
 DEFAULT_SIZE = 64
 DEFAULT_HORIZON = 12
@@ -203,7 +203,8 @@ def check_hybrid_actions(action: Any, n_envs: int) -> tuple[np.ndarray, np.ndarr
     :param action: the actions.
     :param n_envs: ``N``, the number of envs stepped.
     :raises ValueError: naming the field (and env index) for a missing key, a wrong shape, a
-        non-integer or out-of-range op, or NaN/inf.
+        non-integer, bool or out-of-range op, bool or complex params, or NaN/inf (a finite
+        value beyond float32's range is clipped like any other).
     """
     if isinstance(action, list | tuple) and all(isinstance(a, dict) for a in action):
         if len(action) != n_envs:
@@ -221,10 +222,9 @@ def check_hybrid_actions(action: Any, n_envs: int) -> tuple[np.ndarray, np.ndarr
                     f"{np.asarray(a['op']).shape}"
                 )
         ops = [np.asarray(a["op"]).reshape(()).item() for a in action]
-        try:
-            params_rows = [np.asarray(a["params"], dtype=np.float32) for a in action]
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"action['params'] is not numeric: {exc}") from exc
+        params_rows = [
+            real_array(a["params"], f"action[{i}]['params']") for i, a in enumerate(action)
+        ]
         shapes = {p.shape for p in params_rows}
         if shapes != {(NUM_PARAMS,)}:
             raise ValueError(
@@ -237,14 +237,13 @@ def check_hybrid_actions(action: Any, n_envs: int) -> tuple[np.ndarray, np.ndarr
             f"action must be a dict with keys 'op' and 'params' (or a list of {n_envs} such "
             f"dicts), got {action!r}"
         )
-    op_arr = np.asarray(action["op"])
+    op_in = action["op"]
+    # A list may mix bools with ints, which numpy would read as 0 / 1: check each element.
+    op_arr = np.asarray(op_in, dtype=object if isinstance(op_in, list | tuple) else None)
     if op_arr.shape != (n_envs,):
         raise ValueError(f"action['op'] must have shape ({n_envs},), got shape {op_arr.shape}")
     ops_checked = _check_op_values(op_arr, n_envs)
-    try:
-        params = np.asarray(action["params"], dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"action['params'] is not numeric: {action['params']!r}") from exc
+    params = real_array(action["params"], "action['params']")
     if params.shape != (n_envs, NUM_PARAMS):
         raise ValueError(
             f"action['params'] must have shape ({n_envs}, {NUM_PARAMS}), got {params.shape}"
@@ -258,7 +257,8 @@ def check_hybrid_actions(action: Any, n_envs: int) -> tuple[np.ndarray, np.ndarr
             else list(zip(rows.tolist(), cols.tolist(), strict=True))
         )
         raise ValueError(f"action['params'] has NaN or inf at indices {where}: {params.tolist()}")
-    return ops_checked, np.clip(params, -1.0, 1.0)
+    # Clipped in float64: a finite 1e39 is clipped to 1, not overflowed to inf by float32.
+    return ops_checked, np.clip(params, -1.0, 1.0).astype(np.float32)
 
 
 def check_hybrid_action(action: Any) -> tuple[int, np.ndarray]:
@@ -269,13 +269,11 @@ def check_hybrid_action(action: Any) -> tuple[int, np.ndarray]:
     """
     if not isinstance(action, dict) or "op" not in action or "params" not in action:
         raise ValueError(f"action must be a dict with keys 'op' and 'params', got {action!r}")
-    op_arr = np.asarray(action["op"])
+    op_in = action["op"]
+    op_arr = np.asarray(op_in, dtype=object if isinstance(op_in, list | tuple) else None)
     if op_arr.size != 1:
         raise ValueError(f"action['op'] must be a single integer, got shape {op_arr.shape}")
-    try:
-        params = np.asarray(action["params"], dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"action['params'] is not numeric: {action['params']!r}") from exc
+    params = real_array(action["params"], "action['params']")
     if params.shape != (NUM_PARAMS,):
         raise ValueError(f"action['params'] must have shape ({NUM_PARAMS},), got {params.shape}")
     ops, clipped = check_hybrid_actions({"op": op_arr.reshape(1), "params": params[None]}, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import re
 import types
 import typing
@@ -226,6 +227,81 @@ def _check_no_number_strings(value: Any, path: str) -> None:
             _check_no_number_strings(item, f"{path}[{i}]")
 
 
+# Value rules of the numeric constructor parameters SB3 and sb3-contrib check (with an assert
+# or a crash once training starts): key -> (kind, low, low inclusive, high). "int" keys take
+# an integer, "number" keys an int or float; every number anywhere in kwargs must be finite.
+_KWARG_RULES: dict[str, tuple[str, float, bool, float | None]] = {
+    "n_steps": ("int", 1, True, None),
+    "batch_size": ("int", 1, True, None),
+    "n_epochs": ("int", 1, True, None),
+    "buffer_size": ("int", 1, True, None),
+    "learning_starts": ("int", 0, True, None),
+    "target_update_interval": ("int", 1, True, None),
+    "policy_delay": ("int", 1, True, None),
+    "n_critics": ("int", 1, True, None),
+    "n_quantiles": ("int", 1, True, None),
+    "top_quantiles_to_drop_per_net": ("int", 0, True, None),
+    "n_delta": ("int", 1, True, None),
+    "learning_rate": ("number", 0.0, False, None),
+    "gamma": ("number", 0.0, True, 1.0),
+    "gae_lambda": ("number", 0.0, True, 1.0),
+    "tau": ("number", 0.0, True, 1.0),
+    "vf_coef": ("number", 0.0, True, None),
+    "max_grad_norm": ("number", 0.0, False, None),
+    "exploration_fraction": ("number", 0.0, True, 1.0),
+    "exploration_initial_eps": ("number", 0.0, True, 1.0),
+    "exploration_final_eps": ("number", 0.0, True, 1.0),
+    "target_policy_noise": ("number", 0.0, True, None),
+    "target_noise_clip": ("number", 0.0, True, None),
+    "clip_range": ("number", 0.0, False, None),
+    "target_kl": ("number", 0.0, False, None),
+}
+
+
+def _finite_numbers(value: Any, path: str) -> None:
+    """Refuse NaN or inf anywhere in a (nested) kwarg value."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(where, f"expected a finite number, got {item!r}")
+        if isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+
+
+def _check_kwarg_values(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse ``algorithm.kwargs`` values the algorithm would reject once built or training
+    (``n_steps: -5``, ``learning_rate: .nan``...), before a run directory is written."""
+    for key, value in kwargs.items():
+        path = f"algorithm.kwargs.{key}"
+        _finite_numbers(value, path)
+        rule = _KWARG_RULES.get(key)
+        if rule is None or value is None:
+            continue
+        kind, low, inclusive, high = rule
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(path, f"expected an integer, got {value!r} ({type(value).__name__})")
+        if kind == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            if isinstance(value, str) and key in ("learning_rate", "clip_range"):
+                raise ConfigError(path, f"expected a number, got {value!r} (str)")
+            if isinstance(value, str):
+                continue  # e.g. SAC's ent_coef "auto"-like strings are checked by SB3
+            raise ConfigError(path, f"expected a number, got {value!r} ({type(value).__name__})")
+        too_low = value < low if inclusive else value <= low
+        if too_low or (high is not None and value > high):
+            accepted = f"{'>=' if inclusive else '>'} {low}" + (
+                f" and <= {high}" if high is not None else ""
+            )
+            raise ConfigError(path, f"{value!r} is not accepted by {name}: expected {accepted}")
+    if name in ("PPO", "MaskablePPO", "RecurrentPPO") and kwargs.get("batch_size") == 1:
+        raise ConfigError(
+            "algorithm.kwargs.batch_size",
+            f"{name} normalizes advantages over a minibatch, which needs batch_size > 1",
+        )
+
+
 def check_algorithm(
     name: str, policy: str | None, kwargs: dict[str, Any], action: str, obs: str
 ) -> tuple[type[BaseAlgorithm], str | type[BasePolicy]]:
@@ -272,6 +348,7 @@ def check_algorithm(
             )
         if not (isinstance(value, str) and _accepts_str(params[key])):
             _check_no_number_strings(value, f"algorithm.kwargs.{key}")
+    _check_kwarg_values(name, kwargs)
     if policy == HYBRID_POLICY:
         return cls, hybrid_policy(name, action, obs)
     chosen = policy if policy is not None else default_policy(cls, obs)

@@ -87,7 +87,29 @@ def _seed_group_key(run: Path, config: dict[str, Any]) -> tuple[str, str]:
 
 
 def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{float(v):.4g}"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return "n/a"
+    return f"{float(v):.4g}"
+
+
+def _cell(entry: Any) -> str:
+    """``mean ± std`` of an eval.json metric entry, ``n/a`` for anything else."""
+    if not isinstance(entry, dict):
+        return "n/a"
+    return f"{_fmt(entry.get('mean'))} ± {_fmt(entry.get('std'))}"
+
+
+def _read_mapping(path: Path, parse: Any) -> dict[str, Any]:
+    """A JSON/YAML file holding a mapping. :raises ValueError: saying what is wrong with it."""
+    try:
+        data = parse(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        raise ValueError(
+            f"{path.name} cannot be read: {' '.join(str(exc).split())[:200]}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} does not hold a mapping ({type(data).__name__})")
+    return data
 
 
 def write_report(paths: list[str | Path], out: str | Path) -> Path:
@@ -106,8 +128,21 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
     if not runs:
         raise FileNotFoundError(f"no run directory (config.yaml + eval.json) under {paths}")
     root = Path(paths[0]).resolve() if len(paths) == 1 else Path("/")
+    evals: dict[Path, dict[str, Any]] = {}
+    configs: dict[Path, dict[str, Any]] = {}
+    skipped: list[str] = []
+    for run in runs:
+        try:
+            evals[run] = _read_mapping(run / "eval.json", json.loads)
+            configs[run] = _read_mapping(run / "config.yaml", yaml.safe_load)
+        except ValueError as exc:
+            evals.pop(run, None)
+            skipped.append(f"- {_label(run, root)}: {exc}")
+    runs = [r for r in runs if r in configs]
     plt = _pyplot()
     lines = ["# unigen-sb3 report", ""]
+    if skipped:
+        lines += ["## Skipped runs", "", *skipped, ""]
     if plt is None:
         lines += ["_matplotlib is not installed (pip install 'unigen-sb3[report]'): no plots._", ""]
 
@@ -118,16 +153,11 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
         "| run | seed | R_total | R_quality | R_edit | R_consistency | LPIPS | SSIM |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    evals: dict[Path, dict[str, Any]] = {}
     for run in runs:
-        rep = json.loads((run / "eval.json").read_text("utf-8"))
-        evals[run] = rep
-        m = rep.get("metrics", {})
-        cells = [
-            f"{_fmt(m[k]['mean'])} ± {_fmt(m[k]['std'])}" if k in m else "n/a"
-            for k in (*_BAR_METRICS, "lpips", "ssim")
-        ]
-        seed = yaml.safe_load((run / "config.yaml").read_text("utf-8")).get("seed", "")
+        m = evals[run].get("metrics")
+        m = m if isinstance(m, dict) else {}
+        cells = [_cell(m.get(k)) for k in (*_BAR_METRICS, "lpips", "ssim")]
+        seed = configs[run].get("seed", "")
         lines.append(f"| {_label(run, root)} | {seed} | " + " | ".join(cells) + " |")
     lines.append("")
 
@@ -168,8 +198,15 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
         }
     )
     for k, folder in enumerate(ablations):
-        summary = json.loads((folder / "ablation.json").read_text("utf-8"))
-        variants = summary["variants"]
+        try:
+            summary = _read_mapping(folder / "ablation.json", json.loads)
+            variants = summary["variants"]
+            for v in variants.values():
+                _ = v["weights"]["quality"], v["weights"]["edit"], v["weights"]["consistency"]
+                _ = v["metrics"].get, len(summary["seeds"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            lines += [f"## Ablation: {folder.name}", "", f"Skipped: ablation.json: {exc!r}", ""]
+            continue
         lines += [
             f"## Ablation: {folder.name}",
             "",
@@ -180,8 +217,7 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
             w = v["weights"]
             cells = []
             for metric in _BAR_METRICS:
-                s = v["metrics"].get(metric)
-                cells.append(f"{_fmt(s['mean'])} ± {_fmt(s['std'])}" if s else "n/a")
+                cells.append(_cell(v["metrics"].get(metric)))
             lines.append(
                 f"| {name} | {w['quality']:.3g}, {w['edit']:.3g}, {w['consistency']:.3g} | "
                 + " | ".join(cells)
@@ -216,7 +252,6 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
 
     # Reward variance across seeds.
     groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
-    configs = {run: yaml.safe_load((run / "config.yaml").read_text("utf-8")) for run in runs}
     for run in runs:
         groups[_seed_group_key(run, configs[run])].append(run)
     multi: list[list[Path]] = []
@@ -278,8 +313,13 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
         }
     )
     for sweep_json in sweeps:
-        s = json.loads(sweep_json.read_text("utf-8"))
-        best = s.get("best") or {}
+        try:
+            s = _read_mapping(sweep_json, json.loads)
+        except ValueError as exc:
+            lines += [f"## Sweep ({_label(sweep_json.parent, root)})", "", f"Skipped: {exc}", ""]
+            continue
+        found = s.get("best")
+        best: dict[str, Any] = found if isinstance(found, dict) else {}
         lines += [
             f"## Sweep: {s.get('study_name')} ({_label(sweep_json.parent, root)})",
             "",

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,13 @@ from unigen_sb3.experiments.algorithms import (
     get_algorithm_class,
     is_off_policy,
 )
-from unigen_sb3.experiments.rundir import RunDir
+from unigen_sb3.experiments.rundir import (
+    MARKER_NAME,
+    ArtifactError,
+    RunDir,
+    is_run_dir,
+    sha256_file,
+)
 from unigen_sb3.experiments.seeding import seed_everything
 from unigen_sb3.make import build_vec_env
 from unigen_sb3.rewards.shaping import PotentialShaping, check_shaping_gamma
@@ -51,12 +58,20 @@ __all__ = [
     "evaluate_run",
     "make_shaping",
     "make_train_vec_env",
+    "remove_run_dir",
     "train",
 ]
 
 #: ``evaluation.seed: null`` means ``seed + EVAL_SEED_OFFSET``: evaluation tasks then never
 #: replay the first training tasks of env worker 0..EVAL_SEED_OFFSET-1.
 EVAL_SEED_OFFSET = 10_000
+
+#: What an :class:`ArtifactError` adds: how to load the file anyway, and why not to.
+TRUST_HINT = (
+    "pass --trust-artifacts (trust_artifacts=True) to load it anyway, only if you trust "
+    "whoever could write this folder: loading an SB3 zip or replay buffer runs the pickled "
+    "code it holds"
+)
 
 #: The periodic evaluation's latest report plus its learning curve ``history``.
 EVAL_HISTORY_NAME = "eval_history.json"
@@ -158,9 +173,24 @@ def check_experiment(
                 "shaping keeps the optimal policy only when they are equal: set "
                 f"reward.shaping.gamma to {gamma}, or to null (take the algorithm's)",
             ) from None
+    _check_spec(config)
     if config.wandb.enabled:
         _import_wandb()
     return cls, policy
+
+
+def _check_spec(config: ExperimentConfig) -> None:
+    """Build the training and evaluation specs (validation only, nothing is allocated), so an
+    env setting the env would refuse (a bad ``env.action_options``...) is a ConfigError."""
+    for evaluation in (False, True):
+        try:
+            UniGenSpec.from_config(config, evaluation=evaluation)
+        except (TypeError, ValueError) as exc:
+            text = " ".join(str(exc).split())
+            options = config.env.action_options and any(
+                str(k) in text for k in config.env.action_options
+            )
+            raise ConfigError("env.action_options" if options else "env", text) from None
 
 
 def _import_wandb() -> Any:
@@ -365,6 +395,7 @@ def train(
     overwrite: bool = False,
     evaluate: bool = True,
     extra_callbacks: Sequence[BaseCallback] = (),
+    trust_artifacts: bool = False,
 ) -> TrainResult:
     """Train ``config`` into run directory ``out``, checkpoint, then run the evaluation suite.
 
@@ -375,30 +406,39 @@ def train(
     marks it ``interrupted`` and propagates). Any other exception marks the run ``failed``,
     records ``error`` (``"<type>: <message>"``; null otherwise), saves no model and propagates;
     :func:`evaluate_run` refuses such a run. ``resume=True`` continues an interrupted or
-    failed run from its latest checkpoint and keeps counting timesteps.
+    failed run from its newest intact checkpoint (SHA-256 as recorded; a truncated or changed
+    one is skipped with a warning) and keeps counting timesteps; a ``config.yaml`` edited after
+    the run wrote it is refused.
 
     :param config: the validated config.
     :param out: the run directory.
     :param resume: continue the run in ``out`` (its config must match, except
         ``training.total_timesteps``, ``training.progress_bar`` and
         ``training.checkpoint_freq``).
-    :param overwrite: delete a previous run in ``out`` first (``make run`` re-runs this way).
+    :param overwrite: delete a previous run in ``out`` first (``make run`` re-runs this way);
+        only a folder :func:`~unigen_sb3.experiments.rundir.is_run_dir` recognizes is deleted.
     :param evaluate: run the evaluation suite after training (writes ``eval.json``).
     :param extra_callbacks: more SB3 callbacks.
+    :param trust_artifacts: on resume, also load checkpoints and buffers whose SHA-256 was not
+        recorded or does not match (they run their pickled code).
     :return: the :class:`TrainResult`.
     :raises ConfigError: for a config problem, before any training.
+    :raises FileExistsError: for ``overwrite`` of a folder that is not a run directory.
+    :raises ArtifactError: on resume, when no checkpoint is intact.
     """
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     cls, _policy = check_experiment(config)
-    if overwrite and Path(out).is_dir() and (Path(out) / "config.yaml").exists():
-        shutil.rmtree(out)  # only a folder that holds a run (config.yaml) is deleted
+    if overwrite:
+        remove_run_dir(Path(out))
     run_dir = RunDir(out)
-    checkpoint = run_dir.latest_checkpoint() if resume else None
+    candidates: list[tuple[Path, int, Path | None]] = []
     if resume:
         if not run_dir.config_path.exists():
             raise FileNotFoundError(f"--resume: {run_dir.config_path} does not exist")
+        _check_config_unchanged(run_dir)
         _check_resume_config(load_yaml(run_dir.config_path), config_to_dict(config))
+        candidates = _resume_candidates(run_dir, trust_artifacts)
     elif run_dir.model_path.exists() or run_dir.latest_checkpoint() is not None:
         raise FileExistsError(
             f"{run_dir.path} already holds a run; pass --resume to continue it or choose "
@@ -410,7 +450,9 @@ def train(
     if config.algorithm.policy == HYBRID_POLICY:
         # SB3 logs one entropy; the hybrid policy's op and parameter terms are logged apart.
         callbacks.append(HybridEntropyCallback())
+    run_dir.mark()
     save_config(config, run_dir.config_path)
+    run_dir.record(run_dir.config_path)
     run_dir.start_meta(config.seed)
     env: VecEnv | None = None
     model: BaseAlgorithm | None = None
@@ -420,12 +462,8 @@ def train(
         seed_everything(config.seed, strict=config.strict_determinism)
         env = make_train_vec_env(config, shaping)
         tb = str(run_dir.tb_dir) if config.training.tensorboard else None
-        if checkpoint is not None:
-            path, steps = checkpoint
-            model = cls.load(path, env=env, device=config.training.device, tensorboard_log=tb)
-            buffer = run_dir.replay_buffer_for(steps)
-            if buffer is not None and is_off_policy(cls):
-                model.load_replay_buffer(buffer)  # type: ignore[attr-defined]
+        if candidates:
+            model = _load_checkpoint(cls, candidates, env, config.training.device, tb)
         else:
             model = build_model(config, env, tensorboard_log=tb)
         # The built model's own gamma, refused before learning.
@@ -449,7 +487,7 @@ def train(
                     callback=CallbackList(callbacks),
                     log_interval=config.training.log_interval,
                     tb_log_name="train",
-                    reset_num_timesteps=checkpoint is None,
+                    reset_num_timesteps=not candidates,
                     progress_bar=_progress_bar(config),
                 )
         except KeyboardInterrupt:
@@ -489,26 +527,148 @@ def train(
     return result
 
 
+def remove_run_dir(out: Path) -> None:
+    """Delete the run directory ``out`` for ``--overwrite``; refuse anything else.
+
+    Deleted: a folder holding the run marker (:data:`~unigen_sb3.experiments.rundir.
+    MARKER_NAME`), or one written before the marker existed that holds a ``config.yaml`` and
+    nothing but a run's files. A missing or empty folder is left as it is.
+
+    :raises FileExistsError: for a symbolic link, a file, or a folder that holds anything
+        else, naming what is there.
+    """
+    if out.is_symlink():
+        raise FileExistsError(
+            f"--overwrite: {out} is a symbolic link; refusing to delete through it: pass the "
+            "folder it points to, or choose another --out"
+        )
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"--overwrite: {out} is a file, not a run directory; refusing")
+    if not any(out.iterdir()):
+        return
+    ok, foreign = is_run_dir(out)
+    if not ok:
+        shown = ", ".join(foreign[:5]) + (
+            f" (and {len(foreign) - 5} more)" if len(foreign) > 5 else ""
+        )
+        raise FileExistsError(
+            f"--overwrite: {out} is not a unigen-sb3 run directory (no {MARKER_NAME} marker"
+            + (f"; it holds {shown}" if foreign else "; it has no config.yaml")
+            + "); refusing to delete it: choose another --out, or remove it yourself"
+        )
+    shutil.rmtree(out)
+
+
+def _check_config_unchanged(run_dir: RunDir) -> None:
+    """Refuse a run ``config.yaml`` whose bytes differ from what the run recorded writing."""
+    expected = run_dir.recorded(run_dir.config_path)
+    if expected is not None and sha256_file(run_dir.config_path) != expected:
+        raise ConfigError(
+            "",
+            f"{run_dir.config_path} was edited after the run wrote it, so the run would "
+            "continue under a config that did not train it; restore it, or start a new run "
+            "(another --out) with the changed config",
+        )
+
+
+def _resume_candidates(run_dir: RunDir, trust: bool) -> list[tuple[Path, int, Path | None]]:
+    """Checkpoints to resume from, newest first: those whose zip (and replay buffer) match
+    their recorded SHA-256, or with ``trust`` every one. A skipped one is warned about.
+
+    :raises ArtifactError: if checkpoints exist but none can be used.
+    """
+    found = run_dir.checkpoints()
+    out: list[tuple[Path, int, Path | None]] = []
+    problems = []
+    for path, steps in found:
+        buffer = run_dir.replay_buffer_for(steps)
+        try:
+            for item in (path, buffer):
+                if item is not None:
+                    run_dir.verify(item)
+        except ArtifactError as exc:
+            if not trust:
+                problems.append(str(exc))
+                warnings.warn(f"--resume skips checkpoint {path.name}: {exc}", stacklevel=3)
+                continue
+        out.append((path, steps, buffer))
+    if found and not out:
+        raise ArtifactError(
+            f"--resume: no checkpoint of {run_dir.path} is intact: {'; '.join(problems[:3])}; "
+            + TRUST_HINT
+        )
+    return out
+
+
+def _load_checkpoint(
+    cls: type[BaseAlgorithm],
+    candidates: list[tuple[Path, int, Path | None]],
+    env: VecEnv,
+    device: str,
+    tb: str | None,
+) -> BaseAlgorithm:
+    """Load the first candidate that loads; a broken one is warned about and skipped."""
+    for i, (path, _steps, buffer) in enumerate(candidates):
+        try:
+            model = cls.load(path, env=env, device=device, tensorboard_log=tb)
+            if buffer is not None and is_off_policy(cls):
+                model.load_replay_buffer(buffer)  # type: ignore[attr-defined]
+            return model
+        except Exception as exc:
+            if i == len(candidates) - 1:
+                raise
+            warnings.warn(
+                f"--resume skips checkpoint {path.name}, which does not load: "
+                f"{type(exc).__name__}: {exc}",
+                stacklevel=3,
+            )
+    raise AssertionError("unreachable: candidates is not empty")
+
+
+def _verify_model(model_path: Path, trust: bool) -> None:
+    """Check a model zip against the SHA-256 its run recorded (the run directory it sits in,
+    or the one above ``checkpoints/``); without a record or on a mismatch, refuse unless
+    ``trust``."""
+    folder = model_path.parent
+    if folder.name == "checkpoints" and (folder.parent / "meta.json").exists():
+        folder = folder.parent
+    try:
+        if not (folder / "meta.json").exists():
+            raise ArtifactError(f"{model_path}: not in a run directory, so no SHA-256 to check")
+        RunDir(folder).verify(model_path)
+    except ArtifactError as exc:
+        if not trust:
+            raise ArtifactError(f"{exc}; {TRUST_HINT}") from None
+        warnings.warn(f"loading an unverified model (--trust-artifacts): {exc}", stacklevel=3)
+
+
 def evaluate_run(
     target: str | Path,
     *,
     out: str | Path | None = None,
     config_path: str | Path | None = None,
     overrides: Iterable[str] = (),
+    trust_artifacts: bool = False,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a run directory (its ``model.zip`` and ``config.yaml``) or a model file.
 
     A run directory whose ``meta.json`` status is ``failed`` is refused (its training
-    crashed; see :func:`train`).
+    crashed; see :func:`train`). The model must match the SHA-256 its run recorded: a model
+    without a record (a bare zip, a run written before digests were recorded) or a changed
+    one is refused unless ``trust_artifacts``, since loading an SB3 zip runs its pickled code.
 
     :param target: a run directory, or a ``.zip`` model (its config comes from
         ``config_path``, else the ``config.yaml`` beside it, else the defaults).
     :param out: folder for ``eval.json`` (default: the run directory / the model's folder).
     :param config_path: config to use instead of the run's.
     :param overrides: ``--set`` overrides (e.g. ``evaluation.n_episodes=4``).
+    :param trust_artifacts: load a model whose SHA-256 is not recorded or does not match.
     :return: ``(results, path of eval.json)``.
     :raises FileNotFoundError: for a missing target, a run directory without a model, or a
         failed run.
+    :raises ArtifactError: for an unverified model without ``trust_artifacts``.
     """
     target = Path(target)
     if target.is_dir():
@@ -535,6 +695,7 @@ def evaluate_run(
         config_path = folder / "config.yaml"
     config = load_config(config_path, overrides)
     cls = get_algorithm_class(config.algorithm.name)
+    _verify_model(model_path, trust_artifacts)
     seed_everything(config.seed, strict=config.strict_determinism)
     model = cls.load(model_path, device=config.training.device)
     dest = Path(out) if out is not None else folder

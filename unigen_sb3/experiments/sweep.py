@@ -10,6 +10,14 @@ trial under a file lock next to a file storage (so exactly ``n_trials`` are crea
 a remote storage, the dense trial numbers Optuna assigns atomically decide instead: a
 worker whose new trial is numbered ``>= n_trials`` marks it ``FAIL`` with user attribute
 ``over_budget`` and stops, so the first ``n_trials`` numbers are the ones run.
+
+Stale trials: each worker records its host and process id on the trial it runs and beats a
+``heartbeat`` (a user attribute, so it works on every storage) every
+:data:`HEARTBEAT_SECONDS`. Before claiming a trial, a worker fails every ``RUNNING`` trial
+whose worker is dead (same host, process gone) or silent for :data:`STALE_SECONDS`, marks it
+``requeued`` and enqueues its parameters again: the retry takes its place in the budget, so
+a killed worker's trial is redone by the next worker or rerun. A trial stopped by Ctrl-C,
+SIGTERM or SIGHUP is requeued the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +27,12 @@ import fcntl
 import json
 import math
 import multiprocessing
+import os
+import socket
+import sys
+import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,12 +46,101 @@ __all__ = [
     "check_storage",
     "check_sweep",
     "make_storage",
+    "recover_stale_trials",
     "run_sweep",
     "sample_trial_config",
     "sweep_worker",
 ]
 
 JOURNAL_NAME = "optuna.journal"
+#: Seconds between two heartbeats of a running trial.
+HEARTBEAT_SECONDS = 30.0
+#: A running trial whose heartbeat is older than this is stale (its worker is gone).
+STALE_SECONDS = 600.0
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # unknown: leave it to the heartbeat
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(trial: Any, now: float) -> bool:
+    worker = trial.user_attrs.get("worker") or {}
+    if worker.get("host") == socket.gethostname() and not _pid_alive(worker.get("pid")):
+        return True
+    beat = trial.user_attrs.get("heartbeat")
+    if beat is None and trial.datetime_start is not None:
+        beat = trial.datetime_start.timestamp()
+    return beat is not None and now - float(beat) > STALE_SECONDS
+
+
+def _requeue(study: Any, trial: Any) -> bool:
+    """Fail ``trial``, mark it ``requeued`` (out of the budget) and enqueue its parameters.
+
+    :return: False when another worker finished it first.
+    """
+    from optuna.trial import TrialState
+
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, "requeued", True)
+        study.tell(trial.number, state=TrialState.FAIL)
+    except Exception:  # another worker failed or finished it first
+        return False
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    return True
+
+
+def recover_stale_trials(study: Any) -> list[int]:
+    """Fail and requeue the ``RUNNING`` trials of dead or silent workers (see the module doc).
+
+    :param study: the Optuna study.
+    :return: the numbers of the trials requeued.
+    """
+    from optuna.trial import TrialState
+
+    now = time.time()
+    return [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if _is_stale(t, now) and _requeue(study, t)
+    ]
+
+
+def _budget_used(trials: list[Any]) -> int:
+    """Trials that count against ``n_trials``: all but the requeued ones (their retry counts)."""
+    return sum(1 for t in trials if not t.user_attrs.get("requeued"))
+
+
+class _Heartbeat:
+    """Sets the trial's ``heartbeat`` user attribute every :data:`HEARTBEAT_SECONDS`."""
+
+    def __init__(self, study: Any, trial_id: int) -> None:
+        self._stop = threading.Event()
+        self._study, self._trial_id = study, trial_id
+        self._beat()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        self._study._storage.set_trial_user_attr(self._trial_id, "heartbeat", time.time())
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self._beat()
+            except Exception:  # the trial finished meanwhile
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _storage_file(storage: str | None, out: Path) -> Path | None:
@@ -291,26 +394,39 @@ def _run_trials(
     done = 0
     while True:
         with _claim_lock(lock_path):
-            if len(study.get_trials(deepcopy=False)) >= sweep.n_trials:
+            recover_stale_trials(study)
+            trials = study.get_trials(deepcopy=False)
+            waiting = any(t.state == TrialState.WAITING for t in trials)  # requeued ones
+            if _budget_used(trials) >= sweep.n_trials and not waiting:
                 break
             trial = study.ask()
-        if trial.number >= sweep.n_trials:  # lost the race on a lock-free remote storage
+        earlier = study.get_trials(deepcopy=False)[: trial.number + 1]
+        if _budget_used(earlier) > sweep.n_trials:  # lost the race on a remote storage
             trial.set_user_attr("over_budget", True)
             study.tell(trial, state=TrialState.FAIL)
             break
         run_path = out / "trials" / f"trial_{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_path))
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        heartbeat = _Heartbeat(study, trial._trial_id)
         try:
             trial_config = load_config(sample_trial_config(trial, config))
             result = train(trial_config, run_path)
             if result.interrupted or result.eval is None:
-                study.tell(trial, state=TrialState.FAIL)
                 raise KeyboardInterrupt
             value = _objective_value(result.eval, sweep.metric)
-        except (KeyboardInterrupt, Exception):
+        except KeyboardInterrupt:
+            heartbeat.stop()
+            # Stopped, not broken: the trial is redone by the next worker or rerun.
+            if study.trials[trial.number].state == TrialState.RUNNING:
+                _requeue(study, study.trials[trial.number])
+            raise
+        except Exception:
+            heartbeat.stop()
             if study.trials[trial.number].state == TrialState.RUNNING:
                 study.tell(trial, state=TrialState.FAIL)
             raise
+        heartbeat.stop()
         study.tell(trial, value)
         done += 1
         if progress is not None:
@@ -322,7 +438,13 @@ def _worker_entry(
     config_data: dict[str, Any], out: str, storage: str | None, worker_index: int
 ) -> None:
     # run_sweep checked the config and storage before spawning this worker.
-    _run_trials(load_config(config_data), out, storage, worker_index, None)
+    from unigen_sb3.experiments import signals
+
+    signals.install()  # SIGTERM / SIGHUP stop the trial as Ctrl-C does: saved and requeued
+    try:
+        _run_trials(load_config(config_data), out, storage, worker_index, None)
+    except KeyboardInterrupt:
+        sys.exit(signals.exit_code())
 
 
 def run_sweep(
@@ -365,12 +487,23 @@ def run_sweep(
         p.start()
     try:
         _run_trials(config, out, storage, worker_index, progress)
+    except BaseException:
+        for p in procs:  # stop the workers too: each saves its trial's run and requeues it
+            if p.is_alive():
+                p.terminate()
+        raise
     finally:
         for p in procs:
             p.join()
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     if failed:
-        raise RuntimeError(f"{len(failed)} sweep worker process(es) failed (exit codes {failed})")
+        # A dead worker leaves its trial RUNNING: requeue it and finish the budget here.
+        warnings.warn(
+            f"{len(failed)} sweep worker process(es) died (exit codes {failed}); their "
+            "trials are requeued and run by this process",
+            stacklevel=2,
+        )
+        _run_trials(config, out, storage, worker_index, progress)
     study = optuna.load_study(
         study_name=config.sweep.study_name, storage=make_storage(storage, out)
     )
@@ -382,6 +515,7 @@ def run_sweep(
         "metric": config.sweep.metric,
         "n_trials": len(study.trials),
         "n_complete": len(complete),
+        "dead_workers": failed,
         "best": None,
         "trials": [
             {

@@ -55,7 +55,7 @@ from unigen_sb3.envs.canvas import (
     HybridAction,
     region_param,
 )
-from unigen_sb3.utils import is_int
+from unigen_sb3.utils import is_int, real_array
 
 __all__ = [
     "DEFAULT_BINS",
@@ -165,12 +165,12 @@ def _check_params(action: HybridAction, num_ops: int, num_params: int) -> tuple[
     op = _op_index(action["op"])
     if not 0 <= op < num_ops:
         raise ValueError(f"op={op} is out of range [0, {num_ops - 1}]")
-    params = np.asarray(action["params"], dtype=np.float32).reshape(-1)
+    params = real_array(action["params"], "params").reshape(-1)
     if params.shape != (num_params,):
         raise ValueError(f"params has shape {params.shape}, expected ({num_params},)")
     if not np.all(np.isfinite(params)):
         raise ValueError(f"params contains NaN or inf: {params.tolist()}")
-    return op, np.clip(params, -1.0, 1.0)
+    return op, np.clip(params, -1.0, 1.0).astype(np.float32)
 
 
 def _integer_array(action: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
@@ -238,7 +238,7 @@ class BoxCodec:
 
     def decode(self, action: np.ndarray) -> HybridAction:
         """Flat Box action -> hybrid action (op = argmax of the op scores)."""
-        arr = np.asarray(action, dtype=np.float32)
+        arr = real_array(action, "action")
         if arr.shape != self.space.shape:
             raise ValueError(
                 f"action has shape {arr.shape}, expected {self.space.shape} "
@@ -248,18 +248,19 @@ class BoxCodec:
             raise ValueError(f"action contains NaN or inf: {arr.tolist()}")
         return {
             "op": int(np.argmax(arr[: self.num_ops])),
-            "params": arr[self.num_ops :].copy(),
+            # Clipped before float32: a finite value beyond its range stays finite.
+            "params": np.clip(arr[self.num_ops :], -1.0, 1.0).astype(np.float32),
         }
 
     def decode_batch(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(N, K + P)`` Box actions -> ops ``(N,)`` and params ``(N, P)`` (see :meth:`decode`)."""
-        arr = np.asarray(_batch_array(actions, self.space.shape, "actions"), dtype=np.float32)
+        arr = real_array(_batch_array(actions, self.space.shape, "actions"), "actions")
         finite = np.isfinite(arr)
         if not finite.all():
             i = _first_bad_row(~finite)
             raise ValueError(f"actions[{i}] contains NaN or inf: {arr[i].tolist()}")
         ops = np.argmax(arr[:, : self.num_ops], axis=1).astype(np.int64)
-        return ops, np.ascontiguousarray(arr[:, self.num_ops :])
+        return ops, np.clip(arr[:, self.num_ops :], -1.0, 1.0).astype(np.float32)
 
     def encode(self, action: HybridAction) -> np.ndarray:
         """Hybrid action -> flat Box action (op one-hot as +1 among -1)."""
