@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from unigen_sb3.configs import ExperimentConfig, load_config
+from unigen_sb3.configs.shipped import shipped_config_path
 from unigen_sb3.envs.canvas import OPS
 from unigen_sb3.envs.policies import OraclePolicy, RandomPolicy
 from unigen_sb3.evaluation import evaluate_unigen, evaluation_rollout
@@ -60,7 +61,7 @@ from unigen_sb3.experiments.seeding import seed_everything
 from unigen_sb3.spec import UniGenSpec
 
 REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "configs" / "quickstart.yaml"
+QUICKSTART = shipped_config_path("quickstart")
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks" / "hybrid_vs_flat.md"
 TARGET_SCORE = 0.7
 

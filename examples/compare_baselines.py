@@ -3,7 +3,8 @@
 Usage: ``python examples/compare_baselines.py RUN_DIR`` where RUN_DIR was written by
 ``unigen-sb3 train``. Uses the run's config (env, evaluation episodes, seed, held-out split),
 prints a Markdown table, and writes ``RUN_DIR/baselines.json`` and
-``RUN_DIR/before_after.png`` (start | trained agent's result | target, held-out tasks).
+``RUN_DIR/before_after.png`` (start | trained agent's result | target, held-out tasks of
+both kinds, titled, with each row's prompt).
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ def main() -> None:
     )
     print(comparison_table(reports))
     (args.run_dir / "baselines.json").write_text(json.dumps(reports, indent=2, sort_keys=True))
-    image = before_after_image(model, spec, 4, seed, prompt_split=split)
-    scale = 3
-    Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), 0).save(
-        args.run_dir / "before_after.png"
+    image = before_after_image(
+        model, spec, 4, seed, prompt_split=split, model_name=f"{config.algorithm.name} (trained)"
     )
-    print(f"\nwrote {args.run_dir}/baselines.json and {args.run_dir}/before_after.png")
+    Image.fromarray(image).save(args.run_dir / "before_after.png")
+    print(
+        f"\nResults in {args.run_dir}/: eval.json (the evaluation suite), baselines.json (this "
+        f"table), before_after.png (start | trained agent | target, with the prompts), model.zip, "
+        f"checkpoints/ and tb/ (tensorboard --logdir {args.run_dir}/tb)"
+    )
 
 
 if __name__ == "__main__":

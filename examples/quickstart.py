@@ -45,10 +45,8 @@ def main() -> None:
     reports = compare_with_baselines(model, env_config, args.episodes, seed=10_000)
     print(comparison_table(reports))
     (args.out / "baselines.json").write_text(json.dumps(reports, indent=2, sort_keys=True))
-    image = before_after_image(model, env_config, 4, seed=10_000)
-    Image.fromarray(image).resize((image.shape[1] * 3, image.shape[0] * 3), 0).save(
-        args.out / "before_after.png"
-    )
+    image = before_after_image(model, env_config, 4, seed=10_000, model_name="PPO")
+    Image.fromarray(image).save(args.out / "before_after.png")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from unigen_sb3.configs.shipped import shipped_config_path
+
 REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "configs" / "quickstart.yaml"
+QUICKSTART = shipped_config_path("quickstart")
 # Tiny budget: the smallest canvas NatureCNN accepts, short episodes, one env.
 TINY = [
     "env.size=36",

@@ -21,6 +21,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 
 from unigen_sb3 import make_unigen_env
+from unigen_sb3.configs.shipped import shipped_config_path
 from unigen_sb3.envs.canvas import NUM_OPS, OP_FILL
 
 STEPS = 256
@@ -319,7 +320,7 @@ def test_cli_refuses_bad_kwargs_with_exit_2_before_writing(
     from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 
     out = tmp_path / "run"
-    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    config = shipped_config_path("quickstart")
     code = main(["train", str(config), "--out", str(out), "--set", f"algorithm.kwargs={kwargs}"])
     assert code == EXIT_CONFIG_ERROR
     assert "algorithm.kwargs." in capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from unigen_sb3.configs.shipped import shipped_config_path
 from unigen_sb3.envs.policies import OraclePolicy
 from unigen_sb3.evaluation.baselines import (
     TABLE_METRICS,
@@ -66,12 +67,43 @@ def test_blind_baseline_score_replays_the_search_result() -> None:
 
 
 def test_before_after_image_layout() -> None:
-    image = before_after_image(OraclePolicy(), TINY, 3, seed=1)
+    image = before_after_image(OraclePolicy(), TINY, 3, seed=1, labels=False, scale=1)
     assert image.shape == (3 * 36, 3 * 36, 3) and image.dtype == np.uint8
     # Editing: the start (left) differs from the target (right) and the oracle reaches it.
     start, final, target = image[:36, :36], image[:36, 36:72], image[:36, 72:]
     assert not np.array_equal(start, target)
     assert np.abs(final.astype(int) - target).mean() < np.abs(start.astype(int) - target).mean()
+
+
+def test_before_after_image_labels_and_both_task_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import unigen_sb3.evaluation.baselines as baselines
+
+    seen: dict[str, object] = {}
+    original = baselines._labelled_grid
+
+    def spy(images, tasks, titles):  # type: ignore[no-untyped-def]
+        seen.update(tasks=tasks, titles=titles)
+        return original(images, tasks, titles)
+
+    monkeypatch.setattr(baselines, "_labelled_grid", spy)
+    config = {"task": "unified", "size": 36, "horizon": 4}
+    image = before_after_image(OraclePolicy(), config, 4, seed=0, scale=2, model_name="PPO")
+    assert seen["titles"] == ["start", "PPO", "target"]
+    kinds = [t.kind for t in seen["tasks"]]  # type: ignore[attr-defined]
+    assert kinds[:2] in (["generate", "edit"], ["edit", "generate"]) and len(kinds) == 4
+    assert set(kinds) == {"generate", "edit"}
+    # Titles above and a prompt under every row make it taller than the bare grid.
+    assert image.dtype == np.uint8 and image.shape[2] == 3
+    assert image.shape[0] > 4 * 72 and image.shape[1] >= 3 * 72
+    with pytest.raises(ValueError, match="n=0 must be an integer >= 1"):
+        before_after_image(OraclePolicy(), config, 0)
+
+
+def test_pick_rows_alternates_kinds() -> None:
+    from unigen_sb3.evaluation.baselines import _pick_rows
+
+    assert _pick_rows(["edit", "edit", "edit", "generate", "generate"], 4) == [0, 3, 1, 4]
+    assert _pick_rows(["edit"] * 5, 3) == [0, 1, 2]
 
 
 @pytest.mark.slow
@@ -87,7 +119,7 @@ def test_compare_baselines_example_on_a_cli_run(tmp_path: Path, monkeypatch) -> 
         "training.n_envs=1",
         "algorithm.kwargs.batch_size=64",  # one env: the rollout is n_steps = 64
     ]
-    args = ["train", str(REPO / "configs" / "quickstart.yaml"), "--out", str(run)]
+    args = ["train", str(shipped_config_path("quickstart")), "--out", str(run)]
     for o in overrides:
         args += ["--set", o]
     assert main(args) == 0

@@ -13,6 +13,7 @@ from cli_support import QUICKSTART, REPO, TINY, RaiseAt, StartCount, cli_command
 
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED, main
 from unigen_sb3.configs import ConfigError, load_config
+from unigen_sb3.configs.shipped import shipped_config_path
 from unigen_sb3.experiments import RunDir, train
 
 
@@ -156,7 +157,7 @@ def test_ablate_runs_every_variant_and_seed(tmp_path: Path) -> None:
     out = tmp_path / "abl"
     args = [
         "ablate",
-        str(REPO / "configs" / "ablation.yaml"),
+        str(shipped_config_path("ablation")),
         "--out",
         str(out),
         *sets(
@@ -196,7 +197,7 @@ def test_ablate_runs_every_variant_and_seed(tmp_path: Path) -> None:
 def test_make_run_uses_the_cli_with_quickstart() -> None:
     makefile = (REPO / "Makefile").read_text()
     run_recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
-    assert "unigen-sb3 train configs/quickstart.yaml" in run_recipe
+    assert "unigen-sb3 train quickstart " in run_recipe
 
 
 def test_wandb_offline_mode(tmp_path: Path) -> None:
@@ -263,7 +264,7 @@ def test_sweep_usage_errors_exit_2_and_write_nothing(
 ) -> None:
     out = tmp_path / "sweep"
     with pytest.raises(SystemExit) as exit_info:
-        main(["sweep", str(REPO / "configs" / "sweep.yaml"), "--out", str(out), *args])
+        main(["sweep", str(shipped_config_path("sweep")), "--out", str(out), *args])
     assert exit_info.value.code == EXIT_CONFIG_ERROR
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
@@ -288,7 +289,7 @@ def test_sweep_config_errors_exit_2_before_any_storage_or_trial(
 ) -> None:
     out = tmp_path / "sweep"
     overrides = sets([*TINY, "sweep.n_trials=1", override])
-    code = main(["sweep", str(REPO / "configs" / "sweep.yaml"), "--out", str(out), *overrides])
+    code = main(["sweep", str(shipped_config_path("sweep")), "--out", str(out), *overrides])
     err = capsys.readouterr().err
     assert code == EXIT_CONFIG_ERROR
     for message in messages:
@@ -296,7 +297,7 @@ def test_sweep_config_errors_exit_2_before_any_storage_or_trial(
     assert "algorithm.kwargs" not in err
     assert not out.exists()  # no optuna.journal, no lock file, no trial run
     # A rerun gives the same error (no "0 complete trials" from a leftover study).
-    assert main(["sweep", str(REPO / "configs" / "sweep.yaml"), "--out", str(out), *overrides]) == 2
+    assert main(["sweep", str(shipped_config_path("sweep")), "--out", str(out), *overrides]) == 2
 
 
 def test_only_commands_that_read_a_config_offer_set(

@@ -1,13 +1,16 @@
 """``unigen-sb3``: train, evaluate, ablate, sweep and report from YAML configs.
 
-Every command takes ``--out DIR``; ``train``, ``eval``, ``ablate`` and ``sweep`` also take
-repeatable ``--set dotted.key=value`` config overrides (``report`` reads finished runs)::
+A config is a YAML file or the name of a shipped one (``unigen-sb3 configs`` lists them; a
+file of that name in the working directory wins). Every command takes ``--out DIR``;
+``train``, ``eval``, ``ablate`` and ``sweep`` also take repeatable ``--set dotted.key=value``
+config overrides and ``--threads N`` (``report`` reads finished runs)::
 
-    unigen-sb3 train configs/quickstart.yaml --out runs/qs --set seed=7
+    unigen-sb3 train quickstart --out runs/qs --set seed=7
     unigen-sb3 eval runs/qs --set evaluation.n_episodes=32
-    unigen-sb3 ablate configs/ablation.yaml --out runs/ablation
-    unigen-sb3 sweep configs/sweep.yaml --out runs/sweep --n-jobs 2
+    unigen-sb3 ablate ablation --out runs/ablation
+    unigen-sb3 sweep sweep --out runs/sweep --n-jobs 2
     unigen-sb3 report runs/ablation runs/qs --out runs/report
+    unigen-sb3 configs copy quickstart my_quickstart.yaml
 
 Exit codes: 0 done, 2 a config or usage error (nothing was trained or written), 128 + the
 signal on an interrupt: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the run directory is valid:
@@ -29,6 +32,8 @@ __all__ = ["build_parser", "main"]
 EXIT_CONFIG_ERROR = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C; SIGTERM / SIGHUP exit 128 + their number (143 / 129)
 
+_CONFIG_HELP = "experiment YAML, or a shipped config's name (unigen-sb3 configs)"
+
 
 def _common(parser: argparse.ArgumentParser, out_help: str, *, overrides: bool = True) -> None:
     parser.add_argument("--out", type=Path, default=None, help=out_help)
@@ -42,6 +47,26 @@ def _common(parser: argparse.ArgumentParser, out_help: str, *, overrides: bool =
         metavar="KEY=VALUE",
         help="override a config entry (dotted key, YAML value); repeatable",
     )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (= --set training.torch_threads=N; default 1, the fastest "
+        "measured on 2 CPUs)",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` overrides, then ``--threads`` as ``training.torch_threads``."""
+    extra = [] if args.threads is None else [f"training.torch_threads={args.threads}"]
+    return [*args.overrides, *extra]
+
+
+def _version() -> str:
+    from unigen_sb3 import __version__
+
+    return __version__
 
 
 def _trust(parser: argparse.ArgumentParser) -> None:
@@ -81,13 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="unigen-sb3", description="Config-driven UniGen experiments with Stable-Baselines3."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train, checkpoint, then run the evaluation suite")
-    p.add_argument("config", type=Path, help="experiment YAML")
+    p.add_argument("config", type=Path, help=_CONFIG_HELP)
     _common(p, "run directory (default: runs/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument(
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    again.add_argument(
         "--overwrite", action="store_true", help="replace a previous run in --out (not --resume)"
     )
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
@@ -96,15 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a run directory or a model .zip")
     p.add_argument("target", type=Path, help="run directory or model .zip")
     _common(p, "folder for eval.json (default: the run directory)")
-    p.add_argument("--config", type=Path, default=None, help="config for a bare model .zip")
+    p.add_argument(
+        "--config", type=Path, default=None, help="config (file or shipped name) for a .zip"
+    )
     _trust(p)
 
     p = sub.add_parser("ablate", help="drop R_edit / R_consistency, a weight grid, N seeds")
-    p.add_argument("config", type=Path, help="experiment YAML (its ablation: section)")
+    p.add_argument("config", type=Path, help=_CONFIG_HELP + " (its ablation: section)")
     _common(p, "ablation folder (default: runs/<config name>_ablation)")
 
     p = sub.add_parser("sweep", help="Optuna search over weights and hyperparameters")
-    p.add_argument("config", type=Path, help="experiment YAML (its sweep: section)")
+    p.add_argument("config", type=Path, help=_CONFIG_HELP + " (its sweep: section)")
     _common(p, "sweep folder (default: runs/<config name>_sweep)")
     p.add_argument(
         "--storage",
@@ -126,6 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="markdown and plots from runs, ablations and sweeps")
     p.add_argument("runs", type=Path, nargs="+", help="run, ablation or sweep folders")
     _common(p, "report folder (default: the first folder given)", overrides=False)
+
+    p = sub.add_parser("configs", help="list the shipped configs, or copy one out for editing")
+    what = p.add_subparsers(dest="configs_command")
+    what.add_parser("list", help="one line per shipped config (the default)")
+    c = what.add_parser("copy", help="write a shipped config to a file for editing")
+    c.add_argument("name", help="a shipped config's name (see `unigen-sb3 configs`)")
+    c.add_argument(
+        "dest", type=Path, nargs="?", default=None, help="file or folder (default: ./NAME.yaml)"
+    )
+    c.add_argument("--force", action="store_true", help="replace an existing file")
     return parser
 
 
@@ -155,10 +194,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from unigen_sb3.configs.loader import load_config
     from unigen_sb3.experiments.runner import train
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, _overrides(args))
     out = args.out or _default_out(args.config)
-    if args.resume and args.overwrite:
-        build_parser().error("--resume and --overwrite exclude each other")
     result = train(
         config,
         out,
@@ -190,7 +227,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         args.target,
         out=args.out,
         config_path=args.config,
-        overrides=args.overrides,
+        overrides=_overrides(args),
         trust_artifacts=args.trust_artifacts,
     )
     print(f"{path}: {_summary(results)}")
@@ -201,16 +238,19 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from unigen_sb3.configs.loader import load_config
     from unigen_sb3.experiments.ablation import ablation_variants, run_ablation
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, _overrides(args))
     out = args.out or _default_out(args.config, "_ablation")
-    bar = _bar(len(ablation_variants(config)) * config.ablation.n_seeds, "ablation")
-    started = [False]
+    n_runs = len(ablation_variants(config)) * config.ablation.n_seeds
+    bar = _bar(n_runs, "ablation")
+    started = [0]
 
     def progress(label: str) -> None:  # called before each run: count the previous one
         if bar is not None:
             bar.update(1 if started[0] else 0)
             bar.set_postfix_str(label)
-            started[0] = True
+        else:
+            print(f"ablation: run {started[0] + 1}/{n_runs}: {label}", flush=True)
+        started[0] += 1
 
     try:
         summary = run_ablation(config, out, progress=progress)
@@ -230,9 +270,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from unigen_sb3.configs.loader import load_config
     from unigen_sb3.experiments.sweep import run_sweep
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, _overrides(args))
     out = args.out or _default_out(args.config, "_sweep")
     bar = _bar(config.sweep.n_trials, "sweep")
+    finished = [0]
+
+    def progress(number: int) -> None:  # after each trial this process finishes
+        finished[0] += 1
+        if bar is not None:
+            bar.update(1)
+        else:
+            print(
+                f"sweep: trial #{number} finished ({finished[0]} in this process; "
+                f"{config.sweep.n_trials} in the study's budget)",
+                flush=True,
+            )
+
     try:
         summary = run_sweep(
             config,
@@ -240,7 +293,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             storage=args.storage,
             n_jobs=args.n_jobs,
             worker_index=args.worker_index,
-            progress=(lambda _n: bar.update(1)) if bar is not None else None,
+            progress=progress,
         )
     finally:
         if bar is not None:
@@ -254,10 +307,26 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from unigen_sb3.experiments.report import write_report
+    from unigen_sb3.experiments.report import MATPLOTLIB_MISSING, plotting_available, write_report
 
+    if not plotting_available():
+        print(f"unigen-sb3 report: warning: {MATPLOTLIB_MISSING}", file=sys.stderr)
     path = write_report(args.runs, args.out or args.runs[0])
     print(path)
+    return 0
+
+
+def _cmd_configs(args: argparse.Namespace) -> int:
+    from unigen_sb3.configs.shipped import copy_shipped_config, shipped_configs
+
+    if args.configs_command == "copy":
+        path = copy_shipped_config(args.name, args.dest, overwrite=args.force)
+        print(f"wrote {path}; run it with: unigen-sb3 train {shlex.quote(str(path))}")
+        return 0
+    configs = shipped_configs()
+    width = max(map(len, configs))
+    for name, line in configs.items():
+        print(f"{name:<{width}}  {line}")
     return 0
 
 
@@ -267,6 +336,7 @@ _COMMANDS = {
     "ablate": _cmd_ablate,
     "sweep": _cmd_sweep,
     "report": _cmd_report,
+    "configs": _cmd_configs,
 }
 
 
@@ -275,7 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     :param argv: arguments without the program name (default: ``sys.argv[1:]``).
     :return: 0 on success, 2 for a config/usage error, 128 + the signal when interrupted
-        (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+        (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); ``--version`` and ``--help`` exit through
+        ``SystemExit(0)``, as argparse does.
     """
     from unigen_sb3.configs.schema import ConfigError
     from unigen_sb3.experiments import signals

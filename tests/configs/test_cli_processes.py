@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_support import QUICKSTART, REPO, TINY, cli_command, cli_env, sets
+from cli_support import QUICKSTART, TINY, cli_command, cli_env, sets
 
 from unigen_sb3.cli import EXIT_INTERRUPTED
+from unigen_sb3.configs.shipped import shipped_config_path
 from unigen_sb3.experiments import RunDir
 
 
@@ -64,7 +65,7 @@ def test_sweep_two_workers_share_the_embedded_storage(tmp_path: Path) -> None:
     cmd = [
         *cli_command(),
         "sweep",
-        str(REPO / "configs" / "sweep.yaml"),
+        str(shipped_config_path("sweep")),
         "--out",
         str(out),
         *sets(overrides),

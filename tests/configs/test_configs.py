@@ -25,6 +25,7 @@ from unigen_sb3.configs import (
     parse_override,
     save_config,
 )
+from unigen_sb3.configs.shipped import shipped_config_path, shipped_configs
 from unigen_sb3.data.prompts import SPLITS
 from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE
 from unigen_sb3.envs.tasks import REFERENCE_MODES, TASK_KINDS
@@ -40,7 +41,7 @@ from unigen_sb3.utils import resolve_device
 from unigen_sb3.wrappers.actions import ACTION_ENCODINGS
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
+SHIPPED = [shipped_config_path(name) for name in shipped_configs()]
 
 
 def test_defaults_validate_and_derive_weights_from_the_reward_library() -> None:
@@ -216,7 +217,7 @@ def test_cli_refuses_a_bad_device_with_exit_2_before_writing(
     override: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    args = ["train", str(REPO / "configs" / "quickstart.yaml"), "--out", str(out)]
+    args = ["train", str(shipped_config_path("quickstart")), "--out", str(out)]
     assert main([*args, "--set", override]) == EXIT_CONFIG_ERROR
     assert not out.exists()  # no run directory (and no meta.json stuck at "running")
     err = capsys.readouterr().err

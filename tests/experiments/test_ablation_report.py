@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_support import REPO, TINY, sets
+from cli_support import TINY, sets
 
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 from unigen_sb3.configs import load_config
 from unigen_sb3.configs.loader import save_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
+from unigen_sb3.configs.shipped import shipped_config_path
 from unigen_sb3.experiments.ablation import _variant_config, ablation_variants, run_ablation
 from unigen_sb3.experiments.report import write_report
 
-ABLATION = REPO / "configs" / "ablation.yaml"
+ABLATION = shipped_config_path("ablation")
 # One variant (full), one seed, no checkpoints: a single tiny run.
 ONE_RUN = [
     *TINY,
@@ -212,3 +213,34 @@ def test_report_lists_every_sweep(tmp_path: Path) -> None:
     text = write_report([runs, runs / "a_sweep"], tmp_path / "rep").read_text()  # found twice
     assert text.count("## Sweep: a_sweep") == 1 and text.count("## Sweep: b_sweep") == 1
     assert text.index("## Sweep: a_sweep") < text.index("## Sweep: b_sweep")
+
+
+def test_curves_prefer_per_episode_r_total_and_components() -> None:
+    from unigen_sb3.experiments.report import curve_tags
+
+    both = {t: [(0, 0.1)] for t in ("episode/total", "episode/edit", "reward/total")}
+    assert curve_tags(both) == ["episode/total", "episode/edit"]
+    assert curve_tags({"reward/total": [], "rollout/ep_rew_mean": []}) == ["reward/total"]
+    assert curve_tags({"rollout/ep_rew_mean": []}) == ["rollout/ep_rew_mean"]
+    assert curve_tags({}) == []
+
+
+def test_report_without_matplotlib_warns_on_the_console(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from unigen_sb3.cli import main
+    from unigen_sb3.experiments import report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("seed: 0\n", "utf-8")
+    (run / "eval.json").write_text(json.dumps({"metrics": {}}), "utf-8")
+    monkeypatch.setattr(report, "_pyplot", lambda: None)
+    with pytest.warns(UserWarning, match="matplotlib is not installed"):
+        assert main(["report", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert "unigen-sb3 report: warning: matplotlib is not installed" in err
+    assert "pip install 'unigen-sb3[report]'" in err
+    assert "matplotlib is not installed" in (run / "report.md").read_text("utf-8")

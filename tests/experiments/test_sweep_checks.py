@@ -6,15 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_support import REPO, TINY
+from cli_support import TINY
 
 from unigen_sb3.configs import load_config
 from unigen_sb3.configs.schema import ConfigError
+from unigen_sb3.configs.shipped import shipped_config_path
 from unigen_sb3.envs.policies import NoOpPolicy
 from unigen_sb3.evaluation import evaluate_unigen
 from unigen_sb3.experiments.sweep import check_storage, check_sweep, run_sweep
 
-SWEEP = REPO / "configs" / "sweep.yaml"
+SWEEP = shipped_config_path("sweep")
 
 
 def test_every_metric_of_a_real_report_is_accepted_and_only_those() -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict, validate_config
+from unigen_sb3.configs.shipped import resolve_config
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
 from unigen_sb3.utils import atomic_write_text
 
@@ -252,7 +253,9 @@ def load_config(
 ) -> ExperimentConfig:
     """Load, merge with the packaged defaults, apply overrides and validate.
 
-    :param source: a YAML file, an already-loaded mapping, or ``None`` (defaults only).
+    :param source: a YAML file, a shipped config's name (``"quickstart"``, see
+        :mod:`unigen_sb3.configs.shipped`; an existing file wins), an already-loaded mapping,
+        or ``None`` (defaults only).
     :param overrides: ``dotted.key=value`` strings applied after the merge.
     :return: the validated :class:`ExperimentConfig`.
     :raises ConfigError: naming the dotted key path of the first problem.
@@ -262,7 +265,7 @@ def load_config(
     elif isinstance(source, Mapping):
         user = source
     else:
-        user = load_yaml(source)
+        user = load_yaml(resolve_config(source))
     merged = _resolve_derived_defaults(merge_defaults(load_defaults(), user))
     merged = _resolve_derived_defaults(apply_overrides(merged, overrides))
     return validate_config(merged)

@@ -191,6 +191,7 @@ class TrainingConfig:
     log_interval: int = field(metadata=_range(1))
     progress_bar: bool
     tensorboard: bool
+    torch_threads: int | None = field(metadata=_range(1))
 
 
 @dataclass

@@ -141,6 +141,36 @@ def comparison_table(reports: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _pick_rows(kinds: list[str], n: int) -> list[int]:
+    """Episode indices for ``n`` rows: the task kinds take turns while more than one lasts."""
+    queues = {k: [i for i, x in enumerate(kinds) if x == k] for k in dict.fromkeys(kinds)}
+    rows: list[int] = []
+    while len(rows) < n and any(queues.values()):
+        for q in queues.values():
+            if q and len(rows) < n:
+                rows.append(q.pop(0))
+    return rows
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow < 10.1 or no FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def _wrap(draw: Any, text: str, font: Any, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 def before_after_image(
     model: Any,
     env_config: EnvOrConfig,
@@ -148,12 +178,69 @@ def before_after_image(
     seed: int = 0,
     *,
     prompt_split: str | None = "heldout",
+    labels: bool = True,
+    scale: int = 3,
+    model_name: str = "agent",
 ) -> np.ndarray:
-    """Rows of ``start | the model's final canvas | target`` for ``n`` seeded tasks.
+    """A picture of ``n`` seeded tasks: rows of ``start | the model's final canvas | target``.
 
-    :return: uint8 ``(n * H, 3 * W, 3)``.
+    With ``labels`` (the default) the columns are titled (``start``, ``model_name``,
+    ``target``), each row's task kind and prompt are written under it, panels sit on a grey
+    ground (so a blank white start canvas reads as a canvas), and a ``unified`` env shows
+    both task kinds: generation and editing rows alternate (up to ``4 * n`` episodes are
+    rolled out to find them). Without labels: the bare grid, one row per episode ``0..n-1``.
+
+    :param model: a trained model or scripted policy.
+    :param env_config: the evaluation env (spec, keywords or env).
+    :param n: rows, >= 1.
+    :param seed: episode ``j`` is seeded with ``seed + j``.
+    :param prompt_split: the prompt split of the tasks.
+    :param labels: titles, prompts and both task kinds.
+    :param scale: integer upscaling of the panels (nearest neighbour), >= 1.
+    :param model_name: the middle column's title.
+    :return: uint8 ``(rows, cols, 3)``; without labels ``(n * H * scale, 3 * W * scale, 3)``.
     """
-    rollout, *_ = evaluation_rollout(model, env_config, max(n, 2), seed, prompt_split=prompt_split)
-    panels = [rollout.start[:n], rollout.final[:n], rollout.target[:n]]
-    grid = np.concatenate([(p * 255).round().byte().cpu().numpy() for p in panels], axis=3)
-    return np.ascontiguousarray(np.concatenate(list(grid), axis=1).transpose(1, 2, 0))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r} must be an integer >= 1")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale={scale!r} must be an integer >= 1")
+    episodes = max(4 * n, 2) if labels else max(n, 2)
+    rollout, *_ = evaluation_rollout(model, env_config, episodes, seed, prompt_split=prompt_split)
+    rows = _pick_rows([t.kind for t in rollout.tasks], n) if labels else list(range(n))
+    panels = [rollout.start[rows], rollout.final[rows], rollout.target[rows]]
+    images = [(p * 255).round().byte().cpu().numpy().transpose(0, 2, 3, 1) for p in panels]
+    if scale > 1:
+        images = [im.repeat(scale, axis=1).repeat(scale, axis=2) for im in images]
+    if not labels:
+        grid = np.concatenate(images, axis=2)  # (n, H, 3W, 3)
+        return np.ascontiguousarray(np.concatenate(list(grid), axis=0))
+    return _labelled_grid(images, [rollout.tasks[i] for i in rows], ["start", model_name, "target"])
+
+
+def _labelled_grid(images: list[np.ndarray], tasks: list[Any], titles: list[str]) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    n, h, w, _ = images[0].shape
+    gap, pad = 6, 6
+    font = _font(14)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line_h = int(probe.textbbox((0, 0), "Ag", font=font)[3]) + 3
+    width = len(images) * w + (len(images) + 1) * gap
+    captions = [
+        _wrap(probe, f"{task.kind}: {task.prompt.text}", font, width - 2 * pad) for task in tasks
+    ]
+    header = line_h + pad
+    heights = [h + len(c) * line_h + pad + gap for c in captions]
+    canvas = Image.new("RGB", (width, header + sum(heights) + gap), (200, 200, 200))
+    draw = ImageDraw.Draw(canvas)
+    for j, title in enumerate(titles):
+        x = gap + j * (w + gap) + (w - draw.textlength(title, font=font)) / 2
+        draw.text((x, pad // 2), title, fill=(0, 0, 0), font=font)
+    y = header
+    for r in range(n):
+        for j, im in enumerate(images):
+            canvas.paste(Image.fromarray(im[r]), (gap + j * (w + gap), y))
+        for k, line in enumerate(captions[r]):
+            draw.text((pad, y + h + 2 + k * line_h), line, fill=(0, 0, 0), font=font)
+        y += heights[r]
+    return np.asarray(canvas, dtype=np.uint8).copy()

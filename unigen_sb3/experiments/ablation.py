@@ -122,7 +122,11 @@ def summarize_runs(evals: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 #: sweep plans (a new grid entry or seed keeps the finished runs), the checkpoint interval
 #: (as train --resume allows) and the progress bar.
 _REUSE_IGNORED_PREFIXES = ("ablation.", "sweep.")
-_REUSE_IGNORED_KEYS = ("training.progress_bar", "training.checkpoint_freq")
+_REUSE_IGNORED_KEYS = (
+    "training.progress_bar",
+    "training.checkpoint_freq",
+    "training.torch_threads",
+)
 
 
 def _variant_config(
@@ -193,7 +197,8 @@ def run_ablation(
     Runs land in ``OUT/<variant>/seed_<seed>/``. Re-running ``ablate`` on the same ``--out``
     finishes an interrupted ablation: a run whose ``eval.json`` exists is kept when its
     ``config.yaml`` equals the run's config (keys under ``ablation.`` and ``sweep.``,
-    ``training.checkpoint_freq`` and ``training.progress_bar`` may differ), and an
+    ``training.checkpoint_freq``, ``training.progress_bar`` and ``training.torch_threads``
+    may differ), and an
     unfinished one is resumed. A run folder of another config is refused before anything is
     trained.
 

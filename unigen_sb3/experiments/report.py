@@ -1,20 +1,24 @@
 """``unigen-sb3 report``: markdown plus plots from run, ablation and sweep folders.
 
-- learning curves per reward component (TensorBoard scalars ``reward/*`` that
-  :class:`~unigen_sb3.callbacks.RewardComponentCallback` writes, else SB3's
-  ``rollout/ep_rew_mean``);
+- learning curves of the per-episode R_total and its components (TensorBoard scalars
+  ``episode/total``, ``episode/quality``, ... that
+  :class:`~unigen_sb3.callbacks.RewardComponentCallback` writes: one value per finished
+  training episode, on the scale of ``eval.json`` and the tables; runs without them fall back
+  to the per-step ``reward/*`` means, else SB3's ``rollout/ep_rew_mean``);
 - ablation bars with error bars (std across seeds, from ``ablation.json``);
 - reward variance across seeds (runs in the same folder whose configs differ only in
   ``seed``, e.g. the seeds of one ablation variant, summarized by
   :func:`~unigen_sb3.evaluation.stability_summary`);
 - every ``sweep.json`` found.
 
-Plots need matplotlib (extra ``report``); without it the markdown is still written.
+Plots need matplotlib (extra ``report``); without it the markdown is still written, a
+:class:`UserWarning` is issued and ``unigen-sb3 report`` prints a warning on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -23,10 +27,32 @@ import yaml
 
 from unigen_sb3.utils import atomic_write_text
 
-__all__ = ["find_runs", "read_scalars", "write_report"]
+__all__ = [
+    "CURVE_TAGS",
+    "MATPLOTLIB_MISSING",
+    "curve_tags",
+    "find_runs",
+    "plotting_available",
+    "read_scalars",
+    "write_report",
+]
 
-_COMPONENT_TAGS = ("reward/total", "reward/quality", "reward/edit", "reward/consistency")
-_FALLBACK_TAG = "rollout/ep_rew_mean"
+#: Curves, by preference: per-episode R_total and components (the tables' scale), then the
+#: per-step means of older runs, then SB3's episode return.
+CURVE_TAGS: tuple[tuple[str, ...], ...] = (
+    ("episode/total", "episode/quality", "episode/edit", "episode/consistency"),
+    ("reward/total", "reward/quality", "reward/edit", "reward/consistency"),
+    ("rollout/ep_rew_mean",),
+)
+_CURVE_LABELS = {
+    "episode/total": "R_total",
+    "episode/quality": "R_quality",
+    "episode/edit": "R_edit",
+    "episode/consistency": "R_consistency",
+}
+MATPLOTLIB_MISSING = (
+    "matplotlib is not installed, so the report has no plots (pip install 'unigen-sb3[report]')"
+)
 _BAR_METRICS = ("reward_total", "reward_quality", "reward_edit", "reward_consistency")
 
 
@@ -55,6 +81,20 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
         for tag in acc.Tags().get("scalars", []):
             out[tag].extend((int(e.step), float(e.value)) for e in acc.Scalars(tag))
     return {tag: sorted(v) for tag, v in out.items()}
+
+
+def curve_tags(scalars: dict[str, Any]) -> list[str]:
+    """The tags a run's learning curve plots: the first group of :data:`CURVE_TAGS` it has."""
+    for group in CURVE_TAGS:
+        tags = [t for t in group if t in scalars]
+        if tags:
+            return tags
+    return []
+
+
+def plotting_available() -> bool:
+    """:return: whether matplotlib can be imported (the report's plots need it)."""
+    return _pyplot() is not None
 
 
 def _pyplot() -> Any:
@@ -144,7 +184,8 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
     if skipped:
         lines += ["## Skipped runs", "", *skipped, ""]
     if plt is None:
-        lines += ["_matplotlib is not installed (pip install 'unigen-sb3[report]'): no plots._", ""]
+        warnings.warn(MATPLOTLIB_MISSING, UserWarning, stacklevel=2)
+        lines += [f"_{MATPLOTLIB_MISSING}._", ""]
 
     # Final evaluation table.
     lines += [
@@ -162,12 +203,16 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
     lines.append("")
 
     # Learning curves per component.
-    lines += ["## Learning curves", ""]
+    lines += [
+        "## Learning curves",
+        "",
+        "Per training episode (mean of the episodes that ended between two log dumps): R_total "
+        "(unshaped) and its components, on the scale of the tables above.",
+        "",
+    ]
     for i, run in enumerate(runs):
         scalars = read_scalars(run)
-        tags = [t for t in _COMPONENT_TAGS if t in scalars] or (
-            [_FALLBACK_TAG] if _FALLBACK_TAG in scalars else []
-        )
+        tags = curve_tags(scalars)
         if not tags:
             lines.append(f"- {_label(run, root)}: no TensorBoard scalars")
             continue
@@ -176,9 +221,9 @@ def write_report(paths: list[str | Path], out: str | Path) -> Path:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for tag in tags:
             steps, values = zip(*scalars[tag], strict=True)
-            ax.plot(steps, values, label=tag)
+            ax.plot(steps, values, label=_CURVE_LABELS.get(tag, tag))
         ax.set_xlabel("timesteps")
-        ax.set_ylabel("reward")
+        ax.set_ylabel("per-episode reward" if tags[0].startswith("episode/") else "reward")
         ax.set_title(_label(run, root))
         ax.legend(fontsize=8)
         fig.tight_layout()

@@ -2,7 +2,7 @@
 
 Example:
     >>> from unigen_sb3.configs import load_config
-    >>> cfg = load_config("configs/quickstart.yaml", ["training.total_timesteps=256"])
+    >>> cfg = load_config("quickstart", ["training.total_timesteps=256"])
     >>> result = train(cfg, "runs/quickstart")           # doctest: +SKIP
     >>> result.eval["metrics"]["reward_total"]["mean"]   # doctest: +SKIP
 """
@@ -26,6 +26,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import VecEnv
 
 from unigen_sb3.callbacks.hybrid_entropy import HybridEntropyCallback
+from unigen_sb3.callbacks.progress import ProgressLogCallback
 from unigen_sb3.configs.loader import load_config, load_yaml, save_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
 from unigen_sb3.experiments.algorithms import (
@@ -48,9 +49,11 @@ from unigen_sb3.rewards.shaping import PotentialShaping, check_shaping_gamma
 from unigen_sb3.spec import UniGenSpec
 
 __all__ = [
+    "DEFAULT_TORCH_THREADS",
     "EVAL_SEED_OFFSET",
     "CheckpointCallback",
     "TrainResult",
+    "apply_torch_threads",
     "build_model",
     "check_experiment",
     "eval_seed",
@@ -83,6 +86,7 @@ _RESUMABLE_CHANGES = (
     "training.total_timesteps",
     "training.progress_bar",
     "training.checkpoint_freq",
+    "training.torch_threads",
 )
 
 
@@ -285,6 +289,24 @@ def _progress_bar(config: ExperimentConfig) -> bool:
     )
 
 
+#: ``training.torch_threads: null``: one thread, the fastest measured on 2 CPUs for the
+#: single env and the quickstart (docs/notes/torch_threads.md).
+DEFAULT_TORCH_THREADS = 1
+
+
+def apply_torch_threads(config: ExperimentConfig) -> int:
+    """``torch.set_num_threads`` from ``training.torch_threads`` (null =
+    :data:`DEFAULT_TORCH_THREADS`).
+
+    :return: the number of threads set.
+    """
+    import torch
+
+    threads = config.training.torch_threads or DEFAULT_TORCH_THREADS
+    torch.set_num_threads(threads)
+    return threads
+
+
 def _find_callback(name: str) -> Any:
     """The package callback ``name``, from ``unigen_sb3.callbacks`` or one of its modules."""
     import pkgutil
@@ -413,8 +435,8 @@ def train(
     :param config: the validated config.
     :param out: the run directory.
     :param resume: continue the run in ``out`` (its config must match, except
-        ``training.total_timesteps``, ``training.progress_bar`` and
-        ``training.checkpoint_freq``).
+        ``training.total_timesteps``, ``training.progress_bar``,
+        ``training.checkpoint_freq`` and ``training.torch_threads``).
     :param overwrite: delete a previous run in ``out`` first (``make run`` re-runs this way);
         only a folder :func:`~unigen_sb3.experiments.rundir.is_run_dir` recognizes is deleted.
     :param evaluate: run the evaluation suite after training (writes ``eval.json``).
@@ -441,8 +463,8 @@ def train(
         candidates = _resume_candidates(run_dir, trust_artifacts)
     elif run_dir.model_path.exists() or run_dir.latest_checkpoint() is not None:
         raise FileExistsError(
-            f"{run_dir.path} already holds a run; pass --resume to continue it or choose "
-            "another --out"
+            f"{run_dir.path} already holds a run; pass --resume to continue it, --overwrite to "
+            "replace it, or choose another --out"
         )
     gamma = algorithm_gamma(cls, config.algorithm.kwargs)
     shaping = make_shaping(config, gamma)
@@ -459,6 +481,7 @@ def train(
     wandb_run: Any = None
     interrupted = False
     try:
+        apply_torch_threads(config)
         seed_everything(config.seed, strict=config.strict_determinism)
         env = make_train_vec_env(config, shaping)
         tb = str(run_dir.tb_dir) if config.training.tensorboard else None
@@ -477,6 +500,9 @@ def train(
                     replay_buffer=config.training.save_replay_buffer,
                 )
             )
+        bar = _progress_bar(config)
+        if config.training.progress_bar and not bar:
+            callbacks.append(ProgressLogCallback(prefix=str(out)))  # logs, CI, no rich: lines
         callbacks.extend(extra_callbacks)
         wandb_run = _start_wandb(config, run_dir)
         remaining = max(config.training.total_timesteps - model.num_timesteps, 0)
@@ -488,7 +514,7 @@ def train(
                     log_interval=config.training.log_interval,
                     tb_log_name="train",
                     reset_num_timesteps=not candidates,
-                    progress_bar=_progress_bar(config),
+                    progress_bar=bar,
                 )
         except KeyboardInterrupt:
             interrupted = True
@@ -696,6 +722,7 @@ def evaluate_run(
     config = load_config(config_path, overrides)
     cls = get_algorithm_class(config.algorithm.name)
     _verify_model(model_path, trust_artifacts)
+    apply_torch_threads(config)
     seed_everything(config.seed, strict=config.strict_determinism)
     model = cls.load(model_path, device=config.training.device)
     dest = Path(out) if out is not None else folder
