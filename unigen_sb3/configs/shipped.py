@@ -62,12 +62,13 @@ def resolve_config(source: str | os.PathLike[str]) -> Path:
     """The file a config argument names: an existing file wins, else a shipped config name.
 
     :param source: a path, or a shipped config's name (``quickstart``, ``quickstart.yaml``).
-    :return: the file to read.
+    :return: the file to read (an existing path is returned as is, so that the loader can
+        say what is wrong with it, e.g. a folder).
     :raises FileNotFoundError: for neither, saying what was looked for and what is accepted.
     """
     path = Path(source)
-    if path.is_file():
-        return path
+    if path.exists():
+        return path  # a file, or something the loader refuses by name (e.g. a folder)
     text = os.fspath(source)
     if path.parent == Path(".") and Path(text).stem in shipped_configs():
         return shipped_config_path(text)
