@@ -52,8 +52,8 @@ def _common(parser: argparse.ArgumentParser, out_help: str, *, overrides: bool =
         type=_positive_int,
         default=None,
         metavar="N",
-        help="torch CPU threads (= --set training.torch_threads=N; default 1, the fastest "
-        "measured on 2 CPUs)",
+        help="torch CPU threads (= --set training.torch_threads=N; default: torch's own, one "
+        "per core; 1 is faster on a busy machine)",
     )
 
 

@@ -15,7 +15,7 @@ from unigen_sb3.callbacks import ProgressLogCallback
 from unigen_sb3.callbacks.progress import format_duration
 from unigen_sb3.cli import EXIT_CONFIG_ERROR, main
 from unigen_sb3.configs import load_config
-from unigen_sb3.experiments.runner import DEFAULT_TORCH_THREADS, apply_torch_threads
+from unigen_sb3.experiments.runner import apply_torch_threads
 
 
 def test_format_duration() -> None:
@@ -80,7 +80,9 @@ def test_an_existing_run_names_resume_and_overwrite(
 def test_torch_threads_from_the_config_and_its_default() -> None:
     before = torch.get_num_threads()
     try:
-        assert apply_torch_threads(load_config(None)) == DEFAULT_TORCH_THREADS == 1
+        # null keeps torch's own setting; a number sets it.
+        assert apply_torch_threads(load_config(None)) == before == torch.get_num_threads()
+        assert apply_torch_threads(load_config(None, ["training.torch_threads=1"])) == 1
         assert torch.get_num_threads() == 1
         assert apply_torch_threads(load_config(None, ["training.torch_threads=2"])) == 2
         assert torch.get_num_threads() == 2

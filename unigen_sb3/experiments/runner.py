@@ -49,7 +49,6 @@ from unigen_sb3.rewards.shaping import PotentialShaping, check_shaping_gamma
 from unigen_sb3.spec import UniGenSpec
 
 __all__ = [
-    "DEFAULT_TORCH_THREADS",
     "EVAL_SEED_OFFSET",
     "CheckpointCallback",
     "TrainResult",
@@ -289,22 +288,18 @@ def _progress_bar(config: ExperimentConfig) -> bool:
     )
 
 
-#: ``training.torch_threads: null``: one thread, the fastest measured on 2 CPUs for the
-#: single env and the quickstart (docs/notes/torch_threads.md).
-DEFAULT_TORCH_THREADS = 1
-
-
 def apply_torch_threads(config: ExperimentConfig) -> int:
-    """``torch.set_num_threads`` from ``training.torch_threads`` (null =
-    :data:`DEFAULT_TORCH_THREADS`).
+    """``torch.set_num_threads`` from ``training.torch_threads``; ``null`` keeps torch's own
+    setting (one thread per core), the fastest measured on an idle 2-core machine. On a busy
+    machine one thread avoids a collapse (docs/notes/torch_threads.md).
 
-    :return: the number of threads set.
+    :return: the number of threads in effect.
     """
     import torch
 
-    threads = config.training.torch_threads or DEFAULT_TORCH_THREADS
-    torch.set_num_threads(threads)
-    return threads
+    if config.training.torch_threads is not None:
+        torch.set_num_threads(config.training.torch_threads)
+    return torch.get_num_threads()
 
 
 def _find_callback(name: str) -> Any:
