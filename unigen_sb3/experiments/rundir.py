@@ -54,7 +54,9 @@ __all__ = [
 #: The file that marks a folder as a unigen-sb3 run directory.
 MARKER_NAME = ".unigen-sb3-run"
 #: What a run directory written before the marker existed may hold (``--overwrite`` deletes
-#: such a folder only when it holds nothing else).
+#: such a folder only when it holds nothing else): the run's own files and what the
+#: project's scripts write into a run (``examples/compare_baselines.py``: ``baselines.json``,
+#: ``before_after.png``; ``benchmarks/agent_behaviour.py``: ``behaviour.png``).
 RUN_ENTRIES = frozenset(
     {
         MARKER_NAME,
@@ -67,6 +69,9 @@ RUN_ENTRIES = frozenset(
         "eval_history.json",
         "images",
         "wandb",
+        "baselines.json",
+        "before_after.png",
+        "behaviour.png",
     }
 )
 
