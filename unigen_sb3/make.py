@@ -29,13 +29,14 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from unigen_sb3.envs.env import UniGenEnv
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
+from unigen_sb3.envs.env import UniGenEnv, observation_space
 from unigen_sb3.envs.vec_env import UniGenVecEnv, check_n_envs
 from unigen_sb3.rewards.shaping import PotentialShaping
 from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS
 from unigen_sb3.spec import OBS_MODES, SPEC_ATTR, VEC_ENV_KINDS, UniGenSpec
 from unigen_sb3.wrappers.actions import hybrid_sizes, make_codec, wrap_hybrid_action
-from unigen_sb3.wrappers.observation import ImageObsWrapper
+from unigen_sb3.wrappers.observation import ImageObsWrapper, ImageStacker
 from unigen_sb3.wrappers.reward import UnifiedRewardWrapper, VecUnifiedReward
 from unigen_sb3.wrappers.vec import VecHybridAction, VecImageObs
 
@@ -46,6 +47,7 @@ __all__ = [
     "build_vec_env",
     "make_unigen_env",
     "make_unigen_vec_env",
+    "stack_spaces",
 ]
 
 
@@ -113,6 +115,20 @@ def _stack(raw: Any, spec: UniGenSpec, layers: _Layers, *, monitor: bool) -> Any
     if monitor and layers.monitor is not None:
         env = layers.monitor(env)
     return env
+
+
+def stack_spaces(spec: UniGenSpec) -> tuple[gym.Space[Any], gym.Space[Any]]:
+    """The observation and action spaces of ``spec``'s stack, without building an env (no
+    canvas, prompts or perceptual network): what an algorithm is built on.
+
+    :param spec: the settings.
+    :return: ``(observation_space, action_space)``, as :func:`build_env` has them.
+    """
+    obs: gym.Space[Any] = observation_space(spec.size, spec.reference)
+    if spec.obs == "image":
+        obs = ImageStacker(obs).space
+    codec = make_codec(spec.action, NUM_OPS, NUM_PARAMS, **spec.action_options)
+    return obs, codec.space
 
 
 def build_env(spec: UniGenSpec, seed: int | None = None) -> gym.Env[Any, Any]:

@@ -61,6 +61,17 @@ def test_a_silent_worker_is_stale_after_the_grace_period(
     assert recover_stale_trials(study) == [trial.number]
 
 
+def test_a_trial_claimed_by_a_worker_that_died_before_recording_itself(tmp_path: Path) -> None:
+    """Killed between ``study.ask()`` and recording its worker: under a file storage's claim
+    lock such a trial is stale at once; without the lock (remote storage) it waits for the
+    grace period, since a live worker may be about to record itself."""
+    study = optuna.create_study(storage=make_storage(None, tmp_path), study_name="s")
+    trial = study.ask()
+    assert recover_stale_trials(study) == []
+    assert recover_stale_trials(study, locked=True) == [trial.number]
+    assert study.get_trials(deepcopy=False)[-1].user_attrs["retry_of"] == trial.number
+
+
 def test_n_jobs_survives_a_killed_child_and_writes_sweep_json(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     overrides = [*FAST, "training.total_timesteps=48", "sweep.n_trials=2", "sweep.sampler=random"]
@@ -97,3 +108,63 @@ def test_n_jobs_survives_a_killed_child_and_writes_sweep_json(tmp_path: Path) ->
     assert summary["n_complete"] == 2 and summary["dead_workers"] == [-signal.SIGKILL]
     states = [t["state"] for t in summary["trials"]]
     assert states.count("FAIL") == 1 and states.count("COMPLETE") == 2
+
+
+def _running_trial_of(storage: object, study_name: str) -> int | None:
+    """The number of a RUNNING trial whose worker has recorded itself, or None (the study
+    may not exist yet)."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except Exception:  # not created yet, or the journal is being written
+        return None
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" in t.user_attrs:
+            return t.number
+    return None
+
+
+@pytest.mark.parametrize("backend", ["journal", "sqlite"])
+def test_a_rerun_redoes_the_trial_of_a_killed_sweep(backend: str, tmp_path: Path) -> None:
+    """``unigen-sb3 sweep`` (one worker) killed with SIGKILL mid-trial; the same command
+    again fails and requeues that trial and ends with exactly ``n_trials`` complete."""
+    out = tmp_path / "sweep"
+    overrides = [*FAST, "env.horizon=2", "training.total_timesteps=16", "sweep.n_trials=2"]
+    overrides += ["sweep.sampler=random", "sweep.search_space={}", "evaluation.n_episodes=2"]
+    overrides += ["sweep.study_name=killed"]
+    command = [*cli_command(), "sweep", str(QUICKSTART), "--out", str(out), *sets(overrides)]
+    if backend == "sqlite":
+        db = tmp_path / "optuna.db"
+        storage = f"sqlite:///{db}"
+        command += ["--storage", storage]
+        poll = storage
+    else:
+        poll = None  # OUT/optuna.journal
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
+    )
+    killed = None
+    try:
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            # trials/ appears once a trial is claimed: the storage is created by then.
+            if (out / "trials").exists():
+                killed = _running_trial_of(poll or make_storage(None, out), "killed")
+            if killed is None:
+                time.sleep(0.05)
+        assert killed is not None, proc.communicate(timeout=60)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    rerun = subprocess.run(command, capture_output=True, text=True, env=cli_env(), timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads((out / "sweep.json").read_text())
+    trials = {t["number"]: t for t in summary["trials"]}
+    assert trials[killed]["state"] == "FAIL" and trials[killed]["user_attrs"]["requeued"]
+    retries = [t for t in trials.values() if t["user_attrs"].get("retry_of") == killed]
+    assert [t["state"] for t in retries] == ["COMPLETE"]
+    states = [t["state"] for t in trials.values()]
+    assert summary["n_complete"] == states.count("COMPLETE") == 2  # sweep.n_trials
+    assert states.count("FAIL") == 1 and len(states) == 3

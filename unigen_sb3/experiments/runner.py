@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from unigen_sb3.callbacks.hybrid_entropy import HybridEntropyCallback
 from unigen_sb3.callbacks.progress import ProgressLogCallback
@@ -44,7 +45,7 @@ from unigen_sb3.experiments.rundir import (
     sha256_file,
 )
 from unigen_sb3.experiments.seeding import seed_everything
-from unigen_sb3.make import build_vec_env
+from unigen_sb3.make import build_vec_env, stack_spaces
 from unigen_sb3.rewards.shaping import PotentialShaping, check_shaping_gamma
 from unigen_sb3.spec import UniGenSpec
 
@@ -54,6 +55,7 @@ __all__ = [
     "TrainResult",
     "apply_torch_threads",
     "build_model",
+    "check_construction",
     "check_experiment",
     "eval_seed",
     "evaluate_model",
@@ -151,12 +153,16 @@ def make_shaping(config: ExperimentConfig, gamma: float | None) -> PotentialShap
 
 
 def check_experiment(
-    config: ExperimentConfig,
+    config: ExperimentConfig, *, construct: bool = True
 ) -> tuple[type[BaseAlgorithm], str | type[BasePolicy]]:
     """Every check that can fail before training starts (algorithm, kwargs, shaping gamma,
-    W&B installed when ``wandb.enabled``).
+    W&B installed when ``wandb.enabled``), and, with ``construct``, the algorithm built with
+    its policy and kwargs on a stand-in env of the training stack's spaces
+    (:func:`check_construction`).
 
     :param config: the validated config.
+    :param construct: also build the algorithm (:func:`build_model` skips it: it builds the
+        real one next).
     :return: ``(algorithm class, policy)``: a policy alias, or the hybrid policy's class.
     :raises ConfigError: naming the dotted key of the problem.
     """
@@ -177,9 +183,73 @@ def check_experiment(
                 f"reward.shaping.gamma to {gamma}, or to null (take the algorithm's)",
             ) from None
     _check_spec(config)
+    if construct:
+        check_construction(config, cls, policy)
     if config.wandb.enabled:
         _import_wandb()
     return cls, policy
+
+
+class _StandInEnv(gym.Env[Any, Any]):
+    """An env with given spaces and nothing behind them: what an algorithm is built on in
+    :func:`check_construction` (never stepped)."""
+
+    def __init__(self, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        return self.observation_space.sample(), 0.0, False, True, {}
+
+
+def check_construction(
+    config: ExperimentConfig, cls: type[BaseAlgorithm], policy: str | type[BasePolicy]
+) -> None:
+    """Build ``cls(policy, env, **algorithm.kwargs)`` on ``training.n_envs`` stand-in envs
+    with the training stack's observation and action spaces (:func:`~unigen_sb3.make.
+    stack_spaces`; no real env is built), on the CPU and, for an off-policy algorithm, with
+    ``buffer_size=1`` (the configured one is checked by
+    :func:`~unigen_sb3.experiments.algorithms.check_algorithm`), so any value the
+    constructor refuses (``policy_kwargs: {net_arch: 5}``, an unknown policy kwarg, a bad
+    ``train_freq``...) is a ConfigError before a run directory is written. Its warnings are
+    silenced (the real build shows them); torch's random state and thread count are left as
+    they were.
+
+    :param config: the config (its other checks passed).
+    :param cls: the algorithm class.
+    :param policy: the policy alias or class.
+    :raises ConfigError: at ``algorithm.kwargs``, with the constructor's error.
+    """
+    import torch
+
+    obs_space, action_space = stack_spaces(UniGenSpec.from_config(config))
+    kwargs = copy.deepcopy(config.algorithm.kwargs)
+    if is_off_policy(cls):
+        kwargs["buffer_size"] = 1  # nothing the size of the real buffer is allocated
+    env = DummyVecEnv([lambda: _StandInEnv(obs_space, action_space)] * config.training.n_envs)
+    threads = torch.get_num_threads()
+    try:
+        # One thread: the orthogonal weight init (a QR per layer) takes ~0.1 s so, and
+        # seconds with more threads than free cores (measured on a busy 2-core machine).
+        torch.set_num_threads(1)
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore")
+            cls(policy, env, device="cpu", verbose=0, **kwargs)
+    except Exception as exc:
+        text = " ".join(str(exc).split()) or "(no message)"
+        raise ConfigError(
+            "algorithm.kwargs",
+            f"{cls.__name__} refuses these kwargs: {type(exc).__name__}: {text}",
+        ) from exc
+    finally:
+        torch.set_num_threads(threads)
+        env.close()
 
 
 def _check_spec(config: ExperimentConfig) -> None:
@@ -234,7 +304,7 @@ def build_model(
     :param tensorboard_log: TensorBoard folder (None = no TensorBoard).
     :return: the model.
     """
-    cls, policy = check_experiment(config)
+    cls, policy = check_experiment(config, construct=False)  # built right here
     return cls(
         policy,
         env,

@@ -16,8 +16,10 @@ Stale trials: each worker records its host and process id on the trial it runs a
 :data:`HEARTBEAT_SECONDS`. Before claiming a trial, a worker fails every ``RUNNING`` trial
 whose worker is dead (same host, process gone) or silent for :data:`STALE_SECONDS`, marks it
 ``requeued`` and enqueues its parameters again: the retry takes its place in the budget, so
-a killed worker's trial is redone by the next worker or rerun. A trial stopped by Ctrl-C,
-SIGTERM or SIGHUP is requeued the same way.
+a killed worker's trial is redone by the next worker or rerun. On a file storage a worker
+records itself under the claim lock, in the same step as it claims the trial, so a
+``RUNNING`` trial without its worker (one killed between the two) is stale at once. A trial
+stopped by Ctrl-C, SIGTERM or SIGHUP is requeued the same way.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
-def _is_stale(trial: Any, now: float) -> bool:
+def _is_stale(trial: Any, now: float, locked: bool = False) -> bool:
+    if locked and "worker" not in trial.user_attrs:
+        return True  # every live claimer records itself before it releases the claim lock
     worker = trial.user_attrs.get("worker") or {}
     if worker.get("host") == socket.gethostname() and not _pid_alive(worker.get("pid")):
         return True
@@ -97,10 +101,13 @@ def _requeue(study: Any, trial: Any) -> bool:
     return True
 
 
-def recover_stale_trials(study: Any) -> list[int]:
+def recover_stale_trials(study: Any, *, locked: bool = False) -> list[int]:
     """Fail and requeue the ``RUNNING`` trials of dead or silent workers (see the module doc).
 
     :param study: the Optuna study.
+    :param locked: the caller holds the claim lock of a file storage, under which every
+        worker records itself on the trial it claims: a ``RUNNING`` trial without its
+        ``worker`` is then one whose worker died between claiming and recording it.
     :return: the numbers of the trials requeued.
     """
     from optuna.trial import TrialState
@@ -109,7 +116,7 @@ def recover_stale_trials(study: Any) -> list[int]:
     return [
         t.number
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if _is_stale(t, now) and _requeue(study, t)
+        if _is_stale(t, now, locked) and _requeue(study, t)
     ]
 
 
@@ -394,12 +401,14 @@ def _run_trials(
     done = 0
     while True:
         with _claim_lock(lock_path):
-            recover_stale_trials(study)
+            recover_stale_trials(study, locked=lock_path is not None)
             trials = study.get_trials(deepcopy=False)
             waiting = any(t.state == TrialState.WAITING for t in trials)  # requeued ones
             if _budget_used(trials) >= sweep.n_trials and not waiting:
                 break
             trial = study.ask()
+            # Under the lock: a RUNNING trial without its worker is then a dead claimer's.
+            trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         earlier = study.get_trials(deepcopy=False)[: trial.number + 1]
         if _budget_used(earlier) > sweep.n_trials:  # lost the race on a remote storage
             trial.set_user_attr("over_budget", True)
@@ -407,7 +416,6 @@ def _run_trials(
             break
         run_path = out / "trials" / f"trial_{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_path))
-        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         heartbeat = _Heartbeat(study, trial._trial_id)
         try:
             trial_config = load_config(sample_trial_config(trial, config))
