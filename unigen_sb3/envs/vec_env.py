@@ -154,9 +154,6 @@ class UniGenVecEnv(VecEnv):
         #: The last batch of raw actions stepped, ``(ops (N,), params (N, P))`` as validated
         #: (params clipped), or None before the first step.
         self.last_actions: tuple[np.ndarray, np.ndarray] | None = None
-        #: ``(N, 3, H, W)`` on ``device``: the canvas each env's latest finished episode left
-        #: behind (its ``terminal_observation`` as float, before the automatic reset).
-        self.terminal_canvas = torch.zeros(n, 3, size, size, device=self.device)
         #: Reset ended episodes at once (SB3's VecEnv contract, the default). ``False`` (for
         #: evaluation loops that run each env's first episode only): an ended episode stays
         #: ended until :meth:`reset`, and its actions are replaced by ``stop``.
@@ -248,8 +245,6 @@ class UniGenVecEnv(VecEnv):
             info["TimeLimit.truncated"] = bool(res.truncated[i] and not res.terminated[i])
         done_idx = np.flatnonzero(dones)
         if done_idx.size:
-            sel = torch.as_tensor(done_idx, device=self.device)
-            self.terminal_canvas[sel] = self.core.canvas[sel]
             for i in done_idx.tolist():
                 infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
             ids = done_idx.tolist()

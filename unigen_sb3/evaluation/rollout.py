@@ -33,6 +33,7 @@ from unigen_sb3.make import build_vec_env
 from unigen_sb3.rewards.components import RewardComputer
 from unigen_sb3.rewards.normalizers import COMPONENT_NAMES
 from unigen_sb3.spec import UniGenSpec, spec_of
+from unigen_sb3.utils import is_int
 from unigen_sb3.wrappers.actions import BoxCodec
 
 __all__ = [
@@ -182,9 +183,7 @@ def rollout_episodes(
     :raises ValueError: for ``n_episodes < 1``, a ``prompt_permutation`` that is not a
         permutation of the episodes, or a model whose action space is not the stack's.
     """
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, int | np.integer):
-        raise ValueError(f"n_episodes={n_episodes!r} must be an int >= 1")
-    if n_episodes < 1:
+    if not is_int(n_episodes) or n_episodes < 1:
         raise ValueError(f"n_episodes={n_episodes!r} must be an int >= 1")
     n = int(n_episodes)
     _check_permutation(prompt_permutation, n)
@@ -285,7 +284,7 @@ def _run(
                 sub.setdefault(key, np.full(n, np.nan))[i] = value
         if ended.any():
             sel = torch.as_tensor(np.flatnonzero(ended), device=raw.device)
-            final[sel] = raw.terminal_canvas[sel]
+            final[sel] = raw.core.canvas[sel]  # not reset: autoreset is off
         done |= ended
     return EpisodeRollout(
         start=start,
