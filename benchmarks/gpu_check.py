@@ -8,15 +8,20 @@ that fails or a run that is cut short still leaves the earlier results):
 2. equivalence CUDA vs CPU for the same seeds and actions: done flags equal, images within one
    uint8 level (cuDNN and oneDNN kernels round differently), vector rewards within 1e-3;
 3. a few PPO ``CnnPolicy`` updates with the policy and the env on CUDA;
-4. throughput: the batched env on CUDA for N in ``--n-envs`` (default 1 8 64 256, plus bfloat16
-   autocast at the largest N) vs ``DummyVecEnv`` on CPU, with peak GPU memory.
+4. throughput: the batched env on CUDA for N in ``--n-envs`` (default 256 1024 4096), each in
+   float32 and with the metric network autocast to bfloat16, lazy scoring (the default) with a
+   task bank of ``--task-bank-size`` tasks per env, plus at the middle N the dense schedule
+   and no bank (what a step computed before lazy scoring and banks), vs ``DummyVecEnv`` on
+   CPU (N up to ``--skip-dummy-above``), with peak GPU memory;
+5. where a step's time goes at the middle N (float32 and bfloat16): ``step_breakdown.py``'s
+   table with every timed call synchronized.
 
 Needs only the package and its dependencies (stable-baselines3, gymnasium, stlpips-pytorch).
 The exit status is 1 when a check fails.
 
 Usage::
 
-    python benchmarks/gpu_check.py --output /root/out/vec_throughput_gpu.md
+    python benchmarks/gpu_check.py --output "$OUT/vec_throughput_gpu.md"   # about 6 minutes
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import step_breakdown
 from vec_throughput import Result, environment_line, markdown, measure
 
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
@@ -89,11 +95,12 @@ def check_equivalence(
 
 
 def _compare_devices(size: int, n_envs: int, steps: int, device: str, *, tol: float) -> str:
-    kw: dict[str, Any] = {"size": size, "horizon": 6, "seed": 3}
+    # Dense scoring: every component every step, so the per-step components are compared too.
+    kw: dict[str, Any] = {"size": size, "horizon": 6, "seed": 3, "dense_components": True}
     gpu, cpu = UniGenVecEnv(n_envs, device=device, **kw), UniGenVecEnv(n_envs, device="cpu", **kw)
     og, oc = gpu.reset(), cpu.reset()
     rng = np.random.default_rng(0)
-    max_img = max(int(np.abs(og[k].astype(int) - oc[k]).max()) for k in ("canvas", "target"))
+    max_img = max(int(np.abs(og[k].astype(int) - oc[k]).max()) for k in ("canvas", "mask"))
     max_reward = max_state = 0.0
     for _ in range(steps):
         action = {
@@ -146,9 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 8, 64, 256])
+    parser.add_argument("--n-envs", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
     parser.add_argument("--skip-dummy-above", type=int, default=256, help="largest dummy N")
+    parser.add_argument(
+        "--task-bank-size", type=int, default=4, help="tasks per env of the batched rows' bank"
+    )
     parser.add_argument(
         "--device", default="cuda", help="'cpu' only to dry-run this script on a CPU machine"
     )
@@ -196,27 +206,73 @@ def main(argv: list[str] | None = None) -> int:
         write()
     lines += ["", f"Throughput, batched on {args.device} vs DummyVecEnv on CPU:", ""]
     results: list[Result] = []
-    rows: list[tuple[str, int, str, str | None]] = []
+    middle = sorted(args.n_envs)[len(args.n_envs) // 2]
+    # (kind, N, device, metric dtype, scoring, task bank)
+    rows: list[tuple[str, int, str, str | None, str, int | None]] = []
     for n in args.n_envs:
-        rows.append(("batched", n, args.device, None))
-    rows.append(("batched", max(args.n_envs), args.device, "bfloat16"))
+        for dtype in (None, "bfloat16"):
+            rows.append(("batched", n, args.device, dtype, "lazy", args.task_bank_size))
+    rows.append(("batched", middle, args.device, None, "lazy", None))
+    rows.append(("batched", middle, args.device, None, "dense", None))
     for n in args.n_envs:
         if n <= args.skip_dummy_above:
-            rows.append(("dummy", n, "cpu", None))
-    for kind, n, device, dtype in rows:
+            rows.append(("dummy", n, "cpu", None, "lazy", None))
+    for kind, n, device, dtype, scoring, bank in rows:
         try:
             r = measure(
-                kind, n, size=args.size, device=device, seconds=args.seconds, metric_dtype=dtype
+                kind,
+                n,
+                size=args.size,
+                device=device,
+                seconds=args.seconds,
+                metric_dtype=dtype,
+                schedule=scoring,
+                task_bank_size=bank,
             )
         except Exception as exc:
             failed = True
             traceback.print_exc()
             r = Result(kind, n, args.size, device, note=f"FAILED: {type(exc).__name__}: {exc}")
+            r.schedule = scoring
         results.append(r)
-        print(f"{kind} N={n} {device} {dtype or ''}: {r.steps_per_s} env steps/s", flush=True)
+        print(
+            f"{kind} N={n} {device} {dtype or ''} {scoring}: {r.steps_per_s} env steps/s",
+            flush=True,
+        )
         write_lines = [*lines, markdown(results)]
         args.output.write_text("\n".join(write_lines) + "\n")
     lines.append(markdown(results))
+    write()
+    for dtype in (None, "bfloat16"):
+        start = time.perf_counter()
+        try:
+            breakdown = step_breakdown.main(
+                [
+                    "--device",
+                    args.device,
+                    "--n-envs",
+                    str(middle),
+                    "--size",
+                    str(args.size),
+                    "--steps",
+                    "10",
+                    "--task-bank-size",
+                    str(args.task_bank_size),
+                    "--output",
+                    str(args.output.with_name("step_breakdown_gpu.md")),
+                    "--append",
+                    *(["--metric-dtype", dtype] if dtype else []),
+                ]
+            )
+            lines += ["", breakdown]
+        except Exception as exc:
+            failed = True
+            traceback.print_exc()
+            lines.append(
+                f"- breakdown ({dtype or 'float32'}): **FAILED**: {type(exc).__name__}: {exc}"
+            )
+        print(f"breakdown {dtype or 'float32'}: {time.perf_counter() - start:.1f} s", flush=True)
+        write()
     write()
     print("\n".join(lines))
     return 1 if failed else 0

@@ -8,8 +8,10 @@ and at resets, the reward components (and, inside them, SSIM, CIELAB conversion,
 distance heads and the realism score), task sampling and observations. Parts nest (the
 table indents them); *other* is what the listed parts of a level leave out of their parent.
 
-CPU only: on CUDA a call returns before its kernels finish, so wall times per call would be
-wrong. The markdown table is printed and written (with the command) to
+On a CPU every call is synchronous. On CUDA (``--device cuda``) a call returns before its
+kernels finish, so every timed call is wrapped in ``torch.cuda.synchronize()``: each part then
+counts its own kernels, and the whole step runs somewhat slower than unobserved (host and
+device no longer overlap). The markdown table is printed and written (with the command) to
 ``docs/benchmarks/step_breakdown.md``; ``--append`` adds a section.
 
 Usage::
@@ -50,19 +52,42 @@ from vec_throughput import environment_line, write_section
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "step_breakdown.md"
 
-# (label, depth, owner, attribute): what is timed, nested under the nearest shallower row.
-PARTS: list[tuple[str, int, Any, str]] = [
+# (label, depth, owner, attribute): what is timed, nested under the nearest shallower row,
+# per reward schedule (``--scoring``).
+_STEP_HEAD: list[tuple[str, int, Any, str]] = [
     ("batched env step (UniGenVecEnv.step_wait)", 0, UniGenVecEnv, "step_wait"),
     ("core step (UniGenCore.step)", 1, UniGenCore, "step"),
     ("canvas ops (apply_ops)", 2, core_module, "apply_ops"),
-    ("network on the changed canvases", 2, UniGenCore, "_step_features"),
-    ("reward components (RewardComputer.__call__)", 2, RewardComputer, "__call__"),
+]
+_STEP_TAIL: list[tuple[str, int, Any, str]] = [
+    ("one device-to-host copy for the infos (UniGenCore._to_host)", 2, UniGenCore, "_to_host"),
     ("auto-resets (UniGenCore.reset)", 1, UniGenCore, "reset"),
     ("network on new targets and start canvases", 2, UniGenCore, "_reset_features"),
     ("reward components of the start canvases", 2, RewardComputer, "__call__"),
     ("task sampling (TaskSampler.sample)", 1, TaskSampler, "sample"),
     ("observations (UniGenCore.observations)", 1, UniGenCore, "observations"),
 ]
+PARTS: dict[str, list[tuple[str, int, Any, str]]] = {
+    "dense": [
+        *_STEP_HEAD,
+        ("network on the changed canvases", 2, UniGenCore, "_step_features"),
+        ("reward components (RewardComputer.__call__)", 2, RewardComputer, "__call__"),
+        *_STEP_TAIL,
+    ],
+    "lazy": [
+        *_STEP_HEAD,
+        ("temporal of the changed canvases (UniGenCore._temporal)", 2, UniGenCore, "_temporal"),
+        (
+            "episodes that end: scoring (UniGenCore._lazy_components)",
+            2,
+            UniGenCore,
+            "_lazy_components",
+        ),
+        ("network on their targets, starts and final canvases", 3, UniGenCore, "_reset_features"),
+        ("their reward components and the shaping one's", 3, RewardComputer, "__call__"),
+        *_STEP_TAIL,
+    ],
+}
 # Inside the reward components (both calls together).
 COMPONENT_PARTS: list[tuple[str, Any, str]] = [
     ("SSIM (preservation, temporal)", components_module, "ssim"),
@@ -80,15 +105,19 @@ class Timers:
     (the same functions also serve per-episode caches at reset).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sync: Callable[[], None] | None = None) -> None:
         self.seconds: dict[str, float] = {}
+        # On CUDA: synchronize around every timed call, so each part's kernels are counted
+        # in it (this serializes the host and the device, so the whole step runs slower).
+        self._sync = sync
         self._in_reset = 0
         self._in_components = 0
 
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Wrap every timed function; restore the originals on exit."""
-        targets = {(o, n) for _, _, o, n in PARTS} | {(o, n) for _, o, n in COMPONENT_PARTS}
+        parts = [p for schedule in PARTS.values() for p in schedule]
+        targets = {(o, n) for _, _, o, n in parts} | {(o, n) for _, o, n in COMPONENT_PARTS}
         inner = {_key(o, n) for _, o, n in COMPONENT_PARTS}
         originals = [(owner, name, owner.__dict__[name]) for owner, name in targets]
         for owner, name, fn in originals:
@@ -112,10 +141,14 @@ class Timers:
             counted = not only_in_components or self._in_components > 0
             self._in_reset += is_reset
             self._in_components += is_components
+            if self._sync is not None:
+                self._sync()
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
+                if self._sync is not None:
+                    self._sync()
                 elapsed = time.perf_counter() - start
                 self._in_reset -= is_reset
                 self._in_components -= is_components
@@ -153,13 +186,20 @@ def measure(args: argparse.Namespace) -> tuple[Node, list[Node], float]:
         n_envs=args.n_envs,
         seed=0,
         size=args.size,
-        device="cpu",
+        device=args.device,
         perceptual_backend=args.perceptual_backend,
+        dense_components=args.scoring == "dense",
+        task_bank_size=args.task_bank_size,
         **kwargs,
     )
     rng = np.random.default_rng(0)
     shape = (args.n_envs, *venv.action_space.shape)  # type: ignore[misc]
-    timers = Timers()
+    sync: Callable[[], None] | None = None
+    if str(args.device).startswith("cuda"):
+        import torch
+
+        sync = torch.cuda.synchronize
+    timers = Timers(sync)
     resets = 0
     try:
         venv.reset()
@@ -175,7 +215,7 @@ def measure(args: argparse.Namespace) -> tuple[Node, list[Node], float]:
         venv.close()
     root = Node("whole vector step (with the VecEnv wrappers)", wall / args.steps)
     stack = [root]
-    for label, depth, owner, name in PARTS:
+    for label, depth, owner, name in PARTS[args.scoring]:
         del stack[depth + 1 :]  # now the row's ancestors
         under_reset = any(n.label.startswith("auto-resets") for n in stack)
         scope = "reset" if under_reset else "step"
@@ -217,7 +257,7 @@ def markdown(root: Node, components: list[Node], n_envs: int) -> str:
     emit(root, 0)
 
     def component_seconds(node: Node) -> float:
-        own = node.seconds if node.label.startswith("reward components") else 0.0
+        own = node.seconds if "reward components" in node.label else 0.0
         return own + sum(component_seconds(c) for c in node.children)
 
     total = component_seconds(root)
@@ -248,13 +288,26 @@ def main(argv: list[str] | None = None) -> str:
         choices=[name for name, dtype in METRIC_DTYPES.items() if dtype is not None],
         help="autocast the metric network",
     )
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, or cuda (every timed call synchronized)"
+    )
+    parser.add_argument(
+        "--task-bank-size", type=int, default=None, help="tasks per env drawn once (env bank)"
+    )
+    parser.add_argument(
+        "--scoring",
+        default="lazy",
+        choices=list(PARTS),
+        help="reward schedule: lazy (the default: components where the reward is paid) or "
+        "dense (every component every step, what a step computed before lazy scoring)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
     if args.n_envs < 1 or args.steps < 1 or args.warmup < 0:
         parser.error("--n-envs and --steps must be >= 1, --warmup >= 0")
 
-    env_line = environment_line(["cpu"])
+    env_line = environment_line([args.device])
     root, components, resets = measure(args)
     network = PerceptualDistance(args.perceptual_backend, device="cpu").backend_info
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
@@ -264,7 +317,8 @@ def main(argv: list[str] | None = None) -> str:
     dtype = f", metric network autocast to {args.metric_dtype}" if args.metric_dtype else ""
     section = "\n".join(
         [
-            f"## {datetime.date.today().isoformat()}, {os.cpu_count()} CPUs, N={args.n_envs}",
+            f"## {datetime.date.today().isoformat()}, {os.cpu_count()} CPUs, N={args.n_envs}, "
+            f"{args.scoring} scoring",
             "",
             f"Command: `{command}`  ",
             env_line + ".  ",

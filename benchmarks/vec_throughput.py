@@ -67,6 +67,7 @@ class Result:
     peak_gpu_mb: float | None = None
     network_ms: float | None = None  # metric-network forward time per env step (CPU only)
     note: str = ""
+    schedule: str = "lazy"  # "lazy" (default scoring) or "dense" (every component every step)
 
 
 class NetworkTimer:
@@ -147,6 +148,8 @@ def measure(
     start_method: str | None = None,
     metric_dtype: str | None = None,
     perceptual_backend: str = "auto",
+    schedule: str = "lazy",
+    task_bank_size: int | None = None,
 ) -> Result:
     """Steps per second and peak memory of one backend at one ``n_envs``.
 
@@ -161,6 +164,10 @@ def measure(
     :param start_method: ``SubprocVecEnv``'s start method (default: SB3's).
     :param metric_dtype: autocast dtype of the metric network (batched only).
     :param perceptual_backend: the envs' ``perceptual_backend``.
+    :param schedule: ``"lazy"`` (the default scoring: components where the reward is paid)
+        or ``"dense"`` (``dense_components=True``: every component every step, the
+        network on every changed canvas: what every step computed before lazy scoring).
+    :param task_bank_size: the envs' task bank (``None``: a task drawn at every reset).
     """
     dev = resolve_device(device)
     gc.collect()
@@ -180,6 +187,8 @@ def measure(
         size=size,
         device=str(dev),
         perceptual_backend=perceptual_backend,
+        dense_components=schedule == "dense",
+        task_bank_size=task_bank_size,
         **kwargs,
     )
     rng = np.random.default_rng(seed)
@@ -204,10 +213,15 @@ def measure(
         sync()
         elapsed = time.perf_counter() - start
         result = Result(kind, n_envs, size, str(dev), n_envs * steps / elapsed, steps, elapsed)
+        result.schedule = schedule
+        if task_bank_size is not None:
+            result.note = f"task bank of {task_bank_size} per env"
         if timer is not None:
             result.network_ms = 1000.0 * timer.seconds / (n_envs * steps)
         if metric_dtype is not None:
-            result.note = f"metric network autocast to {metric_dtype}"
+            result.note = ", ".join(
+                x for x in (result.note, f"metric network autocast to {metric_dtype}") if x
+            )
         result.peak_rss_mb = _peak_rss_mb()
         procs = getattr(venv, "processes", None)
         if procs:
@@ -236,20 +250,24 @@ def markdown(results: list[Result], baseline: str = "dummy") -> str:
     the comparison on a GPU machine is batched-on-CUDA vs DummyVecEnv-on-CPU.
     """
     base = {
-        (r.n_envs, r.size): r.steps_per_s
+        (r.n_envs, r.size, r.schedule): r.steps_per_s
         for r in results
         if r.kind == baseline and r.steps_per_s is not None
     }
     lines = [
-        f"| size | N | backend | device | env steps/s | vs {KIND_LABELS[baseline]} "
+        f"| size | N | scoring | backend | device | env steps/s | vs {KIND_LABELS[baseline]} "
         "| network ms / env step | vector steps timed | peak RSS (MB) | peak GPU (MB) | note |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted(results, key=lambda r: (r.size, r.n_envs, VEC_ENV_KINDS.index(r.kind))):
-        ref = base.get((r.n_envs, r.size))
+    order = {"dense": 0, "lazy": 1}
+    for r in sorted(
+        results,
+        key=lambda r: (r.size, r.n_envs, order[r.schedule], VEC_ENV_KINDS.index(r.kind)),
+    ):
+        ref = base.get((r.n_envs, r.size, r.schedule))
         ratio = f"{r.steps_per_s / ref:.1f}x" if r.steps_per_s and ref else "-"
         lines.append(
-            f"| {r.size} | {r.n_envs} | {KIND_LABELS[r.kind]} | {r.device} | "
+            f"| {r.size} | {r.n_envs} | {r.schedule} | {KIND_LABELS[r.kind]} | {r.device} | "
             f"{_fmt(r.steps_per_s, 1)} | {ratio} | {_fmt(r.network_ms, 2)} | "
             f"{r.vec_steps or '-'} | "
             f"{_fmt(r.peak_rss_mb)} | {_fmt(r.peak_gpu_mb)} | {r.note} |"
@@ -260,16 +278,17 @@ def markdown(results: list[Result], baseline: str = "dummy") -> str:
 def network_bounds(results: list[Result], baseline: str = "dummy") -> str:
     """One line per batched CPU row: the speed it could reach if everything but the metric
     network's forward were free (``1000 / network ms per env step``), against the baseline."""
-    base = {(r.n_envs, r.size): r.steps_per_s for r in results if r.kind == baseline}
+    base = {(r.n_envs, r.size, r.schedule): r.steps_per_s for r in results if r.kind == baseline}
     lines = []
     for r in results:
-        ref = base.get((r.n_envs, r.size))
+        ref = base.get((r.n_envs, r.size, r.schedule))
         if r.kind != "batched" or not r.network_ms or not ref:
             continue
         bound = 1000.0 / r.network_ms
         lines.append(
-            f"- N={r.n_envs}, {r.size}x{r.size}: the network alone takes {r.network_ms:.2f} ms "
-            f"per env step, so the batched env cannot exceed {bound:.0f} env steps/s here "
+            f"- N={r.n_envs}, {r.size}x{r.size}, {r.schedule} scoring: the network alone "
+            f"takes {r.network_ms:.2f} ms per env step, so the batched env cannot exceed "
+            f"{bound:.0f} env steps/s here "
             f"({bound / ref:.1f}x {KIND_LABELS[baseline]}) even with every other cost at zero."
         )
     return "\n".join(lines)
@@ -304,37 +323,51 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
     env_line = environment_line(devices)
     results: list[Result] = []
     worker_mb: float | None = None
-    for size in args.sizes:
-        for n in args.n_envs:
-            for kind in args.kinds:
-                dev = args.device if kind == "batched" else args.baseline_device
-                if kind == "subproc" and n > args.max_subproc:
-                    est = "" if worker_mb is None else f", about {worker_mb:.0f} MB RSS per worker"
-                    results.append(
-                        Result(kind, n, size, dev, note=f"not run: N > --max-subproc{est}")
-                    )
-                    continue
-                r = measure(
+    for size, n, schedule, kind in (
+        (size, n, schedule, kind)
+        for size in args.sizes
+        for n in args.n_envs
+        for schedule in args.scoring
+        for kind in args.kinds
+    ):
+        dev = args.device if kind == "batched" else args.baseline_device
+        if kind == "subproc" and n > args.max_subproc:
+            est = "" if worker_mb is None else f", about {worker_mb:.0f} MB RSS per worker"
+            results.append(
+                Result(
                     kind,
                     n,
-                    size=size,
-                    device=dev,
-                    seconds=args.seconds,
-                    min_steps=args.min_steps,
-                    warmup=args.warmup,
-                    start_method=args.start_method,
-                    metric_dtype=args.metric_dtype if kind == "batched" else None,
-                    perceptual_backend=args.perceptual_backend,
+                    size,
+                    dev,
+                    note=f"not run: N > --max-subproc{est}",
+                    schedule=schedule,
                 )
-                if r.worker_rss_mb is not None:
-                    worker_mb = r.worker_rss_mb
-                    r.note = f"{r.worker_rss_mb:.0f} MB RSS per worker"
-                results.append(r)
-                print(
-                    f"size={size} N={n} {kind} on {dev}: {_fmt(r.steps_per_s, 1)} env steps/s, "
-                    f"peak RSS {_fmt(r.peak_rss_mb)} MB, peak GPU {_fmt(r.peak_gpu_mb)} MB",
-                    flush=True,
-                )
+            )
+            continue
+        r = measure(
+            kind,
+            n,
+            size=size,
+            device=dev,
+            seconds=args.seconds,
+            min_steps=args.min_steps,
+            warmup=args.warmup,
+            start_method=args.start_method,
+            metric_dtype=args.metric_dtype if kind == "batched" else None,
+            perceptual_backend=args.perceptual_backend,
+            schedule=schedule,
+            task_bank_size=args.task_bank_size,
+        )
+        if r.worker_rss_mb is not None:
+            worker_mb = r.worker_rss_mb
+            r.note = f"{r.worker_rss_mb:.0f} MB RSS per worker"
+        results.append(r)
+        print(
+            f"size={size} N={n} {schedule} {kind} on {dev}: "
+            f"{_fmt(r.steps_per_s, 1)} env steps/s, "
+            f"peak RSS {_fmt(r.peak_rss_mb)} MB, peak GPU {_fmt(r.peak_gpu_mb)} MB",
+            flush=True,
+        )
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     for var in ("TORCH_HOME", "OMP_NUM_THREADS"):  # environment that changes what runs
         if os.environ.get(var):
@@ -407,6 +440,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64])
     parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 8, 64, 256])
     parser.add_argument("--kinds", nargs="+", default=list(VEC_ENV_KINDS), choices=VEC_ENV_KINDS)
+    parser.add_argument(
+        "--task-bank-size", type=int, default=None, help="tasks per env drawn once (env bank)"
+    )
+    parser.add_argument(
+        "--scoring",
+        nargs="+",
+        default=["dense", "lazy"],
+        choices=["dense", "lazy"],
+        help="reward schedules to measure: dense (every component every step, what a step "
+        "computed before lazy scoring) and lazy (the default: where the reward is paid)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per row")
     parser.add_argument("--min-steps", type=int, default=2, help="timed vector steps per row")
     parser.add_argument("--warmup", type=int, default=1, help="untimed vector steps per row")

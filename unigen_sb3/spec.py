@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from unigen_sb3.envs.bank import check_task_bank_size
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
 from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE, check_env_args, resolve_backend
 from unigen_sb3.envs.tasks import PROMPT_SPLITS
@@ -88,6 +89,12 @@ class UniGenSpec:
     :param perceptual_backend: ``"auto"``, ``"stlpips"`` or ``"lpips"``; recorded resolved.
     :param device: ``"auto"`` or a torch device; recorded resolved (e.g. ``"cpu"``).
     :param metric_dtype: one of :data:`~unigen_sb3.rewards.mixed_precision.METRIC_DTYPES`.
+    :param dense_components: ``True``: the raw env computes every reward component on every
+        step (``info["state_components"]``, for per-step logging); ``False`` (default): only
+        those the shaping potential reads, and all three at an episode's end (paid rewards
+        are the same either way; see :meth:`env_kwargs`).
+    :param task_bank_size: ``None`` or tasks per env drawn once and kept on the device (see
+        :class:`~unigen_sb3.envs.bank.TaskBank`).
     :param prompt_split: ``"train"``, ``"heldout"`` or ``None`` (all prompts).
     :param edit_fraction: probability of an editing task when ``task="unified"``.
     :param reference: ``"hidden"`` or ``"observed"`` (see
@@ -107,6 +114,8 @@ class UniGenSpec:
     perceptual_backend: str = "auto"
     device: str = "auto"
     metric_dtype: str = "float32"
+    dense_components: bool = False
+    task_bank_size: int | None = None
     prompt_split: str | None = "train"
     edit_fraction: float = 0.5
     reference: str = "hidden"
@@ -145,6 +154,9 @@ class UniGenSpec:
                 f"metric_dtype={self.metric_dtype!r} is not one of {tuple(METRIC_DTYPES)}"
             )
         put("metric_dtype", metric_dtype)
+        put("task_bank_size", check_task_bank_size(self.task_bank_size))
+        if not isinstance(self.dense_components, bool):
+            raise ValueError(f"dense_components={self.dense_components!r} must be true or false")
         if self.prompt_split not in PROMPT_SPLITS:
             raise ValueError(f"prompt_split={self.prompt_split!r} is not one of {PROMPT_SPLITS}")
         fraction = self.edit_fraction
@@ -245,8 +257,19 @@ class UniGenSpec:
     # ------------------------------------------------------------------ reading
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~unigen_sb3.envs.env.UniGenEnv` and
-        :class:`~unigen_sb3.envs.vec_env.UniGenVecEnv` (besides ``task`` and ``seed``)."""
-        return {name: getattr(self, name) for name in ENV_SETTING_NAMES}
+        :class:`~unigen_sb3.envs.vec_env.UniGenVecEnv` (besides ``task`` and ``seed``).
+
+        ``dense_components`` is what the raw env must compute every step: all three when
+        the spec says so or when the shaping potential is a callable (it may read any of
+        them), the potential's component for shaping on a named one, none otherwise.
+        """
+        kwargs = {name: getattr(self, name) for name in ENV_SETTING_NAMES}
+        dense: bool | tuple[str, ...] = self.dense_components
+        if not dense and self.shaping is not None:
+            potential = self.shaping.potential
+            dense = (potential,) if isinstance(potential, str) else True
+        kwargs["dense_components"] = dense
+        return kwargs
 
     def weight_tuple(self) -> tuple[float, ...]:
         """The weights in ``COMPONENT_NAMES`` order."""

@@ -227,10 +227,15 @@ def test_seeding_is_reproducible_and_seed_method_matches_constructor() -> None:
 )
 def test_equivalent_to_n_single_envs_with_the_same_seeds(task: str, n: int) -> None:
     seed, horizon = 21, 4
-    v = UniGenVecEnv(n, task, size=SIZE, horizon=horizon, seed=seed, device="cpu")
-    envs = [
-        UniGenEnv(task, size=SIZE, horizon=horizon, seed=seed + i, device="cpu") for i in range(n)
-    ]
+    # Dense scoring: the per-step components are compared too (lazy scoring: test_lazy_reward).
+    kw: dict[str, Any] = {
+        "size": SIZE,
+        "horizon": horizon,
+        "device": "cpu",
+        "dense_components": True,
+    }
+    v = UniGenVecEnv(n, task, seed=seed, **kw)
+    envs = [UniGenEnv(task, seed=seed + i, **kw) for i in range(n)]
     obs = v.reset()
     singles = [e.reset() for e in envs]
     _assert_obs_equal(obs, {k: np.stack([o[k] for o, _ in singles]) for k in obs})
@@ -288,7 +293,10 @@ def _count_network_images(core: Any, monkeypatch: pytest.MonkeyPatch) -> list[in
 def test_a_step_runs_the_network_only_on_the_canvases_it_changed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    v = UniGenVecEnv(4, "unified", size=SIZE, horizon=8, seed=5, device="cpu")
+    # The dense schedule (lazy scoring runs the network only where episodes end).
+    v = UniGenVecEnv(
+        4, "unified", size=SIZE, horizon=8, seed=5, device="cpu", dense_components=True
+    )
     v.reset()
     core = v.core
     calls = _count_network_images(core, monkeypatch)
@@ -309,7 +317,9 @@ def test_a_step_runs_the_network_only_on_the_canvases_it_changed(
 def test_blank_start_canvases_are_run_through_the_network_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    v = UniGenVecEnv(3, "generate", size=SIZE, horizon=8, seed=2, device="cpu")
+    v = UniGenVecEnv(
+        3, "generate", size=SIZE, horizon=8, seed=2, device="cpu", dense_components=True
+    )
     calls = _count_network_images(v.core, monkeypatch)
     v.reset()
     assert sorted(calls) == [1, 3]  # the white canvas once, then the three targets
@@ -541,7 +551,13 @@ def test_bfloat16_metric_network_stays_within_tolerance_of_float32() -> None:
     ``change_threshold``, ``style_scale`` copied from the float32 computer), so they must be
     *equal*, not merely close: measured difference 0.
     """
-    kw: dict[str, Any] = {"size": SIZE, "horizon": 4, "seed": 0, "device": "cpu"}
+    kw: dict[str, Any] = {
+        "size": SIZE,
+        "horizon": 4,
+        "seed": 0,
+        "device": "cpu",
+        "dense_components": True,
+    }
     fp32 = UniGenVecEnv(4, **kw)
     bf16 = UniGenVecEnv(4, metric_dtype="bfloat16", **kw)
     fp32.reset()

@@ -16,10 +16,15 @@ key                             value (``record_mean``: averaged over the steps 
 ``reward/quality_raw`` ...      per-step mean of the paid raw component (``reward_raw``)
 ``reward/shaping``              per-step mean of the shaping term (only when shaping is on)
 ``state/quality`` ...           per-step mean of the *current canvas's* raw score
-                                (``info["state_components"]``); informative on every step.
-                                For quality and edit it is what stopping now would pay;
-                                consistency is paid as the episode's mean of these values
-``sub/quality/perceptual`` ...  per-step mean of the current canvas's sub-metrics
+                                (``info["state_components"]``), over the steps where the
+                                env computed it: by default (lazy scoring) an episode's
+                                last step and, for the shaping potential's component,
+                                every step; every step with ``env.dense_components: true``
+                                (``dense_components=True``), which costs a network forward
+                                per changed canvas. For quality and edit it is what stopping
+                                now would pay
+``sub/quality/perceptual`` ...  per-step mean of the current canvas's sub-metrics (the
+                                computed ones, as for ``state/*``)
 ``episode/quality`` ...         per-episode sum of the paid normalized component, averaged
                                 over the episodes that ended since the last dump
 ``episode/total``               per-episode sum of the paid unified reward

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import torch
 
 from unigen_sb3.data.prompts import SPLITS
+from unigen_sb3.envs.bank import MAX_TASK_BANK_SIZE
 from unigen_sb3.envs.tasks import REFERENCE_MODES, TASK_KINDS
 from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.normalizers import NORMALIZATIONS
@@ -111,6 +112,14 @@ class EnvConfig:
     prompt_split: str | None = field(metadata=_choices(SPLITS))
     reference: str = field(metadata=_choices(REFERENCE_MODES))
     action_options: dict[str, Any]
+    dense_components: bool
+    task_bank_size: int | None = field(
+        metadata=_range(
+            1,
+            MAX_TASK_BANK_SIZE,
+            "the bank holds 40 * size**2 bytes per task and env on the device",
+        )
+    )
 
 
 @dataclass

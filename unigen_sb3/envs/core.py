@@ -13,15 +13,30 @@ pays the zero vector and reports ``info["reward_is_final"] = False``. Episode re
 the score of the image the agent leaves behind, so neither stopping at once nor dawdling
 can collect more than the start image is worth. The final ``consistency`` is the final
 canvas's ``style`` progress times the *lowest* ``temporal`` coherence over the episode's
-steps (its most jarring transition, which idle steps cannot dilute). The score of the
-current canvas is reported every step as ``info["state_components"]`` (the potential for
-optional shaping).
+steps (its most jarring transition, which idle steps cannot dilute).
+
+Lazy scoring: the paid reward needs the components of an episode's final canvas only, so a
+step computes the per-step components the core was asked for (``step_components``) and, for
+the episodes that end on it, all three. The perceptual network (``quality``'s) runs on an
+episode's target, start and final canvas at its end, in one forward for all the episodes
+ending on that step, unless ``quality`` is a step component (then it runs at every reset and
+on every changed canvas, and all three components are computed every step: the *dense*
+schedule). ``temporal`` is computed every step for the canvases that changed (its minimum over
+the episode is paid), and is exactly 1 for the others (SSIM of an image with itself). The
+current canvas's components are reported as ``info["state_components"]`` (the potential for
+optional shaping): all three on an episode's last step and on every step of the dense
+schedule; with some step components, NaN for the others; with none, the key is left out of
+the other steps' infos (and of reset infos). ``info["sub_metrics"]`` holds the sub-metrics of
+the components computed on that step, and ``consistency/temporal`` on every step. An image's
+features do not depend on the batch they are computed in (see
+:meth:`PerceptualDistance._run_slices`), so the lazy and the dense schedule pay bit-identical
+rewards (``tests/envs/test_lazy_reward.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -33,9 +48,8 @@ from unigen_sb3.rewards.components import (
     ComponentResult,
     RewardComputer,
     TaskBatch,
-    component_vector,
 )
-from unigen_sb3.rewards.names import COMPONENT_RANGES, SUB_METRICS
+from unigen_sb3.rewards.names import COMPONENT_NAMES, COMPONENT_RANGES, SUB_METRICS
 
 RECENT_NAMES: tuple[str, ...] = ("changed_area", "mean_change", "last_op", "step_fraction")
 """Meaning of the ``recent`` observation: the fraction of pixels the last step changed, the
@@ -58,6 +72,36 @@ def op_validity(kind_is_edit: torch.Tensor) -> torch.Tensor:
     return valid
 
 
+def render_pending_targets(tasks: Sequence[Task]) -> list[int]:
+    """Render the edit targets ``TaskSampler.sample(render=False)`` left pending, in one
+    canvas call; returns the positions in ``tasks`` whose targets were rendered.
+
+    The call runs on the host, whatever the env's device: targets are task data, and CUDA
+    and CPU kernels round differently, which would move the thresholded metrics (attribute
+    accuracy, changed pixels) between devices. One batched call instead of one per task is
+    what saves the time.
+    """
+    specs = [(k, t.pending_render) for k, t in enumerate(tasks) if t.pending_render is not None]
+    if not specs:
+        return []
+    picked = [tasks[k] for k, _ in specs]
+    rendered = apply_ops(
+        torch.stack([t.start for t in picked]),
+        torch.tensor([op for _, (op, _) in specs]),
+        torch.from_numpy(np.stack([p for _, (_, p) in specs])),
+        mask=torch.stack([t.mask for t in picked]),
+        segments=torch.stack([t.segments for t in picked]),
+    )
+    for task, image in zip(picked, rendered, strict=True):
+        task.target = image
+        task.pending_render = None
+    return [k for k, _ in specs]
+
+
+TASK_IMAGES: tuple[str, ...] = ("target", "start", "mask", "focus", "segments")
+"""The per-task tensors a reset copies into the core (see :meth:`UniGenCore.reset`)."""
+
+
 @dataclass
 class StepResult:
     """What :meth:`UniGenCore.step` returns, all numpy on the host."""
@@ -78,6 +122,11 @@ class UniGenCore:
     :param rewards: the component computer (shared across cores).
     :param observe_target: put the target image in the observations (the ``"observed"``
         reference mode, a reconstruction task); by default the agent never sees it.
+    :param step_components: the components computed on every step (for shaping or per-step
+        logging); the others are computed for an episode's final canvas only (see the
+        module docstring). Default: all three (the dense schedule). Any set that holds
+        ``quality`` runs the dense schedule.
+    :raises ValueError: for an unknown component name.
     """
 
     def __init__(
@@ -89,9 +138,23 @@ class UniGenCore:
         device: torch.device,
         rewards: RewardComputer,
         observe_target: bool = False,
+        step_components: Sequence[str] = COMPONENT_NAMES,
     ) -> None:
         self.n, self.size, self.horizon, self.device = int(n), int(size), int(horizon), device
         self.rewards = rewards
+        wanted = set(step_components)
+        unknown = sorted(wanted - set(COMPONENT_NAMES))
+        if unknown:
+            raise ValueError(
+                f"step_components: unknown components {unknown}; accepted: {list(COMPONENT_NAMES)}"
+            )
+        #: ``True``: the network runs at every reset and changed canvas, and all three
+        #: components every step (``quality`` was asked for per step).
+        self.dense = "quality" in wanted
+        #: The components computed on every step, in :data:`COMPONENT_NAMES` order.
+        self.step_components: tuple[str, ...] = (
+            COMPONENT_NAMES if self.dense else tuple(c for c in COMPONENT_NAMES if c in wanted)
+        )
         self.observe_target = bool(observe_target)
         h = w = self.size
         self.canvas = torch.zeros(n, 3, h, w, device=device)
@@ -122,48 +185,61 @@ class UniGenCore:
         self.tasks: list[Task | None] = [None] * n
 
     # ------------------------------------------------------------------ reset
-    def reset(self, indices: Sequence[int], tasks: Sequence[Task]) -> list[dict[str, Any]]:
-        """Start new episodes at ``indices`` with ``tasks``; returns their reset infos."""
+    def reset(
+        self,
+        indices: Sequence[int],
+        tasks: Sequence[Task],
+        images: Mapping[str, torch.Tensor] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Start new episodes at ``indices`` with ``tasks``; returns their reset infos.
+
+        :param images: the tasks' :data:`TASK_IMAGES` already stacked on the device, their
+            targets rendered (a task bank's rows): then nothing is stacked, copied from the
+            host or rendered here.
+        """
         idx = torch.as_tensor(list(indices), dtype=torch.int64, device=self.device)
         dev = self.device
-        self.target[idx] = torch.stack([t.target for t in tasks]).to(dev)
-        self.start[idx] = torch.stack([t.start for t in tasks]).to(dev)
+        if images is None:
+            images = {
+                name: torch.stack([getattr(t, name) for t in tasks]).to(dev) for name in TASK_IMAGES
+            }
+            pending = True
+        else:
+            pending = False
+        self.target[idx] = images["target"]
+        self.start[idx] = images["start"]
         self.canvas[idx] = self.start[idx]
-        self.mask[idx] = torch.stack([t.mask for t in tasks]).to(dev)
-        self.focus[idx] = torch.stack([t.focus for t in tasks]).to(dev)
-        self.segments[idx] = torch.stack([t.segments for t in tasks]).to(dev)
-        self._render_pending(idx, tasks)
+        self.mask[idx] = images["mask"]
+        self.focus[idx] = images["focus"]
+        self.segments[idx] = images["segments"]
+        if pending:
+            self._render_pending(idx, tasks)
         self.is_edit[idx] = torch.tensor([t.kind == "edit" for t in tasks], device=dev)
-        new_feats, start_feats = self._reset_features(idx)
-        if self.target_features is None or self.canvas_features is None:
-            self.target_features, self.canvas_features = (
-                [torch.zeros((self.n, *f.shape[1:]), dtype=f.dtype, device=dev) for f in new_feats]
-                for _ in range(2)
-            )
-        for cache, f in zip(self.target_features, new_feats, strict=True):
-            cache[idx] = f
-        for cache, f in zip(self.canvas_features, start_feats, strict=True):
-            cache[idx] = f
-        prepared = self.rewards.prepare(
-            TaskBatch(
-                self.target[idx],
-                self.mask[idx],
-                self.start[idx],
-                new_feats,
-                focus=self.focus[idx],
-                start_features=start_feats,
-            )
-        )
+        batch = TaskBatch(self.target[idx], self.mask[idx], self.start[idx], focus=self.focus[idx])
+        start_feats: list[torch.Tensor] | None = None
+        if self.dense:
+            new_feats, start_feats, _ = self._reset_features(idx)
+            if self.target_features is None or self.canvas_features is None:
+                self.target_features, self.canvas_features = (
+                    [
+                        torch.zeros((self.n, *f.shape[1:]), dtype=f.dtype, device=dev)
+                        for f in new_feats
+                    ]
+                    for _ in range(2)
+                )
+            for cache, f in zip(self.target_features, new_feats, strict=True):
+                cache[idx] = f
+            for cache, f in zip(self.canvas_features, start_feats, strict=True):
+                cache[idx] = f
+            batch = replace(batch, target_features=new_feats, start_features=start_feats)
+        prepared = self.rewards.prepare(batch, perceptual=self.dense)
         self.target_lab[idx] = cast(torch.Tensor, prepared.target_lab)
         self.target_style[idx] = cast(torch.Tensor, prepared.target_style)
         self.outside[idx] = cast(torch.Tensor, prepared.outside)
         self.need[idx] = cast(torch.Tensor, prepared.need)
-        self.start_distance[idx] = cast(torch.Tensor, prepared.start_distance)
         self.start_style_gap[idx] = cast(torch.Tensor, prepared.start_style_gap)
-        if prepared.target_m2 is not None:
-            if self.target_m2 is None:
-                self.target_m2 = torch.zeros(self.n, dtype=prepared.target_m2.dtype, device=dev)
-            self.target_m2[idx] = prepared.target_m2.to(dev)
+        if self.dense:
+            self._store_perceptual(idx, prepared)
         for i, t in zip(indices, tasks, strict=True):
             self.tasks[i] = t
             self.attributes[i] = t.attributes
@@ -171,18 +247,42 @@ class UniGenCore:
         self.recent[ids] = 0.0
         self.steps[ids] = 0
         self.temporal_min[ids] = 1.0
-        results = self._components(idx, self.canvas[idx], self.canvas[idx], start_feats)
-        values = component_vector(results).cpu().numpy().astype(np.float32)
-        self.state_components[ids] = values
-        sub, masks = self._host_details(results, idx)
-        return [self._info(int(i), k, sub, masks, reward_is_final=False) for k, i in enumerate(ids)]
+        k = len(ids)
+        values, sub = self._empty_rows(k)
+        if self.step_components:
+            canvas = self.canvas[idx]
+            results = self._components(idx, canvas, canvas, start_feats, self.step_components)
+            self._put(values, sub, None, results)
+        extras = {"op_mask": op_validity(self.is_edit[idx]).float()}
+        host = self._to_host(values, sub, extras)
+        self.state_components[ids] = host["values"]
+        masks = host["op_mask"] > 0.5
+        return [
+            self._info(int(i), j, host["sub"], masks, reward_is_final=False)
+            for j, i in enumerate(ids)
+        ]
 
-    def _reset_features(self, idx: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Perceptual features of the new targets and start canvases at ``idx``.
+    def _store_perceptual(self, idx: torch.Tensor, prepared: TaskBatch) -> None:
+        """Keep the network-derived caches of episodes ``idx`` (start distance, target m2)."""
+        self.start_distance[idx] = cast(torch.Tensor, prepared.start_distance)
+        if prepared.target_m2 is not None:
+            if self.target_m2 is None:
+                self.target_m2 = torch.zeros(
+                    self.n, dtype=prepared.target_m2.dtype, device=self.device
+                )
+            self.target_m2[idx] = prepared.target_m2.to(self.device)
 
-        One network forward for the targets and the start canvases together, except that a
-        single-colour start canvas (generation's blank one) is computed once per colour
-        and reused: half the images a generation reset would otherwise run.
+    def _reset_features(
+        self, idx: torch.Tensor, extra: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]:
+        """Perceptual features of the targets and start canvases at ``idx`` (and of ``extra``
+        images, e.g. final canvases, in the same forward).
+
+        One network forward for the targets, the start canvases and ``extra`` together,
+        except that a single-colour start canvas (generation's blank one) is computed once
+        per colour and reused: half the images a generation reset would otherwise run.
+
+        :return: ``(target features, start features, extra's features or None)``.
         """
         k = int(idx.numel())
         starts = self.start[idx]
@@ -196,10 +296,13 @@ class UniGenCore:
             image = torch.full((1, *starts.shape[1:]), colour, device=self.device)
             self._flat_features[colour] = self.rewards.perceptual.features(image)
         run = [j for j in range(k) if not uniform[j]]
-        both = self.rewards.perceptual.features(torch.cat([self.target[idx], starts[run]]))
+        images = [self.target[idx], starts[run]] + ([] if extra is None else [extra])
+        both = self.rewards.perceptual.features(torch.cat(images))
         new_feats = [f[:k] for f in both]
+        end = k + len(run)
+        extra_feats = None if extra is None else [f[end:] for f in both]
         if len(run) == k:
-            return new_feats, [f[k:] for f in both]
+            return new_feats, [f[k:end] for f in both], extra_feats
         start_feats = [torch.empty_like(f) for f in new_feats]
         groups: dict[float, list[int]] = {}
         for j in range(k):
@@ -207,34 +310,18 @@ class UniGenCore:
                 groups.setdefault(colours[j], []).append(j)
         for layer, (dest, f) in enumerate(zip(start_feats, both, strict=True)):
             if run:
-                dest[run] = f[k:]
+                dest[run] = f[k:end]
             for colour, rows in groups.items():
                 dest[rows] = self._flat_features[colour][layer]
-        return new_feats, start_feats
+        return new_feats, start_feats, extra_feats
 
     def _render_pending(self, idx: torch.Tensor, tasks: Sequence[Task]) -> None:
-        """Render the edit targets the sampler left pending, in one canvas call.
-
-        The call runs on the host, whatever the core's device: targets are task data, and
-        CUDA and CPU kernels round differently, which would move the thresholded metrics
-        (attribute accuracy, changed pixels) between devices. One batched call instead of
-        one per task is what saves the time.
-        """
-        specs = [(k, t.pending_render) for k, t in enumerate(tasks) if t.pending_render is not None]
-        if not specs:
-            return
-        picked = [tasks[k] for k, _ in specs]
-        rendered = apply_ops(
-            torch.stack([t.start for t in picked]),
-            torch.tensor([op for _, (op, _) in specs]),
-            torch.from_numpy(np.stack([p for _, (_, p) in specs])),
-            mask=torch.stack([t.mask for t in picked]),
-            segments=torch.stack([t.segments for t in picked]),
-        )
-        self.target[idx[[k for k, _ in specs]]] = rendered.to(self.device)
-        for task, image in zip(picked, rendered, strict=True):
-            task.target = image
-            task.pending_render = None
+        """Render the edit targets the sampler left pending (:func:`render_pending_targets`)
+        and put them into episodes ``idx``'s targets."""
+        done = render_pending_targets(tasks)
+        if done:
+            rendered = torch.stack([tasks[k].target for k in done]).to(self.device)
+            self.target[idx[done]] = rendered
 
     # ------------------------------------------------------------------ step
     def step(self, ops: np.ndarray, params: np.ndarray) -> StepResult:
@@ -245,31 +332,152 @@ class UniGenCore:
         new = apply_ops(prev, op_t, par_t, mask=self.mask, segments=self.segments)
         diff = (new - prev).abs()
         largest = diff.amax(dim=1)
-        changed = (largest > _CHANGE_THRESHOLD).float().mean(dim=(1, 2))
-        mean_change = diff.mean(dim=(1, 2, 3))
-        results = self._components(None, prev, new, self._step_features(new, largest))
+        terminated = np.asarray(ops) == OP_STOP
+        truncated = (self.steps + 1 >= self.horizon) & ~terminated
+        final = terminated | truncated
+        extras = {
+            "changed": (largest > _CHANGE_THRESHOLD).float().mean(dim=(1, 2)),
+            "mean_change": diff.mean(dim=(1, 2, 3)),
+        }
+        values, sub = self._empty_rows(self.n)
+        if self.dense:
+            results = self._components(None, prev, new, self._step_features(new, largest))
+            self._put(values, sub, None, results)
+            extras["temporal"] = results["consistency"].sub["temporal"]
+        else:
+            extras["temporal"] = self._temporal(prev, new, largest)
+            self._lazy_components(prev, new, final, values, sub)
+            # Computed for every episode on every step (its minimum is paid): reported.
+            sub["consistency/temporal"] = extras["temporal"]
         self.canvas = new
-        values = component_vector(results).cpu().numpy().astype(np.float32)
-        self.state_components[:] = values
+        extras["op_mask"] = op_validity(self.is_edit).float()
+        # Everything the infos and the reward read comes to the host in one transfer.
+        host = self._to_host(values, sub, extras)
+        self.state_components[:] = host["values"]
         self.steps += 1
-        # The sub-metrics come to the host in one transfer; the reward reads them there.
-        sub, masks = self._host_details(results, None)
-        np.minimum(self.temporal_min, sub["consistency/temporal"], out=self.temporal_min)
-        self.recent[:, 0] = changed.cpu().numpy()
-        self.recent[:, 1] = mean_change.cpu().numpy()
+        np.minimum(self.temporal_min, host["temporal"], out=self.temporal_min)
+        self.recent[:, 0] = host["changed"]
+        self.recent[:, 1] = host["mean_change"]
         self.recent[:, 2] = np.asarray(ops, dtype=np.float32) / (NUM_OPS - 1)
         self.recent[:, 3] = self.steps / self.horizon
-        terminated = np.asarray(ops) == OP_STOP
-        truncated = (self.steps >= self.horizon) & ~terminated
-        final = terminated | truncated
         reward = np.zeros((self.n, 3), dtype=np.float32)
-        reward[final] = values[final]
-        style = sub["consistency/style"].astype(np.float64)
+        reward[final] = host["values"][final]
+        style = host["sub"]["consistency/style"].astype(np.float64)
         reward[final, 2] = (style[final] * self.temporal_min[final]).astype(np.float32)
+        masks = host["op_mask"] > 0.5
         infos = [
-            self._info(i, i, sub, masks, reward_is_final=bool(final[i])) for i in range(self.n)
+            self._info(i, i, host["sub"], masks, reward_is_final=bool(final[i]))
+            for i in range(self.n)
         ]
         return StepResult(reward, terminated, truncated, infos)
+
+    def _temporal(
+        self, prev: torch.Tensor, new: torch.Tensor, largest: torch.Tensor
+    ) -> torch.Tensor:
+        """``temporal`` of every episode's transition, (N,): computed for the canvases that
+        changed, exactly 1 for the others (the SSIM of an image with itself)."""
+        out = torch.ones(self.n, device=self.device)
+        moved = torch.nonzero(largest.flatten(1).amax(dim=1) > 0).flatten()
+        if moved.numel():
+            out[moved] = self.rewards.temporal(prev[moved], new[moved], self.outside[moved])
+        return out
+
+    def _lazy_components(
+        self,
+        prev: torch.Tensor,
+        new: torch.Tensor,
+        final: np.ndarray,
+        values: torch.Tensor,
+        sub: dict[str, torch.Tensor],
+    ) -> None:
+        """Fill ``values``/``sub`` rows: all three components for the episodes ending on
+        this step (one network forward for their targets, start canvases and final
+        canvases), the step components for the others."""
+        rest = np.flatnonzero(~final)
+        if self.step_components and rest.size:
+            ridx = torch.as_tensor(rest, dtype=torch.int64, device=self.device)
+            results = self._components(ridx, prev[ridx], new[ridx], None, self.step_components)
+            self._put(values, sub, ridx, results)
+        ended = np.flatnonzero(final)
+        if not ended.size:
+            return
+        fidx = torch.as_tensor(ended, dtype=torch.int64, device=self.device)
+        canvas = new[fidx]
+        tfeats, sfeats, cfeats = self._reset_features(fidx, extra=canvas)
+        batch = TaskBatch(
+            self.target[fidx],
+            self.mask[fidx],
+            self.start[fidx],
+            tfeats,
+            focus=self.focus[fidx],
+            start_features=sfeats,
+        )
+        self._store_perceptual(fidx, self.rewards.prepare_perceptual(batch))
+        results = self._components(fidx, prev[fidx], canvas, cfeats, COMPONENT_NAMES, tfeats)
+        self._put(values, sub, fidx, results)
+
+    def _empty_rows(self, k: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """NaN component values (k, 3) and sub-metrics (k,) to fill: NaN means not computed."""
+        nan = float("nan")
+        values = torch.full((k, len(COMPONENT_NAMES)), nan, device=self.device)
+        names = [
+            f"{comp}/{name}"
+            for comp in COMPONENT_RANGES
+            for name in SUB_METRICS[comp]
+            if not (name == "realism" and self.rewards.realism is None)
+        ]
+        return values, {n: torch.full((k,), nan, device=self.device) for n in names}
+
+    def _put(
+        self,
+        values: torch.Tensor,
+        sub: dict[str, torch.Tensor],
+        rows: torch.Tensor | None,
+        results: dict[str, ComponentResult],
+    ) -> None:
+        """Write ``results`` (of episodes ``rows``; ``None``: all) into ``values``/``sub``."""
+        for j, comp in enumerate(COMPONENT_NAMES):
+            res = results.get(comp)
+            if res is None:
+                continue
+            if rows is None:
+                values[:, j] = res.value
+            else:
+                values[rows, j] = res.value.to(values.dtype)
+            for name, v in res.sub.items():
+                key = f"{comp}/{name}"
+                if rows is None:
+                    sub[key] = v.float()
+                else:
+                    sub[key][rows] = v.float()
+
+    def _to_host(
+        self,
+        values: torch.Tensor,
+        sub: dict[str, torch.Tensor],
+        extras: dict[str, torch.Tensor],
+    ) -> dict[str, Any]:
+        """``values``, ``sub`` and ``extras`` (each (k,) or (k, m)) as numpy, in one
+        device-to-host copy (one sync on CUDA, however many entries and episodes)."""
+        parts: list[tuple[str, torch.Tensor]] = [("values", values.float())]
+        parts += [(f"sub:{n}", v.float()[:, None]) for n, v in sub.items()]
+        parts += [
+            (n, (v.float() if v.dim() == 2 else v.float()[:, None])) for n, v in extras.items()
+        ]
+        flat = torch.cat([t for _, t in parts], dim=1).cpu().numpy()
+        out: dict[str, Any] = {"sub": {}}
+        col = 0
+        for name, t in parts:
+            width = t.shape[1]
+            block = flat[:, col : col + width]
+            col += width
+            if name.startswith("sub:"):
+                out["sub"][name[4:]] = block[:, 0]
+            elif name in ("values", "op_mask"):
+                out[name] = block.copy()
+            else:
+                out[name] = block[:, 0]
+        return out
 
     # ------------------------------------------------------------------ helpers
     def _step_features(self, new: torch.Tensor, largest: torch.Tensor) -> list[torch.Tensor]:
@@ -296,19 +504,27 @@ class UniGenCore:
         prev: torch.Tensor,
         canvas: torch.Tensor,
         canvas_features: list[torch.Tensor] | None = None,
+        components: Sequence[str] = COMPONENT_NAMES,
+        target_features: list[torch.Tensor] | None = None,
     ) -> dict[str, ComponentResult]:
-        """Components of episodes ``idx`` (``None``: all ``N``, without copying the caches)."""
-        if self.target_features is None:
-            raise RuntimeError("reset() must run before components are computed")
+        """Components of episodes ``idx`` (``None``: all ``N``, without copying the caches).
+
+        :param target_features: the targets' features of episodes ``idx`` (default: the
+            dense schedule's cache; needed only for ``quality``).
+        """
 
         def rows(x: torch.Tensor) -> torch.Tensor:
             return x if idx is None else x[idx]
 
+        if target_features is None and self.target_features is not None:
+            target_features = [rows(f) for f in self.target_features]
+        if "quality" in components and target_features is None:
+            raise RuntimeError("reset() must run before components are computed")
         task = TaskBatch(
             target=rows(self.target),
             mask=rows(self.mask),
             start=rows(self.start),
-            target_features=[rows(f) for f in self.target_features],
+            target_features=target_features,
             focus=rows(self.focus),
             target_lab=rows(self.target_lab),
             target_style=rows(self.target_style),
@@ -318,26 +534,9 @@ class UniGenCore:
             start_style_gap=rows(self.start_style_gap),
             target_m2=None if self.target_m2 is None else rows(self.target_m2),
         )
-        return self.rewards(prev, canvas, task, canvas_features=canvas_features)
-
-    def _host_details(
-        self, results: dict[str, ComponentResult], idx: torch.Tensor | None
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Sub-metrics and op masks of a batch, moved to the host in one transfer each.
-
-        Reading them per episode and per metric would cost one device sync each (thousands
-        per step for a large batch on CUDA).
-        """
-        names = [
-            (comp, name)
-            for comp in COMPONENT_RANGES
-            for name in SUB_METRICS[comp]
-            if name in results[comp].sub
-        ]
-        stacked = torch.stack([results[c].sub[n].float() for c, n in names]).cpu().numpy()
-        sub = {f"{c}/{n}": stacked[j] for j, (c, n) in enumerate(names)}
-        is_edit = self.is_edit if idx is None else self.is_edit[idx]
-        return sub, op_validity(is_edit).cpu().numpy()
+        return self.rewards(
+            prev, canvas, task, canvas_features=canvas_features, components=components
+        )
 
     def _info(
         self,
@@ -351,13 +550,22 @@ class UniGenCore:
         task = self.tasks[i]
         if task is None:
             raise RuntimeError(f"episode {i} has no task; reset() it first")
-        sub = {key: float(values[k]) for key, values in sub_metrics.items()}
-        return {
+        # Not computed on this step (lazy scoring): NaN in state_components, left out of
+        # sub_metrics; no state_components at all when none was computed.
+        sub = {
+            key: float(values[k]) for key, values in sub_metrics.items() if not np.isnan(values[k])
+        }
+        state = self.state_components[i]
+        info: dict[str, Any] = {
             "prompt": task.prompt.text,
             "prompt_id": task.prompt.id,
             "task": task.kind,
             "source": task.source,
-            "state_components": self.state_components[i].copy(),
+        }
+        if not np.isnan(state).all():
+            info["state_components"] = state.copy()
+        return {
+            **info,
             "sub_metrics": sub,
             "temporal_min": float(self.temporal_min[i]),
             "reward_is_final": reward_is_final,
@@ -392,4 +600,13 @@ class UniGenCore:
         return op_validity(self.is_edit).cpu().numpy()
 
 
-__all__ = ["NUM_PARAMS", "OPS", "RECENT_NAMES", "StepResult", "UniGenCore", "op_validity"]
+__all__ = [
+    "NUM_PARAMS",
+    "OPS",
+    "RECENT_NAMES",
+    "TASK_IMAGES",
+    "StepResult",
+    "UniGenCore",
+    "op_validity",
+    "render_pending_targets",
+]

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from unigen_sb3.envs.bank import TaskBank, check_task_bank_size
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OPS
 from unigen_sb3.envs.core import RECENT_NAMES, UniGenCore
 from unigen_sb3.envs.tasks import (
@@ -55,6 +56,7 @@ from unigen_sb3.envs.tasks import (
 )
 from unigen_sb3.rewards.components import COMPONENT_RANGES, RewardComputer
 from unigen_sb3.rewards.mixed_precision import MixedPrecisionPerceptual, metric_torch_dtype
+from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.perceptual import (
     PERCEPTUAL_BACKENDS,
     PerceptualDistance,
@@ -280,6 +282,30 @@ def check_hybrid_action(action: Any) -> tuple[int, np.ndarray]:
     return int(ops[0]), clipped[0]
 
 
+def step_components_of(dense_components: object) -> tuple[str, ...]:
+    """The components an env computes on every step, from its ``dense_components`` argument.
+
+    ``False`` (the default): none; the reward's components are computed for an episode's
+    final canvas only (the paid reward), and ``info["state_components"]`` is NaN on the other
+    steps. ``True``: all three every step (the network runs on every changed canvas). A
+    sequence of component names: those every step (what shaping on a component needs; one
+    that holds ``"quality"`` computes all three).
+
+    :raises ValueError: for anything else (the value and what is accepted are named).
+    """
+    accepted = f"True, False or a sequence of component names from {list(COMPONENT_NAMES)}"
+    if isinstance(dense_components, (bool, np.bool_)):
+        return COMPONENT_NAMES if dense_components else ()
+    if isinstance(dense_components, str) or not isinstance(dense_components, (list, tuple)):
+        raise ValueError(f"dense_components={dense_components!r}: expected {accepted}")
+    bad = [c for c in dense_components if not isinstance(c, str) or c not in COMPONENT_NAMES]
+    if bad:
+        raise ValueError(
+            f"dense_components={dense_components!r}: unknown components {bad}; expected {accepted}"
+        )
+    return tuple(c for c in COMPONENT_NAMES if c in dense_components)
+
+
 def check_env_args(
     task: str, size: int, horizon: int, render_mode: str | None, reference: str = "hidden"
 ) -> None:
@@ -331,6 +357,16 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     :param metric_dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``: autocast
         dtype of the perceptual network's forward (see
         :class:`~unigen_sb3.rewards.mixed_precision.MixedPrecisionPerceptual`).
+    :param dense_components: which reward components to compute on every step (see
+        :func:`step_components_of`): ``False`` (default) computes them for the final canvas
+        only, where the reward is paid, so the perceptual network runs about twice per
+        episode; ``True`` or a list of names computes those every step too, for
+        ``info["state_components"]`` (shaping, per-step logging). Paid rewards are the same
+        bit for bit either way.
+    :param task_bank_size: ``None`` (default): draw a task at every reset. An int ``B``: a
+        seeded reset (and the first one) draws the next ``B`` tasks at once and keeps them
+        on ``device`` (:class:`~unigen_sb3.envs.bank.TaskBank`); the following resets index
+        them, repeating after ``B`` episodes (the first ``B`` are those played without a bank).
     :param render_mode: ``"rgb_array"`` or ``None``.
 
     Example:
@@ -355,10 +391,16 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         reference: str = "hidden",
         seed: int | None = None,
         metric_dtype: str | None = None,
+        dense_components: bool | Sequence[str] = False,
+        task_bank_size: int | None = None,
         render_mode: str | None = None,
     ) -> None:
         check_env_args(task, size, horizon, render_mode, reference)
+        step_components = step_components_of(dense_components)
+        self.task_bank_size = check_task_bank_size(task_bank_size)
+        self.bank: TaskBank | None = None
         size, horizon = int(size), int(horizon)
+        self.dense_components = dense_components
         self.task = task
         self.size = size
         self.horizon = horizon
@@ -379,6 +421,7 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             device=self.device,
             rewards=self.rewards,
             observe_target=reference == "observed",
+            step_components=step_components,
         )
         self.observation_space = observation_space(size, reference)  # type: ignore[assignment]
         self.action_space = action_space()
@@ -401,8 +444,16 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode with a task drawn from this env's RNG."""
         super().reset(seed=seed)
-        task = self.sampler.sample(self.np_random, render=False)
-        info = self.core.reset([0], [task])[0]
+        if self.task_bank_size is None:
+            task = self.sampler.sample(self.np_random, render=False)
+            info = self.core.reset([0], [task])[0]
+        else:
+            if self.bank is None or seed is not None:
+                self.bank = TaskBank(
+                    self.sampler, [self.np_random], self.task_bank_size, self.device
+                )
+            tasks, images = self.bank.next([0])
+            info = self.core.reset([0], tasks, images)[0]
         self._needs_reset = False
         return self._obs(), info
 

@@ -33,6 +33,7 @@ from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 
+from unigen_sb3.envs.bank import TaskBank, check_task_bank_size
 from unigen_sb3.envs.canvas import OP_STOP
 from unigen_sb3.envs.core import UniGenCore
 from unigen_sb3.envs.env import (
@@ -45,8 +46,9 @@ from unigen_sb3.envs.env import (
     render_panels,
     reward_space,
     shared_reward_computer,
+    step_components_of,
 )
-from unigen_sb3.envs.tasks import Task, TaskSampler
+from unigen_sb3.envs.tasks import TaskSampler
 from unigen_sb3.utils import is_int, resolve_device
 
 __all__ = ["FIXED_SETTINGS", "PROMPT_FROM_OPTION", "UniGenVecEnv", "check_n_envs"]
@@ -54,7 +56,15 @@ __all__ = ["FIXED_SETTINGS", "PROMPT_FROM_OPTION", "UniGenVecEnv", "check_n_envs
 UniGenStepReturn = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]
 """``(obs, rewards (N, 3), dones (N,), infos)`` of :meth:`UniGenVecEnv.step`."""
 
-FIXED_SETTINGS = ("task", "size", "horizon", "device", "metric_dtype")
+FIXED_SETTINGS = (
+    "task",
+    "size",
+    "horizon",
+    "device",
+    "metric_dtype",
+    "dense_components",
+    "task_bank_size",
+)
 """Settings of :class:`UniGenVecEnv` that ``set_attr`` refuses: they are fixed when the env is
 built (its core, task sampler and reward network follow them), so setting the attribute
 afterwards would change nothing the envs do."""
@@ -84,6 +94,14 @@ class UniGenVecEnv(VecEnv):
     :param metric_dtype: ``"float32"`` (default), ``"bfloat16"`` or ``"float16"``: autocast
         dtype of the perceptual network's forward (see
         :class:`~unigen_sb3.rewards.mixed_precision.MixedPrecisionPerceptual`).
+    :param dense_components: which reward components to compute on every step (see
+        :func:`~unigen_sb3.envs.env.step_components_of`; default ``False``: at each
+        episode's end only, where the reward is paid).
+    :param task_bank_size: ``None`` (default): draw a task at every reset. An int ``B``:
+        each :meth:`reset` draws env ``i``'s next ``B`` tasks at once and keeps them on
+        ``device`` (:class:`~unigen_sb3.envs.bank.TaskBank`), so an auto-reset is an index
+        into device tensors and no task is sampled inside the step loop; the first ``B``
+        episodes of each env are those it plays without a bank, then they repeat.
     :param render_mode: ``"rgb_array"`` or ``None``.
 
     Memory: besides its images, each env keeps the perceptual features of its target and of
@@ -117,10 +135,17 @@ class UniGenVecEnv(VecEnv):
         reference: str = "hidden",
         seed: int | None = None,
         metric_dtype: str | None = None,
+        dense_components: bool | Sequence[str] = False,
+        task_bank_size: int | None = None,
         render_mode: str | None = None,
     ) -> None:
         check_n_envs(n_envs)
         check_env_args(task, size, horizon, render_mode, reference)
+        step_components = step_components_of(dense_components)
+        self.task_bank_size = check_task_bank_size(task_bank_size)
+        #: The task bank of the last :meth:`reset` (``None`` without ``task_bank_size``).
+        self.bank: TaskBank | None = None
+        self.dense_components = dense_components
         size, horizon = int(size), int(horizon)
         n = int(n_envs)
         self.task = task
@@ -144,6 +169,7 @@ class UniGenVecEnv(VecEnv):
             device=self.device,
             rewards=self.rewards,
             observe_target=reference == "observed",
+            step_components=step_components,
         )
         self.reward_space = reward_space()
         self.reward_dim = 3
@@ -165,9 +191,14 @@ class UniGenVecEnv(VecEnv):
 
     # ------------------------------------------------------------------ episodes
     def _start(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """Draw tasks for ``indices`` from their own Generators and reset them in one batch."""
-        tasks: list[Task] = [self.sampler.sample(self._rngs[i], render=False) for i in indices]
-        infos = self.core.reset(indices, tasks)
+        """Draw tasks for ``indices`` from their own Generators (or their banks) and reset
+        them in one batch."""
+        if self.bank is not None:
+            tasks, images = self.bank.next(indices)
+            infos = self.core.reset(indices, tasks, images)
+        else:
+            tasks = [self.sampler.sample(self._rngs[i], render=False) for i in indices]
+            infos = self.core.reset(indices, tasks)
         for i, info in zip(indices, infos, strict=True):
             self.reset_infos[i] = info
         return infos
@@ -177,6 +208,8 @@ class UniGenVecEnv(VecEnv):
         for i, s in enumerate(self._seeds):
             if s is not None:
                 self._rngs[i] = seeding.np_random(s)[0]
+        if self.task_bank_size is not None:
+            self.bank = TaskBank(self.sampler, self._rngs, self.task_bank_size, self.device)
         self._start(range(self.num_envs))
         self._ended[:] = False
         self._apply_options()

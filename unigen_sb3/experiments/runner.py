@@ -14,6 +14,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -571,6 +572,7 @@ def train(
         callbacks.extend(extra_callbacks)
         wandb_run = _start_wandb(config, run_dir)
         remaining = max(config.training.total_timesteps - model.num_timesteps, 0)
+        learn_start = time.perf_counter()
         try:
             if remaining > 0:
                 model.learn(
@@ -590,6 +592,8 @@ def train(
         run_dir.write_meta(
             status="interrupted" if interrupted else "trained",
             num_timesteps=int(model.num_timesteps),
+            # Wall time of this command's model.learn() (a resumed run: its part only).
+            train_seconds=round(time.perf_counter() - learn_start, 3),
         )
     except BaseException as exc:
         counted: dict[str, Any] = {}

@@ -59,13 +59,14 @@ for the value when nothing is left).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
 from unigen_sb3.rewards.metrics import changed_mask, rgb_to_lab, ssim
-from unigen_sb3.rewards.names import COMPONENT_RANGES
+from unigen_sb3.rewards.names import COMPONENT_NAMES, COMPONENT_RANGES
 from unigen_sb3.rewards.names import SUB_METRICS as SUB_METRICS  # also importable from here
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
 
@@ -257,21 +258,42 @@ class RewardComputer:
         """Perceptual features of the targets, to cache in :class:`TaskBatch`."""
         return self.perceptual.features(target)
 
-    def prepare(self, task: TaskBatch) -> TaskBatch:
+    def prepare(self, task: TaskBatch, *, perceptual: bool = True) -> TaskBatch:
         """``task`` with its per-episode caches filled (features, CIELAB, the need region,
         the start's distances from the target, the target's realism), so that each step
-        computes only what the canvas changes."""
+        computes only what the canvas changes.
+
+        :param perceptual: also fill the caches that need the perceptual network
+            (``target_features``, ``start_features``, ``start_distance``, ``target_m2``).
+            ``False`` fills the pixel caches only (what ``edit`` and ``consistency`` read);
+            :meth:`prepare_perceptual` adds the rest when ``quality`` is first needed.
+        """
+        target_lab = task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
+        start_lab = rgb_to_lab(task.start)
+        focus = task.focus if task.focus is not None else task.mask
+        parts = style_parts(task.mask, focus)
+        target_style = _part_stats(target_lab, parts)
+        prepared = replace(
+            task,
+            focus=focus,
+            target_lab=target_lab,
+            outside=outside_windows(task.mask),
+            target_style=target_style,
+            need=delta_e(start_lab, target_lab) > self.color_tol,
+            start_style_gap=_style_gap(_part_stats(start_lab, parts), target_style),
+        )
+        return self.prepare_perceptual(prepared) if perceptual else prepared
+
+    def prepare_perceptual(self, task: TaskBatch) -> TaskBatch:
+        """``task`` with the caches that need the perceptual network filled: the target's
+        and start's features (run here unless given), the start's perceptual distance from
+        the target and the target's realism (``target_m2``)."""
         tfeats = task.target_features
         if tfeats is None:
             tfeats = self.target_features(task.target)
         sfeats = task.start_features
         if sfeats is None:
             sfeats = self.perceptual.features(task.start)
-        target_lab = task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
-        start_lab = rgb_to_lab(task.start)
-        focus = task.focus if task.focus is not None else task.mask
-        parts = style_parts(task.mask, focus)
-        target_style = _part_stats(target_lab, parts)
         target_m2 = None
         if self.realism is not None:
             target_m2 = self.realism.mahalanobis2(self.perceptual.embed_from_features(tfeats))
@@ -279,14 +301,15 @@ class RewardComputer:
             task,
             target_features=tfeats,
             start_features=sfeats,
-            focus=focus,
-            target_lab=target_lab,
-            outside=outside_windows(task.mask),
-            target_style=target_style,
-            need=delta_e(start_lab, target_lab) > self.color_tol,
             start_distance=self.perceptual.distance_from_features(sfeats, tfeats),
-            start_style_gap=_style_gap(_part_stats(start_lab, parts), target_style),
             target_m2=target_m2,
+        )
+
+    def temporal(self, prev_canvas: Tensor, canvas: Tensor, outside: Tensor) -> Tensor:
+        """The ``temporal`` guard of ``consistency``, (B,): SSIM(canvas, prev_canvas) away from
+        the mask (``outside``: :func:`outside_windows` of it), clipped at 0."""
+        return ssim(canvas, prev_canvas, mask=outside, empty=1.0, win_size=SSIM_WINDOW).clamp(
+            0.0, 1.0
         )
 
     def quality(
@@ -297,6 +320,8 @@ class RewardComputer:
         :param canvas_features: the canvas's perceptual features when the caller has them.
         """
         task = self._prepared(task)
+        if task.start_distance is None or task.target_features is None:
+            task = self.prepare_perceptual(task)
         feats = canvas_features if canvas_features is not None else self.perceptual.features(canvas)
         tfeats = task.target_features
         if tfeats is None:
@@ -357,9 +382,7 @@ class RewardComputer:
         present = torch.stack([p.flatten(1).any(dim=1) for p in parts], dim=1)
         sub = {
             "style": _mean_over_parts(progress(gap, _cached(task, "start_style_gap")), present),
-            "temporal": ssim(
-                canvas, prev_canvas, mask=_cached(task, "outside"), empty=1.0, win_size=SSIM_WINDOW
-            ).clamp(0.0, 1.0),
+            "temporal": self.temporal(prev_canvas, canvas, _cached(task, "outside")),
         }
         value = sub["style"] * sub["temporal"]
         return ComponentResult(value, sub, *COMPONENT_RANGES["consistency"])
@@ -374,19 +397,31 @@ class RewardComputer:
         task: TaskBatch,
         *,
         canvas_features: list[Tensor] | None = None,
+        components: Collection[str] = COMPONENT_NAMES,
     ) -> dict[str, ComponentResult]:
-        """All three components for a batch of transitions ``prev_canvas -> canvas``.
+        """The components for a batch of transitions ``prev_canvas -> canvas``.
 
         :param canvas_features: the canvas's perceptual features when the caller has them
             (one network forward fewer).
+        :param components: which components to compute (default: all three); only
+            ``quality`` runs the perceptual network.
+        :return: the requested components by name.
+        :raises ValueError: for an unknown component name.
         """
+        wanted = set(components)
+        unknown = sorted(wanted - set(COMPONENT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown components {unknown}; accepted: {list(COMPONENT_NAMES)}")
         task = self._prepared(task)
-        lab = rgb_to_lab(canvas)
-        return {
-            "quality": self.quality(canvas, task, canvas_features),
-            "edit": self.edit(canvas, task, lab),
-            "consistency": self.consistency(prev_canvas, canvas, task, lab),
-        }
+        lab = rgb_to_lab(canvas) if wanted & {"edit", "consistency"} else None
+        out: dict[str, ComponentResult] = {}
+        if "quality" in wanted:
+            out["quality"] = self.quality(canvas, task, canvas_features)
+        if "edit" in wanted:
+            out["edit"] = self.edit(canvas, task, lab)
+        if "consistency" in wanted:
+            out["consistency"] = self.consistency(prev_canvas, canvas, task, lab)
+        return out
 
 
 def component_vector(results: dict[str, ComponentResult]) -> Tensor:

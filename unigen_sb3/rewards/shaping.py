@@ -86,9 +86,19 @@ class PotentialShaping:
             if components is None:
                 raise ValueError(
                     f"potential={self.potential!r} reads info['state_components'], which this env "
-                    "does not provide; pass a callable potential (components, info) -> float"
+                    "does not provide (a UniGen env provides it every step when built with "
+                    f"dense_components={[self.potential]!r}, as make_unigen_env does for "
+                    "shaping); or pass a callable potential (components, info) -> float"
                 )
-            return float(components[COMPONENT_NAMES.index(self.potential)])
+            value = float(components[COMPONENT_NAMES.index(self.potential)])
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"potential={self.potential!r}: info['state_components'] holds no value for "
+                    f"it ({value}); the env computes it every step only when asked "
+                    f"(dense_components={[self.potential]!r}, which make_unigen_env passes "
+                    "when shaping reads a component)"
+                )
+            return value
         value = float(self.potential(components, info))
         if not math.isfinite(value):
             raise ValueError(f"the potential function returned {value}; it must be finite")

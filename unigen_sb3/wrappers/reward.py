@@ -81,7 +81,14 @@ class RewardUnificationCore:
 
     def _potential(self, shaping: PotentialShaping, info: dict[str, Any]) -> float:
         comps = info.get("state_components")
-        normed = None if comps is None else self.unifier.normalize(comps, update=False)
+        normed = None
+        if comps is not None:
+            # With lazy scoring the env computes only the components the potential reads;
+            # the others are NaN and stay NaN (normalization is per component).
+            arr = np.asarray(comps, dtype=np.float64)
+            missing = np.isnan(arr)
+            normed = self.unifier.normalize(np.where(missing, 0.0, arr), update=False)
+            normed = np.where(missing, np.nan, normed)
         return shaping.potential_of(normed, info)
 
     def reset(self, infos: Sequence[dict[str, Any]], indices: Sequence[int] | None = None) -> None:

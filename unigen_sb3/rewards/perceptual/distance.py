@@ -27,7 +27,15 @@ from unigen_sb3.rewards.perceptual.networks import (
 )
 from unigen_sb3.utils import is_int, resolve_device
 
-__all__ = ["CPU_CHUNK_SIZE", "CPU_HEAD_ROWS", "LATE_CHUNK_SIZE", "PerceptualDistance"]
+__all__ = [
+    "ACCELERATOR_HEAD_ROWS",
+    "CPU_CHUNK_SIZE",
+    "CPU_HEAD_ROWS",
+    "LATE_CHUNK_SIZE",
+    "PerceptualDistance",
+    "fixed_rows",
+    "head_rows",
+]
 
 # Same epsilon as the packages' normalize_tensor, so distances agree with their forward().
 _NORM_EPS = 1e-10
@@ -42,8 +50,33 @@ _EARLY_SLICES = 2
 _N_SLICES = 5
 #: Rows per call of the LPIPS heads on a CPU (:meth:`PerceptualDistance.distance_from_features`).
 #: Measured on 2 cores, 64x64: 0.058 -> 0.040 ms per row at N=64 and 0.157 -> 0.045 at N=256
-#: against one call for all rows; 8 and 32 rows ran within 12 % of 16.
-CPU_HEAD_ROWS = 16
+#: against one call for all rows; 8 and 32 rows ran within 12 % of 16. Every call gets
+#: exactly this many rows (a smaller batch is padded, see :func:`fixed_rows`); 8 keeps the
+#: padding of a single row cheap.
+CPU_HEAD_ROWS = 8
+#: Rows per call of the heads and the realism model on an accelerator (see fixed_rows).
+ACCELERATOR_HEAD_ROWS = 512
+
+
+def head_rows(device: torch.device) -> int:
+    """Rows per call of the distance heads and the realism model on ``device``: every call
+    gets exactly this many (see :func:`fixed_rows`)."""
+    return CPU_HEAD_ROWS if device.type == "cpu" else ACCELERATOR_HEAD_ROWS
+
+
+def fixed_rows(x: torch.Tensor, lo: int, hi: int, rows: int) -> torch.Tensor:
+    """Rows ``lo:hi`` of ``x`` in a fresh contiguous block of exactly ``rows`` rows (zeros
+    after them).
+
+    Reductions and matrix products round differently with the number of rows they are
+    given (the kernels and their blocking depend on the shape), so a batch-size-dependent
+    call would make an image's score depend on the batch it is scored in. Calls of one
+    fixed shape do not: a score computed for one episode at its end equals the one computed
+    for it among many.
+    """
+    block = x.new_zeros((rows, *x.shape[1:]))
+    block[: hi - lo] = x[lo:hi]
+    return block
 
 
 def _unit_normalise(o: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -250,12 +283,24 @@ class PerceptualDistance(nn.Module):
         )
 
     def _run_slices(self, h: torch.Tensor, start: int, stop: int) -> list[torch.Tensor]:
-        """Outputs of the trunk's slices ``start`` to ``stop - 1`` (0-based) from input ``h``."""
+        """Outputs of the trunk's slices ``start`` to ``stop - 1`` (0-based) from input ``h``.
+
+        A batch of one image runs as two copies of it, and the first copy's outputs are
+        kept: convolution libraries pick other kernels for a batch of one (oneDNN on this
+        project's CPUs does, for the small late maps), whose results differ in the last
+        bits (up to ~5e-7). Padding makes an image's features the same whatever batch it is
+        computed in, so a reward computed for one episode at its end equals the one
+        computed in a batch of many (``tests/rewards/test_perceptual.py`` checks every
+        batch size up to 80).
+        """
+        single = h.shape[0] == 1
+        if single:
+            h = torch.cat([h, h])
         outs = []
         for k in range(start, stop):
             h = self._slices[k](h)
             outs.append(h)
-        return outs
+        return [o[:1] for o in outs] if single else outs
 
     def _trunk_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The trunk's five raw layer outputs for images ``x`` in ``[0, 1]``."""
@@ -294,16 +339,14 @@ class PerceptualDistance(nn.Module):
                     "not fit; fb needs the same image size and batch 1 or the batch of fa"
                 )
         n = fa[0].shape[0]
-        if self._device.type != "cpu" or n <= CPU_HEAD_ROWS:
-            return self._heads(fa, fb)
-        # On a CPU, rows at a time: the squared differences of a large batch (59 MB for the
-        # first layer at N=256, 64x64) fall out of the caches; see CPU_HEAD_ROWS.
+        rows = head_rows(self._device)
         out = torch.empty(n, dtype=fa[0].dtype, device=fa[0].device)
-        for lo in range(0, n, CPU_HEAD_ROWS):
-            hi = lo + CPU_HEAD_ROWS
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
             out[lo:hi] = self._heads(
-                [a[lo:hi] for a in fa], [b if b.shape[0] == 1 else b[lo:hi] for b in fb]
-            )
+                [fixed_rows(a, lo, hi, rows) for a in fa],
+                [b if b.shape[0] == 1 else fixed_rows(b, lo, hi, rows) for b in fb],
+            )[: hi - lo]
         return out
 
     def _heads(self, fa: Sequence[torch.Tensor], fb: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -315,7 +358,10 @@ class PerceptualDistance(nn.Module):
             # mean_hw (a - b)^2, the same value without a conv over the whole map.
             diff = a - b
             per_channel = diff.mul_(diff).mean(dim=(2, 3))  # squared in place: one buffer
-            layers.append(per_channel @ self._lin_weight(k))
+            # A product and a row sum, not ``per_channel @ w``: BLAS matrix-vector kernels
+            # round differently with the number of rows, so an image's distance would
+            # depend on the batch it is scored in (by ~1e-7); row sums do not.
+            layers.append((per_channel * self._lin_weight(k)).sum(dim=1))
         return torch.stack(layers).sum(dim=0)
 
     def distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

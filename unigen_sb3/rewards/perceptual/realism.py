@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from unigen_sb3.rewards.perceptual.distance import fixed_rows, head_rows
 from unigen_sb3.rewards.perceptual.distributions import _as_matrix
 from unigen_sb3.utils import resolve_device
 
@@ -108,7 +109,15 @@ class RealismScorer:
         t = feats.detach() if isinstance(feats, torch.Tensor) else torch.from_numpy(feats)
         if t.dim() != 2 or t.shape[1] != self.dim:
             raise ValueError(f"feats must have shape (B, {self.dim}); got {tuple(t.shape)}")
-        return self._m2(t.to(self.device, torch.float64), self.mean, self._chol)
+        t = t.to(self.device, torch.float64)
+        # In calls of a fixed number of rows, so that a row's value does not depend on the
+        # batch it comes in (see fixed_rows).
+        n, rows = t.shape[0], head_rows(self.device)
+        out = torch.empty(n, dtype=torch.float64, device=self.device)
+        for lo in range(0, n, rows):
+            hi = min(lo + rows, n)
+            out[lo:hi] = self._m2(fixed_rows(t, lo, hi, rows), self.mean, self._chol)[: hi - lo]
+        return out
 
     def score(self, feats: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Realism score in ``[0, 1]`` (1 = as typical as the reference images).

@@ -1,0 +1,185 @@
+"""Lazy scoring: the reward's components are computed where they are paid, and the paid
+rewards are bit for bit those of the dense schedule (every component every step).
+
+Exact equality (no tolerance) is the point: an image's perceptual features, distances and
+realism do not depend on the batch they are computed in (fixed-shape calls, see
+``PerceptualDistance._run_slices`` and ``fixed_rows``), so scoring an episode's final canvas
+alone at its end gives the value the dense schedule computed in a batch of all ``N``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from unigen_sb3.envs.canvas import NUM_PARAMS, OP_FILL, OP_STOP, OP_STROKE
+from unigen_sb3.envs.env import UniGenEnv, step_components_of
+from unigen_sb3.envs.vec_env import UniGenVecEnv
+from unigen_sb3.make import make_unigen_vec_env
+from unigen_sb3.rewards.names import COMPONENT_NAMES
+from unigen_sb3.rewards.shaping import PotentialShaping
+from unigen_sb3.spec import UniGenSpec
+from unigen_sb3.wrappers.actions import ACTION_ENCODINGS
+
+SIZE = 36
+
+
+def _paid(spec: UniGenSpec, kind: str, steps: int = 7) -> tuple[np.ndarray, list[Any]]:
+    """Unified rewards and the raw paid components of a seeded random-action run."""
+    venv = make_unigen_vec_env(3, spec, seed=11, vec_env_kind=kind)
+    venv.action_space.seed(5)
+    venv.reset()
+    rewards, raws = [], []
+    for _ in range(steps):
+        actions = np.stack([venv.action_space.sample() for _ in range(venv.num_envs)])
+        _, reward, _, infos = venv.step(actions)
+        rewards.append(reward)
+        raws += [
+            (info["reward_raw"], info["temporal_min"])
+            for info in infos
+            if info.get("reward_is_final")
+        ]
+    venv.close()
+    return np.stack(rewards), raws
+
+
+@pytest.mark.parametrize("kind", ["batched", "dummy"])
+@pytest.mark.parametrize("action", ACTION_ENCODINGS)
+@pytest.mark.parametrize("task", ["generate", "edit", "unified"])
+def test_lazy_and_dense_pay_bit_identical_rewards(task: str, action: str, kind: str) -> None:
+    lazy = UniGenSpec(task=task, action=action, size=SIZE, horizon=3, device="cpu")
+    dense = lazy.replace(dense_components=True)
+    r_lazy, raw_lazy = _paid(lazy, kind)
+    r_dense, raw_dense = _paid(dense, kind)
+    assert raw_lazy, "no episode ended: the test would compare nothing"
+    np.testing.assert_array_equal(r_lazy, r_dense)
+    assert raw_lazy == raw_dense
+
+
+def _count_images(env_rewards: Any) -> list[int]:
+    calls: list[int] = []
+    perceptual = env_rewards.perceptual
+    original = perceptual.features
+
+    def counting(x: torch.Tensor) -> list[torch.Tensor]:
+        calls.append(int(x.shape[0]))
+        return original(x)
+
+    perceptual.features = counting
+    return calls
+
+
+def test_lazy_runs_the_network_only_where_an_episode_ends() -> None:
+    venv = UniGenVecEnv(4, "edit", size=SIZE, horizon=3, seed=0, device="cpu")
+    calls = _count_images(venv.rewards)
+    try:
+        venv.reset()
+        assert calls == [], "a lazy reset ran the network"
+        params = np.zeros((4, NUM_PARAMS), np.float32)
+        venv.step({"op": np.full(4, OP_STROKE), "params": params})  # nobody ends
+        assert calls == []
+        # Envs 0 and 2 stop: one forward of their targets, start canvases and final canvases.
+        venv.step({"op": np.array([OP_STOP, OP_STROKE, OP_STOP, OP_STROKE]), "params": params})
+        assert calls == [2 * 3]
+    finally:
+        del venv.rewards.perceptual.features
+
+
+def test_dense_runs_the_network_at_resets_and_changed_canvases() -> None:
+    venv = UniGenVecEnv(
+        2, "edit", size=SIZE, horizon=3, seed=0, device="cpu", dense_components=True
+    )
+    calls = _count_images(venv.rewards)
+    try:
+        venv.reset()
+        assert calls == [4]  # targets and start photos
+        params = np.zeros((2, NUM_PARAMS), np.float32)
+        params[:, 6] = 1.0  # a fill that changes the canvas
+        venv.step({"op": np.full(2, OP_FILL), "params": params})
+        assert calls[1:] == [2]
+    finally:
+        del venv.rewards.perceptual.features
+
+
+def test_state_components_say_what_was_computed() -> None:
+    params = np.zeros(NUM_PARAMS, np.float32)
+    lazy = UniGenEnv("edit", size=SIZE, horizon=3, seed=1, device="cpu")
+    _, info = lazy.reset()
+    assert "state_components" not in info and info["sub_metrics"] == {}
+    *_, info = lazy.step({"op": OP_STROKE, "params": params})
+    assert "state_components" not in info and not info["reward_is_final"]
+    assert list(info["sub_metrics"]) == ["consistency/temporal"]  # computed every step
+    *_, info = lazy.step({"op": OP_STOP, "params": params})
+    assert info["reward_is_final"] and np.all(np.isfinite(info["state_components"]))
+    assert len(info["sub_metrics"]) == 7
+
+    partial = UniGenEnv(
+        "edit", size=SIZE, horizon=3, seed=1, device="cpu", dense_components=["edit"]
+    )
+    _, info = partial.reset()
+    state = info["state_components"]
+    assert np.isfinite(state[1]) and np.isnan(state[0]) and np.isnan(state[2])
+    assert sorted(info["sub_metrics"]) == [
+        "edit/accuracy",
+        "edit/localization",
+        "edit/preservation",
+    ]
+
+    dense = UniGenEnv("edit", size=SIZE, horizon=3, seed=1, device="cpu", dense_components=True)
+    _, info = dense.reset()
+    assert np.all(np.isfinite(info["state_components"])) and len(info["sub_metrics"]) == 7
+
+
+def test_unchanged_canvas_has_temporal_exactly_one() -> None:
+    venv = UniGenVecEnv(1, "edit", size=SIZE, horizon=3, seed=0, device="cpu")
+    venv.reset()
+    canvas = venv.core.canvas
+    value = venv.rewards.temporal(canvas, canvas.clone(), venv.core.outside)
+    assert value.tolist() == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (False, ()),
+        (True, COMPONENT_NAMES),
+        (["consistency", "edit"], ("edit", "consistency")),
+        ((), ()),
+    ],
+)
+def test_step_components_of(value: Any, expected: tuple[str, ...]) -> None:
+    assert step_components_of(value) == expected
+
+
+@pytest.mark.parametrize("bad", ["edit", ["edit", "style"], 1, None, {"edit"}])
+def test_dense_components_refuses_bad_values(bad: Any) -> None:
+    with pytest.raises(ValueError, match="dense_components"):
+        UniGenVecEnv(1, size=SIZE, device="cpu", dense_components=bad)
+
+
+def test_spec_asks_the_raw_env_for_what_shaping_reads() -> None:
+    spec = UniGenSpec(size=SIZE, device="cpu")
+    assert spec.env_kwargs()["dense_components"] is False
+    shaped = spec.replace(shaping=PotentialShaping(0.99, potential="edit"))
+    assert shaped.env_kwargs()["dense_components"] == ("edit",)
+    custom = spec.replace(shaping=PotentialShaping(0.99, potential=lambda c, i: 0.0))
+    assert custom.env_kwargs()["dense_components"] is True
+    assert spec.replace(dense_components=True).env_kwargs()["dense_components"] is True
+    with pytest.raises(ValueError, match="dense_components"):
+        spec.replace(dense_components="yes")
+
+
+@pytest.mark.parametrize("kind", ["batched", "dummy"])
+def test_shaped_rewards_are_bit_identical_too(kind: str) -> None:
+    """Shaping on ``edit``: the lazy env computes ``edit`` every step and the rest at the
+    end; the shaped rewards equal the dense schedule's."""
+    shaping = PotentialShaping(0.99, potential="edit")
+    lazy = UniGenSpec(task="unified", size=SIZE, horizon=3, device="cpu", shaping=shaping)
+    r_lazy, raw_lazy = _paid(lazy, kind)
+    r_dense, raw_dense = _paid(lazy.replace(dense_components=True), kind)
+    assert raw_lazy and np.any(r_lazy[:-1] != 0.0)  # shaping pays between the ends
+    np.testing.assert_array_equal(r_lazy, r_dense)
+    assert raw_lazy == raw_dense
