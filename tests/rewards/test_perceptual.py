@@ -468,3 +468,28 @@ def test_realism_scorer_matches_independent_mahalanobis_and_calibration(shrinkag
     assert (expected_score == 1.0).any()
     assert ((expected_score > 0.05) & (expected_score < 0.9)).any()
     np.testing.assert_allclose(scorer.score(query).numpy(), expected_score, rtol=1e-6, atol=1e-7)
+
+
+def test_scores_do_not_depend_on_the_batch(pd: PerceptualDistance) -> None:
+    """An image's features, distance and realism are the same whatever batch computes them:
+    a batch of one (run as two copies), a partial last chunk of one (65 = 64 + 1 in the late
+    slices), and subsets of every size up to 17 (partial rows of the fixed-size head calls).
+    Lazy scoring relies on it to pay the dense schedule's rewards bit for bit."""
+    from unigen_sb3.envs.env import shared_reward_computer
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(65, 3, 36, 36, generator=g)
+    y = torch.rand(65, 3, 36, 36, generator=g)
+    fx, fy = pd.features(x), pd.features(y)
+    dist = pd.distance_from_features(fx, fy)
+    realism = shared_reward_computer("stlpips", "cpu", 36).realism
+    assert realism is not None
+    m2 = realism.mahalanobis2(pd.embed_from_features(fx))
+    for k in [*range(1, 18), 65]:
+        idx = torch.randperm(65, generator=g)[:k]
+        part = pd.features(x[idx])
+        for whole, sub in zip(fx, part, strict=True):
+            assert torch.equal(whole[idx], sub), f"features of a batch of {k}"
+        sub_dist = pd.distance_from_features(part, [f[idx] for f in fy])
+        assert torch.equal(dist[idx], sub_dist), f"distances of a batch of {k}"
+        assert torch.equal(m2[idx], realism.mahalanobis2(pd.embed_from_features(part)))
