@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from learned_baselines import START as LEARNED_START  # benchmarks/ is the script's folder
 
 from unigen_sb3.envs.policies import (
     CanvasColourFillPolicy,
@@ -151,7 +152,11 @@ def main() -> None:
             "",
         ]
     )
-    args.output.write_text(text)
+    # The learned and planning baselines (benchmarks/learned_baselines.py) and the notes
+    # after them follow this part of the file: keep them.
+    old = args.output.read_text("utf-8") if args.output.exists() else ""
+    kept = old[old.index(LEARNED_START) :] if LEARNED_START in old else ""
+    args.output.write_text(text + ("\n" + kept if kept else ""))
     print(text)
 
 

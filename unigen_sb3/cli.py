@@ -11,6 +11,8 @@ config overrides and ``--threads N`` (``report`` reads finished runs)::
     unigen-sb3 sweep sweep --out runs/sweep --n-jobs 2
     unigen-sb3 report runs/ablation runs/qs --out runs/report
     unigen-sb3 configs copy quickstart my_quickstart.yaml
+    unigen-sb3 demos quickstart --episodes 512 --out demos/quickstart
+    unigen-sb3 bc demos/quickstart --out runs/bc
 
 Exit codes: 0 done, 2 a config or usage error (nothing was trained or written), 128 + the
 signal on an interrupt: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the run directory is valid:
@@ -90,6 +92,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a NumPy seed, an integer in ``[0, 2**32 - 1]``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32 - 1], got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
+
+
 def _storage(text: str) -> str:
     """An argparse type: a storage :func:`~unigen_sb3.experiments.sweep.check_storage` accepts."""
     from unigen_sb3.experiments.sweep import check_storage
@@ -151,6 +175,46 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="index of this worker when starting several by hand (seeds its sampler)",
     )
+
+    p = sub.add_parser(
+        "demos", help="collect Oracle demonstrations in a config's stack (versioned .npz)"
+    )
+    p.add_argument("config", type=Path, help=_CONFIG_HELP + " (its training stack)")
+    _common(p, "demos folder (default: demos/<config name>)")
+    p.add_argument(
+        "--episodes", type=_positive_int, default=256, help="episodes to record (default 256)"
+    )
+    p.add_argument(
+        "--seed", type=_seed, default=0, help="episode j draws its task from seed + j (default 0)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace demos already in --out")
+
+    p = sub.add_parser(
+        "bc", help="behaviour cloning: train the config's policy on demos into a run directory"
+    )
+    p.add_argument("demos", type=Path, help="a demos folder written by `unigen-sb3 demos`")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="config (file or shipped name; default: the one the demos were collected with)",
+    )
+    _common(p, "run directory (default: runs/bc_<demos folder name>)")
+    p.add_argument("--epochs", type=_positive_int, default=30, help="epochs at most (default 30)")
+    p.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=3,
+        help="epochs without a held-out improvement before stopping (default 3)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        default=0.2,
+        help="share of demo episodes held out for early stopping (default 0.2)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
 
     p = sub.add_parser("report", help="markdown and plots from runs, ablations and sweeps")
     p.add_argument("runs", type=Path, nargs="+", help="run, ablation or sweep folders")
@@ -316,6 +380,66 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demos(args: argparse.Namespace) -> int:
+    import time
+
+    from unigen_sb3.configs.loader import load_config
+    from unigen_sb3.experiments.demos import collect_demos
+    from unigen_sb3.experiments.runner import apply_torch_threads
+
+    config = load_config(args.config, _overrides(args))
+    apply_torch_threads(config)
+    out = args.out or Path("demos") / args.config.stem
+    started = time.perf_counter()
+    demos = collect_demos(
+        config, out, n_episodes=args.episodes, seed=args.seed, overwrite=args.overwrite
+    )
+    m = demos.manifest
+    print(
+        f"{out}: {m['n_episodes']} episodes, {m['n_steps']} steps ({m['n_nearest']} Oracle "
+        f"actions replaced by the nearest {m['action_encoding']!r} action), mean R_total "
+        f"{m['mean_return']:.4f}, sha256 {m['sha256'][:12]}..., "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def _cmd_bc(args: argparse.Namespace) -> int:
+    from unigen_sb3.configs.loader import load_config
+    from unigen_sb3.configs.schema import ConfigError
+    from unigen_sb3.experiments.bc import train_bc
+    from unigen_sb3.experiments.demos import load_demos
+
+    try:
+        demos = load_demos(args.demos)
+        source: Any = args.config if args.config is not None else demos.manifest["config"]
+        config = load_config(source, _overrides(args))
+        out = args.out or Path("runs") / f"bc_{demos.path.name}"
+        result = train_bc(
+            demos,
+            config,
+            out,
+            val_fraction=args.val_fraction,
+            max_epochs=args.epochs,
+            patience=args.patience,
+            overwrite=args.overwrite,
+            evaluate=not args.no_eval,
+        )
+    except ValueError as exc:  # demos of another version or stack, a changed demos file
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"unigen-sb3 bc: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    accuracy = "n/a" if result.val_accuracy is None else f"{result.val_accuracy:.3f}"
+    print(
+        f"{out}: cloned {result.train_samples} steps of {result.train_episodes} episodes "
+        f"(held out: {result.val_samples} steps of {result.val_episodes}); best epoch "
+        f"{result.best_epoch} of {result.epochs}, held-out accuracy {accuracy}, "
+        f"{result.seconds:.1f} s. {_summary(result.eval)}"
+    )
+    return 0
+
+
 def _cmd_configs(args: argparse.Namespace) -> int:
     from unigen_sb3.configs.shipped import copy_shipped_config, shipped_configs
 
@@ -337,6 +461,8 @@ _COMMANDS = {
     "sweep": _cmd_sweep,
     "report": _cmd_report,
     "configs": _cmd_configs,
+    "demos": _cmd_demos,
+    "bc": _cmd_bc,
 }
 
 

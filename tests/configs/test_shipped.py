@@ -16,7 +16,19 @@ from unigen_sb3.configs.shipped import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ["ablation", "ppo_unified", "quickstart", "sac_unified", "sweep"]
+NAMES = [
+    "ablation",
+    "baseline_consistency",
+    "baseline_edit",
+    "baseline_edit_only",
+    "baseline_generate_only",
+    "baseline_quality",
+    "baseline_raw_sum",
+    "ppo_unified",
+    "quickstart",
+    "sac_unified",
+    "sweep",
+]
 
 
 def test_configs_ship_inside_the_package_with_a_one_line_description() -> None:
@@ -47,7 +59,9 @@ def test_an_unknown_name_or_a_missing_path_says_what_is_accepted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"'quikstart'.*shipped: ablation, ppo_unified"):
+    with pytest.raises(
+        FileNotFoundError, match=r"'quikstart'.*shipped: ablation, baseline_consistency"
+    ):
         resolve_config("quikstart")
     # The old repository path names the shipped config to use instead.
     with pytest.raises(FileNotFoundError, match=r"unigen-sb3 train quickstart"):

@@ -599,6 +599,102 @@ class UniGenCore:
         """(N, K) bool: the valid ops of each episode (see :func:`op_validity`)."""
         return op_validity(self.is_edit).cpu().numpy()
 
+    def copy_episode_from(self, source: UniGenCore, row: int, rows: Sequence[int]) -> None:
+        """Make episodes ``rows`` of this core exact copies of episode ``row`` of ``source``.
+
+        Generic on purpose, so that it keeps up with the state the core holds: every
+        attribute of ``source`` that is per episode is copied, found by its shape, not by
+        its name: a tensor or ndarray whose leading dimension is ``source.n``, a list of such
+        tensors (the perceptual feature caches) and a list of ``source.n`` items (the tasks,
+        shared, not copied: a :class:`~unigen_sb3.envs.tasks.Task` is read-only once reset).
+        A per-episode attribute this core does not hold yet (a cache made at the first
+        reset) is allocated here; one the source holds as ``None`` (a cache it has not
+        computed) is set to ``None`` here too. After the copy, stepping row ``r`` of this core and
+        ``row`` of ``source`` with the same action gives the same canvas, reward and info.
+        What lookahead search needs: a population of candidate actions from one state is
+        one batched step of a core of population size.
+
+        :param source: the core to copy from (same ``size``, ``horizon`` and target
+            observation; it may hold another number of episodes and live on another device).
+        :param row: the episode of ``source`` to copy, ``0 <= row < source.n``.
+        :param rows: the episodes of this core that become copies of it.
+        :raises ValueError: for a row out of range, or cores of different settings.
+        """
+        for name in ("size", "horizon", "observe_target"):
+            if getattr(source, name) != getattr(self, name):
+                raise ValueError(
+                    f"copy_episode_from: the source core has {name}={getattr(source, name)!r}, "
+                    f"this one {getattr(self, name)!r}; both must be built with the same settings"
+                )
+        if (
+            isinstance(row, bool)
+            or not isinstance(row, int | np.integer)
+            or not 0 <= row < source.n
+        ):
+            raise ValueError(f"row={row!r} must be an episode of the source, in [0, {source.n})")
+        dest = [int(r) for r in rows]
+        bad = [r for r in dest if not 0 <= r < self.n]
+        if bad or not dest:
+            raise ValueError(
+                f"rows={list(rows)!r} must be a non-empty list of episodes in [0, {self.n})"
+            )
+        src, n = int(row), source.n
+        ids = torch.as_tensor(dest, dtype=torch.int64, device=self.device)
+        ids_np = np.asarray(dest, dtype=np.int64)
+
+        def per_episode_tensor(x: object) -> bool:
+            return isinstance(x, torch.Tensor) and x.ndim >= 1 and x.shape[0] == n
+
+        def copy_tensor(current: object, value: torch.Tensor) -> torch.Tensor:
+            fits = (
+                isinstance(current, torch.Tensor)
+                and current.shape == (self.n, *value.shape[1:])
+                and current.dtype == value.dtype
+            )
+            out = cast(torch.Tensor, current) if fits else None
+            if out is None:
+                out = torch.zeros((self.n, *value.shape[1:]), dtype=value.dtype, device=self.device)
+            out[ids] = value[src].to(self.device)
+            return out
+
+        def per_row_here(x: object) -> bool:
+            rows_of = [x] if not isinstance(x, list) else x
+            return bool(rows_of) and all(
+                isinstance(t, torch.Tensor) and t.ndim >= 1 and t.shape[0] == self.n
+                for t in rows_of
+            )
+
+        for name, value in vars(source).items():
+            current = getattr(self, name, None)
+            if value is None:
+                # Not held by the source (a cache not computed yet): drop ours too rather than
+                # keep values that are not the copied episode's.
+                if per_row_here(current):
+                    setattr(self, name, None)
+            elif per_episode_tensor(value):
+                setattr(self, name, copy_tensor(current, value))
+            elif isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
+                shape = (self.n, *value.shape[1:])
+                array = current if isinstance(current, np.ndarray) else None
+                if array is None or array.shape != shape or array.dtype != value.dtype:
+                    array = np.zeros(shape, dtype=value.dtype)
+                array[ids_np] = value[src]
+                setattr(self, name, array)
+            elif isinstance(value, list) and value and all(map(per_episode_tensor, value)):
+                old = current if isinstance(current, list) and len(current) == len(value) else None
+                setattr(
+                    self,
+                    name,
+                    [copy_tensor(None if old is None else old[k], v) for k, v in enumerate(value)],
+                )
+            elif isinstance(value, list) and len(value) == n:
+                out_list = current if isinstance(current, list) and len(current) == self.n else None
+                if out_list is None:
+                    out_list = [None] * self.n
+                for r in dest:
+                    out_list[r] = value[src]
+                setattr(self, name, out_list)
+
 
 __all__ = [
     "NUM_PARAMS",

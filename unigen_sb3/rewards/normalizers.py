@@ -8,6 +8,12 @@ Two normalizers share one interface (``update``, ``__call__``, ``state_dict``,
 - :class:`RunningNormalizer` standardizes each component with running
   statistics and squashes the clipped z-score with a sigmoid.
 
+A third value of :data:`Normalization`, ``"raw_sum"``, is the baseline *without*
+normalization: the reward is the plain, unweighted sum of the raw sub-metrics (see
+:class:`~unigen_sb3.rewards.unifier.RewardUnifier`), the scale imbalance the unified reward
+exists to avoid. Its components are still reported (for logging) through a
+:class:`BoundedNormalizer`, which is what :func:`make_normalizer` builds for it.
+
 Both accept one vector ``(K,)`` or a batch ``(N, K)`` (numpy, torch, or
 anything :func:`numpy.asarray` takes) and refuse NaN/inf with a message naming
 the component, so a broken metric is caught where it enters the reward.
@@ -23,7 +29,7 @@ import numpy as np
 from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.utils import is_int
 
-Normalization = Literal["bounded", "running"]
+Normalization = Literal["bounded", "running", "raw_sum"]
 """A component normalization accepted by :func:`make_normalizer`."""
 
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
@@ -342,17 +348,19 @@ def make_normalizer(
 ) -> BoundedNormalizer | RunningNormalizer:
     """Build a normalizer by name.
 
-    :param kind: ``"bounded"`` (needs ``low`` and ``high``) or ``"running"``.
+    :param kind: ``"bounded"`` (needs ``low`` and ``high``), ``"running"``, or ``"raw_sum"``
+        (the reward is the sum of the sub-metrics; the components it reports are mapped as
+        ``"bounded"`` does, so it needs ``low`` and ``high`` too).
     :param low: per-component lower bounds (bounded only).
     :param high: per-component upper bounds (bounded only).
     :param names: component names.
     :return: the normalizer.
     :raises ValueError: for an unknown kind, or bounded without bounds.
     """
-    if kind == "bounded":
+    if kind in ("bounded", "raw_sum"):
         if low is None or high is None:
             raise ValueError(
-                f"normalization='bounded' needs low and high, got low={low!r}, high={high!r}"
+                f"normalization={kind!r} needs low and high, got low={low!r}, high={high!r}"
             )
         return BoundedNormalizer(low, high, names=names)
     if kind == "running":

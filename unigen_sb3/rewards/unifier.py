@@ -5,6 +5,14 @@
 (The design document calls the weights alpha, beta, gamma; here they are named
 after their components, so the consistency weight cannot be confused with the
 discount factor gamma.)
+
+``normalization="raw_sum"`` is the un-normalized baseline the unified reward is compared
+with: the reward is the plain sum of the raw sub-metrics (:data:`RAW_SUM_TERMS`, seven
+terms, so it lies in ``[0, 7]``; the weights do not enter it), computed by
+:func:`sub_metric_sums` from the env's ``info["sub_metrics"]``. Its scale is unbalanced on
+purpose: edit has three terms, quality and consistency two, and the guards (realism,
+preservation, temporal) are near 1 for an untouched canvas, so doing nothing already
+collects about 3 (where every unified component pays 0).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from unigen_sb3.rewards.names import SUB_METRICS
 from unigen_sb3.rewards.normalizers import (
     COMPONENT_NAMES,
     BoundedNormalizer,
@@ -28,8 +37,10 @@ from unigen_sb3.rewards.normalizers import (
 __all__ = [
     "COMPONENT_NAMES",
     "DEFAULT_WEIGHTS",
+    "RAW_SUM_TERMS",
     "RewardUnifier",
     "UnifiedReward",
+    "sub_metric_sums",
     "validate_weights",
 ]
 
@@ -37,6 +48,50 @@ __all__ = [
 DEFAULT_WEIGHTS: dict[str, float] = {"quality": 0.4, "edit": 0.4, "consistency": 0.2}
 
 _SUM_TOLERANCE = 1e-6
+
+RAW_SUM_TERMS: tuple[str, ...] = tuple(f"{c}/{n}" for c in COMPONENT_NAMES for n in SUB_METRICS[c])
+"""The sub-metrics ``normalization="raw_sum"`` adds up, as ``"<component>/<sub-metric>"``."""
+
+_TEMPORAL = "consistency/temporal"
+
+
+def sub_metric_sums(
+    sub_metrics: Mapping[str, Any], *, temporal_min: float | None = None
+) -> np.ndarray:
+    """Per component, the plain sum of its raw sub-metrics: what ``"raw_sum"`` pays.
+
+    :param sub_metrics: ``"<component>/<sub-metric>"`` -> value, as the env reports them in
+        ``info["sub_metrics"]``. A sub-metric the env does not compute (``quality/realism``
+        without a realism model) is left out of the sum.
+    :param temporal_min: the episode's lowest temporal coherence (``info["temporal_min"]``);
+        given, it replaces ``consistency/temporal`` (the last transition's), as the env's own
+        consistency does, so that a final idle step cannot hide a jarring one.
+    :return: ``(3,)`` float64 sums in :data:`COMPONENT_NAMES` order.
+    :raises ValueError: when none of :data:`RAW_SUM_TERMS` is given, or a value is not finite.
+
+    Example:
+        >>> sub = {"quality/perceptual": 0.5, "quality/realism": 1.0, "edit/accuracy": 0.0,
+        ...        "edit/localization": 0.0, "edit/preservation": 1.0,
+        ...        "consistency/style": 0.0, "consistency/temporal": 1.0}
+        >>> sub_metric_sums(sub, temporal_min=0.5).tolist()
+        [1.5, 1.0, 0.5]
+    """
+    values = dict(sub_metrics)
+    if temporal_min is not None:
+        values[_TEMPORAL] = temporal_min
+    present = [t for t in RAW_SUM_TERMS if t in values]
+    if not present:
+        raise ValueError(
+            f"normalization='raw_sum' needs the env's sub-metrics (info['sub_metrics'] with "
+            f"{list(RAW_SUM_TERMS)}); got keys {sorted(sub_metrics)}"
+        )
+    sums = np.zeros(len(COMPONENT_NAMES))
+    for term in present:
+        value = float(values[term])
+        if not math.isfinite(value):
+            raise ValueError(f"sub-metric {term}={value} is not finite")
+        sums[COMPONENT_NAMES.index(term.split("/", 1)[0])] += value
+    return sums
 
 
 def validate_weights(weights: Mapping[str, Any], *, normalize: bool = False) -> dict[str, float]:
@@ -91,9 +146,10 @@ class UnifiedReward:
     For a single vector the fields hold Python floats; for a batch ``(N, 3)``
     they hold ``(N,)`` float64 arrays.
 
-    :param total: ``sum(contributions)``, in ``[0, 1]``.
+    :param total: ``sum(contributions)``, in ``[0, 1]`` (``"raw_sum"``: in ``[0, 7]``).
     :param components: name -> normalized component in ``[0, 1]``.
-    :param contributions: name -> ``weight * normalized component``.
+    :param contributions: name -> ``weight * normalized component`` (``"raw_sum"``: the sum
+        of the component's raw sub-metrics).
     :param raw: name -> raw component as given.
     :param weights: name -> weight used.
     :param ablated: names of components whose weight is 0.
@@ -113,8 +169,12 @@ class RewardUnifier:
     :param w_quality: weight of the quality component.
     :param w_edit: weight of the edit component.
     :param w_consistency: weight of the consistency component.
-    :param normalization: ``"bounded"`` (affine map of ``[low, high]``) or
-        ``"running"`` (running mean/std, then a sigmoid).
+    :param normalization: ``"bounded"`` (affine map of ``[low, high]``),
+        ``"running"`` (running mean/std, then a sigmoid), or ``"raw_sum"``: no
+        normalization, the total is the unweighted sum of the raw sub-metrics given to
+        :meth:`__call__` as ``sub_sums`` (see the module docstring); the components are
+        still reported, mapped as ``"bounded"`` does. The weights are validated but do not
+        enter a ``"raw_sum"`` total.
     :param low: per-component lower bounds (bounded normalization).
     :param high: per-component upper bounds (bounded normalization).
     :param normalize_weights: rescale non-negative weights to sum 1 instead of
@@ -191,21 +251,36 @@ class RewardUnifier:
             self.normalizer.update(arr)
         return self.normalizer(arr)
 
-    def __call__(self, raw: Any, *, update: bool = True) -> UnifiedReward:
+    def __call__(self, raw: Any, *, update: bool = True, sub_sums: Any = None) -> UnifiedReward:
         """Unify raw components into one reward.
 
         :param raw: ``(3,)`` or ``(N, 3)`` raw components (numpy or torch).
         :param update: with running normalization, merge ``raw`` into the
             statistics before normalizing.
+        :param sub_sums: ``"raw_sum"`` only (and required there): the per-component sums of
+            the raw sub-metrics (:func:`sub_metric_sums`), shaped like ``raw``.
         :return: the :class:`UnifiedReward`.
-        :raises ValueError: for a wrong length or a NaN/inf component.
+        :raises ValueError: for a wrong length or a NaN/inf component, or ``sub_sums``
+            missing with ``"raw_sum"`` (given without it).
         """
         arr = as_component_array(raw, COMPONENT_NAMES)
         normed = self.normalize(arr, update=update)
-        w = np.array([self._weights[n] for n in COMPONENT_NAMES])
-        contrib = normed * w
-        # Weights may sum to 1 +- 1e-6; the clip keeps the documented [0, 1] range exact.
-        total = np.clip(contrib.sum(axis=-1), 0.0, 1.0)
+        raw_sum = self.normalization == "raw_sum"
+        if raw_sum != (sub_sums is not None):
+            raise ValueError(
+                "sub_sums is required with normalization='raw_sum' and accepted only there; "
+                f"this unifier uses normalization={self.normalization!r}"
+            )
+        if raw_sum:
+            contrib = as_component_array(sub_sums, COMPONENT_NAMES)
+            if contrib.shape != arr.shape:
+                raise ValueError(f"sub_sums has shape {contrib.shape}, raw has {arr.shape}")
+            total = contrib.sum(axis=-1)
+        else:
+            w = np.array([self._weights[n] for n in COMPONENT_NAMES])
+            contrib = normed * w
+            # Weights may sum to 1 +- 1e-6; the clip keeps the documented [0, 1] range exact.
+            total = np.clip(contrib.sum(axis=-1), 0.0, 1.0)
         single = arr.ndim == 1
 
         def pick(a: np.ndarray, j: int) -> float | np.ndarray:

@@ -13,6 +13,9 @@ Conventions read from the env's ``info`` (both optional, so any MO-Gymnasium env
 - ``info["state_components"]``: the current canvas's raw components, also in
   the reset info; normalized like the reward, they feed a named shaping
   potential. Missing key: shaping needs a callable potential.
+- ``info["sub_metrics"]`` (and ``info["temporal_min"]``): read only with
+  ``normalization="raw_sum"``, whose reward is their plain sum (see
+  :func:`~unigen_sb3.rewards.unifier.sub_metric_sums`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepR
 from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.normalizers import Normalization, as_component_array
 from unigen_sb3.rewards.shaping import PotentialShaping
-from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS, RewardUnifier
+from unigen_sb3.rewards.unifier import DEFAULT_WEIGHTS, RewardUnifier, sub_metric_sums
 
 __all__ = ["RewardUnificationCore", "UnifiedRewardWrapper", "VecUnifiedReward"]
 
@@ -56,6 +59,17 @@ def _check_reward_space(space: Any, owner: str) -> spaces.Box:
 
 def _is_reward_step(info: Mapping[str, Any]) -> bool:
     return bool(info.get("reward_is_final", True))
+
+
+def _sub_sums(info: Mapping[str, Any], i: int) -> np.ndarray:
+    """``normalization="raw_sum"``: env ``i``'s per-component sums of its raw sub-metrics."""
+    sub = info.get("sub_metrics")
+    if not isinstance(sub, Mapping):
+        raise ValueError(
+            f"normalization='raw_sum' sums the env's sub-metrics, but env {i}'s info has no "
+            "'sub_metrics' mapping; use 'bounded' or 'running' for this env"
+        )
+    return sub_metric_sums(sub, temporal_min=info.get("temporal_min"))
 
 
 class RewardUnificationCore:
@@ -137,8 +151,11 @@ class RewardUnificationCore:
         contrib = np.zeros_like(arr)
         total = np.zeros(self.n_envs)
         if mask.any():
+            sums = None
+            if self.unifier.normalization == "raw_sum":
+                sums = np.stack([_sub_sums(infos[i], i) for i in np.flatnonzero(mask).tolist()])
             # One batched call: running statistics see only real reward steps.
-            out = self.unifier(arr[mask], update=True)
+            out = self.unifier(arr[mask], update=True, sub_sums=sums)
             normed[mask] = np.stack([out.components[n] for n in COMPONENT_NAMES], axis=-1)
             contrib[mask] = np.stack([out.contributions[n] for n in COMPONENT_NAMES], axis=-1)
             total[mask] = np.asarray(out.total)
@@ -184,7 +201,9 @@ class UnifiedRewardWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     :param w_quality: weight of the quality component.
     :param w_edit: weight of the edit component.
     :param w_consistency: weight of the consistency component.
-    :param normalization: ``"bounded"`` (uses ``reward_space.low/high``) or ``"running"``.
+    :param normalization: ``"bounded"`` (uses ``reward_space.low/high``), ``"running"``, or
+        ``"raw_sum"`` (no normalization: the plain sum of the sub-metrics, see
+        :class:`~unigen_sb3.rewards.unifier.RewardUnifier`).
     :param normalize_weights: rescale non-negative weights to sum 1 instead of refusing them.
     :param shaping: optional :class:`PotentialShaping`; its ``gamma`` must equal
         the algorithm's (see :func:`~unigen_sb3.rewards.shaping.check_shaping_gamma`).
@@ -284,7 +303,8 @@ class VecUnifiedReward(VecEnvWrapper):
     :param w_quality: weight of the quality component.
     :param w_edit: weight of the edit component.
     :param w_consistency: weight of the consistency component.
-    :param normalization: ``"bounded"`` or ``"running"`` (one set of statistics for all envs).
+    :param normalization: ``"bounded"``, ``"running"`` (one set of statistics for all envs)
+        or ``"raw_sum"`` (see :class:`UnifiedRewardWrapper`).
     :param normalize_weights: rescale non-negative weights to sum 1 instead of refusing them.
     :param shaping: optional :class:`PotentialShaping`.
     """
