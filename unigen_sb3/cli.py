@@ -8,15 +8,18 @@ config overrides and ``--threads N`` (``report`` reads finished runs)::
     unigen-sb3 train quickstart --out runs/qs --set seed=7
     unigen-sb3 eval runs/qs --set evaluation.n_episodes=32
     unigen-sb3 ablate ablation --out runs/ablation
+    unigen-sb3 ablate ablation --out runs/ablation --executor processes --max-parallel 2
+    unigen-sb3 ablate ablation --out /shared/ablation --executor ray --address auto
     unigen-sb3 sweep sweep --out runs/sweep --n-jobs 2
     unigen-sb3 report runs/ablation runs/qs --out runs/report
     unigen-sb3 configs copy quickstart my_quickstart.yaml
     unigen-sb3 demos quickstart --episodes 512 --out demos/quickstart
     unigen-sb3 bc demos/quickstart --out runs/bc
 
-Exit codes: 0 done, 2 a config or usage error (nothing was trained or written), 128 + the
-signal on an interrupt: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the run directory is valid:
-continue with ``--resume``).
+Exit codes: 0 done, 1 runs of ``ablate`` failed (the others finished; the same command
+again retries the failed ones), 2 a config or usage error (nothing was trained or written),
+128 + the signal on an interrupt: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the run directory is
+valid: continue with ``--resume``).
 """
 
 from __future__ import annotations
@@ -31,10 +34,14 @@ from typing import Any
 
 __all__ = ["build_parser", "main"]
 
+EXIT_RUNS_FAILED = 1  # ablate: runs failed, the others finished
 EXIT_CONFIG_ERROR = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C; SIGTERM / SIGHUP exit 128 + their number (143 / 129)
 
 _CONFIG_HELP = "experiment YAML, or a shipped config's name (unigen-sb3 configs)"
+#: ``ablate --executor`` choices (:data:`unigen_sb3.experiments.executors.EXECUTORS`; written
+#: out here so that ``--help`` does not import the experiments package).
+EXECUTOR_CHOICES = ("local", "processes", "ray")
 
 
 def _common(parser: argparse.ArgumentParser, out_help: str, *, overrides: bool = True) -> None:
@@ -155,6 +162,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablate", help="drop R_edit / R_consistency, a weight grid, N seeds")
     p.add_argument("config", type=Path, help=_CONFIG_HELP + " (its ablation: section)")
     _common(p, "ablation folder (default: runs/<config name>_ablation)")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTOR_CHOICES,
+        default="local",
+        help="where the (variant, seed) runs execute: local (one after another, here; the "
+        "default), processes (a pool on this machine), ray (Ray tasks; pip install "
+        "'unigen-sb3[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="--executor ray: the cluster to join ('auto': the one `ray start` runs here, or "
+        "HOST:PORT of its head); default: start a local Ray instance",
+    )
+    p.add_argument(
+        "--max-parallel",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="runs at once (processes: default CPUs / ablation.num_cpus; ray: default as many "
+        "as the cluster schedules)",
+    )
 
     p = sub.add_parser("sweep", help="Optuna search over weights and hyperparameters")
     p.add_argument("config", type=Path, help=_CONFIG_HELP + " (its sweep: section)")
@@ -301,25 +331,41 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from unigen_sb3.configs.loader import load_config
     from unigen_sb3.experiments.ablation import ablation_variants, run_ablation
+    from unigen_sb3.experiments.executors import RunOutcome, check_executor
 
+    check_executor(args.executor, args.address, args.max_parallel)  # before the config
     config = load_config(args.config, _overrides(args))
     out = args.out or _default_out(args.config, "_ablation")
     n_runs = len(ablation_variants(config)) * config.ablation.n_seeds
     bar = _bar(n_runs, "ablation")
-    started = [0]
+    ended = [0]
 
-    def progress(label: str) -> None:  # called before each run: count the previous one
+    def progress(label: str) -> None:  # a run starts (is handed to a worker)
         if bar is not None:
-            bar.update(1 if started[0] else 0)
             bar.set_postfix_str(label)
         else:
-            print(f"ablation: run {started[0] + 1}/{n_runs}: {label}", flush=True)
-        started[0] += 1
+            print(f"ablation: started {label}", flush=True)
 
-    try:
-        summary = run_ablation(config, out, progress=progress)
+    def on_result(outcome: RunOutcome) -> None:  # a run ended (or was finished earlier)
+        ended[0] += 1
+        if outcome.status == "failed":
+            print(f"ablation: {outcome.label} FAILED: {outcome.error}", file=sys.stderr, flush=True)
         if bar is not None:
             bar.update(1)
+        else:
+            what = "finished earlier, kept" if outcome.reused else outcome.status
+            print(f"ablation: {ended[0]}/{n_runs} {outcome.label}: {what}", flush=True)
+
+    try:
+        summary = run_ablation(
+            config,
+            out,
+            executor=args.executor,
+            address=args.address,
+            max_parallel=args.max_parallel,
+            progress=progress,
+            on_result=on_result,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -328,6 +374,15 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         print(f"{name}: R_total {m.get('mean', float('nan')):.4f} ± {m.get('std', 0.0):.4f}")
     print(f"{Path(out) / 'ablation.json'}")
     return 0
+
+
+def _print_failures(exc: Any) -> None:
+    """Each failed ablation run's traceback, then the one-paragraph summary."""
+    for outcome in exc.failures:
+        if outcome.traceback:
+            print(f"--- {outcome.label} ({outcome.run_dir}) ---", file=sys.stderr)
+            print(outcome.traceback.rstrip(), file=sys.stderr)
+    print(f"unigen-sb3 ablate: error: {exc}", file=sys.stderr)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -470,19 +525,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``unigen-sb3``; return the exit code.
 
     :param argv: arguments without the program name (default: ``sys.argv[1:]``).
-    :return: 0 on success, 2 for a config/usage error, 128 + the signal when interrupted
+    :return: 0 on success, 1 when runs of ``ablate`` failed, 2 for a config/usage error,
+        128 + the signal when interrupted
         (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); ``--version`` and ``--help`` exit through
         ``SystemExit(0)``, as argparse does.
     """
     from unigen_sb3.configs.schema import ConfigError
     from unigen_sb3.experiments import signals
+    from unigen_sb3.experiments.ablation import AblationError
+    from unigen_sb3.experiments.executors import ExecutorError
     from unigen_sb3.experiments.rundir import RunDirError
 
     args = build_parser().parse_args(argv)
     signals.install()
     try:
         return _COMMANDS[args.command](args)
-    except (ConfigError, RunDirError, FileNotFoundError, FileExistsError) as exc:
+    except AblationError as exc:
+        _print_failures(exc)
+        return EXIT_RUNS_FAILED
+    except (ConfigError, ExecutorError, RunDirError, FileNotFoundError, FileExistsError) as exc:
         print(f"unigen-sb3 {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:

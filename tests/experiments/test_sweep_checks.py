@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,12 +67,32 @@ def test_a_shaping_conflict_of_one_choice_names_the_search_space_key() -> None:
 
 
 @pytest.mark.parametrize(
-    "storage",
-    ["journal:runs/x.journal", "sqlite:///x.db", "postgresql://user@host/db", "mysql://u@h/db"],
+    "storage", ["journal:runs/x.journal", "sqlite:///x.db", "postgresql://user@host/db"]
 )
 def test_documented_storage_forms_are_accepted(storage: str) -> None:
+    if storage.startswith("postgresql"):
+        pytest.importorskip("psycopg")  # the postgres extra
     check_storage(storage)
     check_storage(None)
+
+
+@pytest.mark.parametrize(
+    ("storage", "driver", "hint"),
+    [
+        ("postgresql://user@host/db", "psycopg", "pip install 'unigen-sb3[postgres]'"),
+        ("mysql://u@h/db", "MySQLdb", "install the Python driver SQLAlchemy uses for 'mysql'"),
+    ],
+)
+def test_a_database_url_without_its_driver_is_refused_saying_what_to_install(
+    storage: str, driver: str, hint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the check, ``--storage postgresql://...`` passed and the sweep failed later,
+    on connecting, with SQLAlchemy's ``No module named 'psycopg'``."""
+    monkeypatch.setitem(sys.modules, driver, None)  # `import <driver>` raises ImportError
+    with pytest.raises(ValueError) as err:
+        check_storage(storage)
+    assert str(err.value).startswith(f"{storage!r}: the database driver is not installed")
+    assert hint in str(err.value)
 
 
 @pytest.mark.parametrize(

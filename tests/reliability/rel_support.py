@@ -52,3 +52,21 @@ def doctor_zip(model_zip: Path, marker: Path) -> None:
     with zipfile.ZipFile(model_zip, "w") as zf:
         for name, blob in items.items():
             zf.writestr(name, blob)
+
+
+def running_trials(storage: Any, study_name: str) -> list[Any]:
+    """The RUNNING trials of a sweep whose worker has recorded itself (``user_attrs["worker"]``:
+    host and pid); ``[]`` while the study does not exist yet or its storage is being written.
+
+    :param storage: an Optuna storage or URL.
+    :param study_name: the study.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    except Exception:  # not created yet, or the journal is being written
+        return []
+    return [t for t in trials if "worker" in t.user_attrs]

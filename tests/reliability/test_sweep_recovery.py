@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_support import QUICKSTART, cli_command, cli_env, sets
-from rel_support import FAST
+from rel_support import FAST, running_trials
 
 pytest.importorskip("optuna")
 
@@ -21,6 +21,8 @@ from optuna.trial import TrialState
 
 from unigen_sb3.experiments.sweep import (
     _budget_used,
+    _is_zombie,
+    _pid_alive,
     make_storage,
     recover_stale_trials,
 )
@@ -47,6 +49,24 @@ def test_a_dead_workers_running_trial_is_failed_and_requeued(tmp_path: Path) -> 
     assert retry.state == TrialState.WAITING and retry.user_attrs["retry_of"] == trial.number
     assert _budget_used(trials) == 2  # the retry takes the failed trial's place
     assert recover_stale_trials(study) == []  # once only
+
+
+def test_a_killed_worker_its_parent_has_not_reaped_yet_is_dead() -> None:
+    """A zombie (exited, not yet waited for by its parent) answers ``kill(pid, 0)``; on a
+    real PostgreSQL with two workers started by one parent, the surviving worker took the
+    killed one's trial for alive and ended the study one trial short."""
+    proc = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while not _is_zombie(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not _is_zombie(proc.pid):
+            pytest.skip("no /proc here to tell a zombie")
+        assert not _pid_alive(proc.pid)
+    finally:
+        proc.wait()
+    assert not _pid_alive(proc.pid)  # reaped: gone
+    assert _pid_alive(os.getpid())
 
 
 def test_a_silent_worker_is_stale_after_the_grace_period(
@@ -111,16 +131,9 @@ def test_n_jobs_survives_a_killed_child_and_writes_sweep_json(tmp_path: Path) ->
 
 
 def _running_trial_of(storage: object, study_name: str) -> int | None:
-    """The number of a RUNNING trial whose worker has recorded itself, or None (the study
-    may not exist yet)."""
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except Exception:  # not created yet, or the journal is being written
-        return None
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "worker" in t.user_attrs:
-            return t.number
-    return None
+    """The number of a RUNNING trial whose worker has recorded itself, or None."""
+    running = running_trials(storage, study_name)
+    return running[0].number if running else None
 
 
 @pytest.mark.parametrize("backend", ["journal", "sqlite"])

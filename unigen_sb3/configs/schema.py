@@ -79,6 +79,7 @@ _MAX_SIZE = 1024
 _MAX_N_ENVS = 1024
 _MAX_TIMESTEPS = 10**10
 _MAX_SHAPING_SCALE = 1000.0
+_MAX_RUN_CPUS = 1024
 
 
 def _choices(values: Sequence[str]) -> dict[str, Any]:
@@ -234,11 +235,33 @@ class EvaluationConfig:
 
 @dataclass
 class AblationConfig:
-    """What ``ablate`` runs: the base weights, drops, a weight grid, each over ``n_seeds``."""
+    """What ``ablate`` runs: the base weights, drops, a weight grid, each over ``n_seeds``.
+
+    ``num_cpus`` and ``num_gpus`` are what one run (one task) needs: the resources a Ray
+    task asks for (``--executor ray``; fractions share a CPU or GPU), the default
+    ``--max-parallel`` of ``--executor processes`` (CPUs / ``num_cpus``), and, when
+    ``training.torch_threads`` is null, each run's torch threads (``num_cpus`` rounded down,
+    at least 1) under every executor, so a run's numbers do not depend on where it ran.
+    """
 
     drop: list[str] = field(metadata=_choices(COMPONENT_NAMES))
     weight_grid: list[dict[str, float]]
     n_seeds: int = field(metadata=_range(1))
+    num_cpus: float = field(
+        metadata=_range(
+            0.0,
+            _MAX_RUN_CPUS,
+            f"more CPUs than a node has; a run uses at most {_MAX_RUN_CPUS} torch threads",
+        )
+    )
+    num_gpus: float = field(
+        metadata=_range(
+            0.0,
+            1.0,
+            "a run trains on one device (training.device), so a second GPU would sit idle; "
+            "fractions below 1 let runs share a GPU",
+        )
+    )
 
 
 @dataclass
@@ -533,6 +556,12 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
         _check_weights(w, f"ablation.weight_grid[{i}]")
         for i, w in enumerate(cfg.ablation.weight_grid)
     ]
+    if cfg.ablation.num_cpus <= 0:
+        raise ConfigError(
+            "ablation.num_cpus",
+            f"{cfg.ablation.num_cpus!r} must be > 0: a run needs some CPU (a fraction such as "
+            "0.5 lets two runs share a core under --executor ray)",
+        )
     _check_search_space(cfg.sweep.search_space, "sweep.search_space")
     return cfg
 

@@ -3,23 +3,52 @@
 Every variant is trained with its own weights and *scored* with the base config's weights
 (``evaluation.weights``), so ``reward_total`` is one yardstick across variants; the
 per-component metrics are weight-free anyway.
+
+Every (variant, seed) run is one task of an executor (:mod:`unigen_sb3.experiments.
+executors`: ``local``, ``processes`` or ``ray``); the summary is built afterwards from the
+runs' ``eval.json`` files in the plan's order, so it is the same whichever executor ran them.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from unigen_sb3.configs.loader import load_config, load_yaml
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig, config_to_dict
+from unigen_sb3.experiments.executors import RunOutcome, RunTask, check_executor, execute
 from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.unifier import validate_weights
 from unigen_sb3.utils import atomic_write_text
 
-__all__ = ["ablation_variants", "run_ablation", "summarize_runs"]
+__all__ = ["AblationError", "ablation_variants", "run_ablation", "run_threads", "summarize_runs"]
+
+
+class AblationError(RuntimeError):
+    """Runs of an ablation failed; the others finished, and no ``ablation.json`` was written.
+
+    :param failures: the failed runs' outcomes (label, run directory, error, traceback).
+    :param n_runs: how many runs the ablation has.
+    """
+
+    def __init__(self, failures: list[RunOutcome], n_runs: int) -> None:
+        self.failures = failures
+        lines = [
+            f"{o.label} ({o.run_dir}"
+            + (f", on {o.host} pid {o.pid}" if o.host else "")
+            + f"): {o.error}"
+            for o in failures
+        ]
+        super().__init__(
+            f"{len(failures)} of {n_runs} runs failed, so ablation.json was not written (a "
+            "summary without them would not be the ablation asked for); the other runs are "
+            "kept, and running the same command again retries only the failed ones:\n  "
+            + "\n  ".join(lines)
+        )
 
 
 def _name(weights: dict[str, float]) -> str:
@@ -129,6 +158,18 @@ _REUSE_IGNORED_KEYS = (
 )
 
 
+def run_threads(config: ExperimentConfig) -> int:
+    """The torch threads of each ablation run: ``training.torch_threads``, else
+    ``ablation.num_cpus`` rounded down (at least 1).
+
+    The same under every executor: torch's float sums depend on its thread count (the last
+    digits of a metric change, about 1e-7), so a run's numbers must not depend on how many
+    cores the machine that ran it had.
+    """
+    threads = config.training.torch_threads
+    return threads if threads is not None else max(1, int(config.ablation.num_cpus))
+
+
 def _variant_config(
     base: dict[str, Any], weights: dict[str, float], base_weights: dict[str, float], seed: int
 ) -> ExperimentConfig:
@@ -138,6 +179,8 @@ def _variant_config(
     data["reward"]["normalize_weights"] = False
     if data["evaluation"]["weights"] is None:
         data["evaluation"]["weights"] = base_weights
+    if data["training"]["torch_threads"] is None:  # see run_threads
+        data["training"]["torch_threads"] = max(1, int(data["ablation"]["num_cpus"]))
     return load_config(data)
 
 
@@ -190,27 +233,44 @@ def run_ablation(
     config: ExperimentConfig,
     out: str | Path,
     *,
+    executor: str = "local",
+    address: str | None = None,
+    max_parallel: int | None = None,
     progress: Callable[[str], None] | None = None,
+    on_result: Callable[[RunOutcome], None] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every variant for ``ablation.n_seeds`` seeds; write ``ablation.json``.
 
-    Runs land in ``OUT/<variant>/seed_<seed>/``. Re-running ``ablate`` on the same ``--out``
-    finishes an interrupted ablation: a run whose ``eval.json`` exists is kept when its
-    ``config.yaml`` equals the run's config (keys under ``ablation.`` and ``sweep.``,
-    ``training.checkpoint_freq``, ``training.progress_bar`` and ``training.torch_threads``
-    may differ), and an
-    unfinished one is resumed. A run folder of another config is refused before anything is
-    trained.
+    Runs land in ``OUT/<variant>/seed_<seed>/``; each is one task of ``executor`` (see
+    :mod:`unigen_sb3.experiments.executors`), trained with :func:`run_threads` torch threads.
+    Re-running ``ablate`` on the same ``--out`` finishes an interrupted or partly failed
+    ablation: a run whose ``eval.json`` exists is kept when its ``config.yaml`` equals the
+    run's config (keys under ``ablation.`` and ``sweep.``, ``training.checkpoint_freq``,
+    ``training.progress_bar`` and ``training.torch_threads`` may differ), and an unfinished
+    one is resumed. A run folder of another config is refused before anything is trained.
+    ``ablation.json`` is built from the ``eval.json`` files in the plan's order, so it is the
+    same whichever executor ran the runs; it is written only when every run finished.
 
     :param config: the base config.
-    :param out: the ablation folder.
-    :param progress: called with a label before each run (e.g. to advance a progress bar).
+    :param out: the ablation folder (on a cluster: on a filesystem every worker shares).
+    :param executor: ``local`` (one after another, here), ``processes`` or ``ray``.
+    :param address: the Ray cluster to join (``"auto"``, ``"HOST:PORT"``); ``ray`` only.
+    :param max_parallel: runs at once (``processes``, ``ray``); None = the executor's default.
+    :param progress: called with a run's label as it starts (is handed to a worker).
+    :param on_result: called with each run's outcome as it ends; runs finished by an earlier
+        invocation are reported first, with ``reused=True``.
     :return: the ``ablation.json`` content.
     :raises ConfigError: for a config problem or a run folder of another config in ``out``,
         before any training.
+    :raises ExecutorError: for executor settings that cannot work (Ray missing or
+        unreachable...), before any training.
+    :raises AblationError: when runs failed (after every other run finished), naming each
+        with its error; ``ablation.json`` is not written.
+    :raises KeyboardInterrupt: on Ctrl-C / SIGTERM / SIGHUP, after the runs in flight saved.
     """
-    from unigen_sb3.experiments.runner import check_experiment, train
+    from unigen_sb3.experiments.runner import check_experiment
 
+    check_executor(executor, address, max_parallel)
     variants = ablation_variants(config)
     check_experiment(config)
     out = Path(out)
@@ -227,19 +287,39 @@ def run_ablation(
             runs.append((run_path, variant))
         plan.append((name, weights, runs))
     out.mkdir(parents=True, exist_ok=True)
+    argv = tuple(sys.argv)
+    tasks = []
+    for name, _weights, planned in plan:
+        for run_path, variant in planned:
+            label = f"{name} seed={variant.seed}"
+            if (run_path / "eval.json").exists():
+                if on_result is not None:
+                    on_result(RunOutcome(label, str(run_path), "completed", reused=True))
+                continue
+            tasks.append(RunTask(label, str(run_path.resolve()), config_to_dict(variant), argv))
+    outcomes = execute(
+        tasks,
+        executor,
+        address=address,
+        max_parallel=max_parallel,
+        num_cpus=config.ablation.num_cpus,
+        num_gpus=config.ablation.num_gpus,
+        on_start=None if progress is None else lambda task: progress(task.label),
+        on_result=on_result,
+    )
+    failures = [o for o in outcomes if o.status != "completed"]
+    failures += [
+        _missing_eval(o)
+        for o in outcomes
+        if o.status == "completed" and not (Path(o.run_dir) / "eval.json").is_file()
+    ]
+    if failures:
+        raise AblationError(failures, sum(len(p[2]) for p in plan))
     summary: dict[str, Any] = {"schema": 1, "seeds": seeds, "variants": {}}
     for name, weights, planned in plan:
         evals, runs_done = [], []
-        for run_path, variant in planned:
-            if progress is not None:
-                progress(f"{name} seed={variant.seed}")
-            eval_path = run_path / "eval.json"
-            if not eval_path.exists():
-                resume = (run_path / "config.yaml").exists()
-                result = train(variant, run_path, resume=resume)
-                if result.interrupted:
-                    raise KeyboardInterrupt
-            evals.append(json.loads(eval_path.read_text("utf-8")))
+        for run_path, _variant in planned:
+            evals.append(json.loads((run_path / "eval.json").read_text("utf-8")))
             runs_done.append(str(run_path.relative_to(out)))
         summary["variants"][name] = {
             "weights": weights,
@@ -248,3 +328,19 @@ def run_ablation(
         }
     atomic_write_text(out / "ablation.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _missing_eval(outcome: RunOutcome) -> RunOutcome:
+    """A run its worker finished whose ``eval.json`` this process cannot see."""
+    return RunOutcome(
+        outcome.label,
+        outcome.run_dir,
+        "failed",
+        error=(
+            f"FileNotFoundError: {outcome.host} (pid {outcome.pid}) finished this run, but its "
+            f"eval.json is not in {outcome.run_dir} here: --out must be a folder every worker "
+            "and this machine share (the same path on a shared filesystem)"
+        ),
+        host=outcome.host,
+        pid=outcome.pid,
+    )

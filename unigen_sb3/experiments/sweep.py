@@ -30,6 +30,7 @@ import json
 import math
 import multiprocessing
 import os
+import random
 import socket
 import sys
 import threading
@@ -59,6 +60,8 @@ JOURNAL_NAME = "optuna.journal"
 HEARTBEAT_SECONDS = 30.0
 #: A running trial whose heartbeat is older than this is stale (its worker is gone).
 STALE_SECONDS = 600.0
+#: Attempts to open a database storage while other workers create its tables.
+RDB_OPEN_ATTEMPTS = 5
 
 
 def _pid_alive(pid: Any) -> bool:
@@ -70,7 +73,18 @@ def _pid_alive(pid: Any) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` exited but its parent has not reaped it yet (Linux ``/proc``; False
+    where unknown). ``os.kill(pid, 0)`` succeeds on such a process, so a worker killed while
+    its parent (a ``--n-jobs`` sweep, a test, a supervisor) is busy would look alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    return stat[stat.rindex(")") + 2 :].startswith("Z")  # after "pid (comm) ": the state
 
 
 def _is_stale(trial: Any, now: float, locked: bool = False) -> bool:
@@ -164,11 +178,12 @@ def check_storage(storage: str | None) -> None:
     """Refuse a ``storage`` that :func:`make_storage` cannot open, before anything is written.
 
     Accepted: None (``OUT/optuna.journal``), ``journal:PATH`` (PATH not a folder), or an
-    SQLAlchemy database URL whose dialect is installed (``sqlite:///PATH``,
-    ``postgresql://...``, ``mysql://...``); only the URL is parsed, nothing is connected.
+    SQLAlchemy database URL whose dialect and driver are installed (``sqlite:///PATH``;
+    ``postgresql://...`` with the ``postgres`` extra; ``mysql://...`` with a MySQL driver);
+    the URL is parsed and its driver imported, nothing is connected.
 
     :param storage: the storage argument.
-    :raises ValueError: saying what was wrong and what is accepted.
+    :raises ValueError: saying what was wrong and what is accepted (or what to install).
     """
     if storage is None:
         return
@@ -204,6 +219,21 @@ def check_storage(storage: str | None) -> None:
                 f"{storage!r} is an in-memory database, which workers do not share and the "
                 f"sweep does not keep; {accepted}"
             )
+    dialect: Any = url.get_dialect()
+    try:  # the driver (DBAPI module) SQLAlchemy would import on connecting
+        importer = getattr(dialect, "import_dbapi", None) or dialect.dbapi  # 1.4: dbapi()
+        importer()
+    except ImportError as exc:
+        postgres = url.get_backend_name() == "postgresql"
+        hint = (
+            "pip install 'unigen-sb3[postgres]' (psycopg 3, the driver of postgresql:// with "
+            "SQLAlchemy >= 2.1, and of postgresql+psycopg://)"
+            if postgres
+            else f"install the Python driver SQLAlchemy uses for {url.drivername!r}"
+        )
+        raise ValueError(
+            f"{storage!r}: the database driver is not installed ({exc}); {hint}"
+        ) from None
 
 
 def make_storage(storage: str | None, out: str | Path) -> Any:
@@ -227,7 +257,31 @@ def make_storage(storage: str | None, out: str | Path) -> Any:
         return optuna.storages.JournalStorage(backend)
     if path is not None:  # a SQLite file, possibly inside the --out folder this run creates
         path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(storage)
+    return _open_rdb(storage)
+
+
+def _open_rdb(url: str) -> Any:
+    """``optuna.storages.RDBStorage(url)``, retried when another worker is creating the tables.
+
+    Workers that start at once on a new database all create Optuna's tables; on PostgreSQL
+    all but one then fail with a unique violation (``pg_type_typname_nsp_index``) or a
+    "relation already exists" error (measured: 3 of 4 workers started together), so those
+    errors are retried after a short random pause, by when the tables exist.
+
+    :raises sqlalchemy.exc.IntegrityError: or ``ProgrammingError``, after
+        :data:`RDB_OPEN_ATTEMPTS` attempts.
+    """
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(1, RDB_OPEN_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError):
+            if attempt == RDB_OPEN_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.5) * attempt)
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
