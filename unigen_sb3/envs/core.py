@@ -626,6 +626,12 @@ class UniGenCore:
                     f"copy_episode_from: the source core has {name}={getattr(source, name)!r}, "
                     f"this one {getattr(self, name)!r}; both must be built with the same settings"
                 )
+        if self.dense and not source.dense:
+            raise ValueError(
+                "copy_episode_from: this core scores densely (step_components holds quality) "
+                "and needs the feature caches a lazily scoring source does not keep; build it "
+                f"with the source's step_components={source.step_components!r} (or none)"
+            )
         if (
             isinstance(row, bool)
             or not isinstance(row, int | np.integer)
