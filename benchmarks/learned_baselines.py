@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/learned_baselines.py [--runs runs/baselines] [--episodes 32]
-        [--budgets 16 64 256] [--planner-tasks unified generate edit] [--demos 512]
+        [--budgets 16 64 256] [--planner-tasks unified generate edit] [--demos 512 4096]
         [--threads 1] [--stage all|train] [--skip-training] [--set KEY=VALUE ...]
         [--output docs/baselines.md]
 
@@ -248,7 +248,14 @@ def main() -> None:
         default=list(TASKS),
         help="task sets the planner is evaluated on (its largest cost)",
     )
-    parser.add_argument("--demos", type=int, default=512)
+    parser.add_argument(
+        "--demos",
+        type=int,
+        nargs="+",
+        default=[512, 4096],
+        help="Oracle demo episodes per behaviour-cloning row (one row per count; the demos of "
+        "a smaller count are the first episodes of a larger one: the same seeds)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--stage", choices=("all", "train"), default="all")
     parser.add_argument(
@@ -287,19 +294,28 @@ def main() -> None:
 
     quickstart = load_config("quickstart", overrides)
     env = quickstart.env
-    t0 = time.perf_counter()
-    demos = collect_demos(
-        quickstart, args.runs / "demos", n_episodes=args.demos, seed=DEMO_SEED, overwrite=True
-    )
-    demo_seconds = time.perf_counter() - t0
-    bc = train_bc(args.runs / "demos", quickstart, args.runs / "bc", overwrite=True)
+    cloned: dict[int, tuple[Any, Any, float]] = {}  # count -> (demos, BC result, collect s)
+    for count in args.demos:
+        t0 = time.perf_counter()
+        demos = collect_demos(
+            quickstart,
+            args.runs / f"demos_{count}",
+            n_episodes=count,
+            seed=DEMO_SEED,
+            overwrite=True,
+        )
+        seconds = time.perf_counter() - t0
+        bc = train_bc(demos, quickstart, args.runs / f"bc_{count}", overwrite=True)
+        cloned[count] = (demos, bc, seconds)
+        print(f"bc_{count}: collected in {seconds:.0f} s, cloned in {bc.seconds:.0f} s", flush=True)
 
     models = {name: _load_model(args.runs / name) for name in RL_CONFIGS if name in timings}
     if "baseline_generate_only" in models and "baseline_edit_only" in models:
         models["router"] = TaskKindRouter(
             models["baseline_generate_only"], models["baseline_edit_only"]
         )
-    models["bc"] = _load_model(args.runs / "bc")
+    for count in args.demos:
+        models[f"bc_{count}"] = _load_model(args.runs / f"bc_{count}")
     policies: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
         name: ((lambda m=model: m), TASKS) for name, model in models.items()
     }
@@ -311,7 +327,8 @@ def main() -> None:
     policies["noop"] = (NoOpPolicy, TASKS)
     labels = dict(RL_CONFIGS)
     labels["router"] = "specialists routed by observed task kind (TaskKindRouter)"
-    labels["bc"] = "behaviour cloning from Oracle demos (PPO policy net)"
+    for count in args.demos:
+        labels[f"bc_{count}"] = f"behaviour cloning, {count} Oracle demos (PPO policy net)"
     for budget in args.budgets:
         labels[f"cem{budget}"] = f"CEM planner, {budget} reward evaluations / step (privileged)"
     labels["oracle"] = "Oracle (privileged)"
@@ -323,10 +340,12 @@ def main() -> None:
     args.runs.mkdir(parents=True, exist_ok=True)
     (args.runs / "reports.json").write_text(json.dumps(reports, indent=1, sort_keys=True))
 
-    manifest = demos.manifest
     per_row_time = []
     for row, label in labels.items():
-        train_s = demo_seconds + bc.seconds if row == "bc" else timings.get(row)
+        train_s = timings.get(row)
+        if row.startswith("bc_"):
+            _, bc, seconds = cloned[int(row[3:])]
+            train_s = seconds + bc.seconds
         sets = ", ".join(policies[row][1])
         per_row_time.append(
             f"| {label} | {'' if train_s is None else f'{train_s:.0f}'} | "
@@ -344,7 +363,7 @@ def main() -> None:
     ]
     command = (
         f"python benchmarks/learned_baselines.py --runs {args.runs} --episodes {args.episodes} "
-        f"--budgets {' '.join(map(str, args.budgets))} --demos {args.demos}"
+        f"--budgets {' '.join(map(str, args.budgets))} --demos {' '.join(map(str, args.demos))}"
         + (f" --planner-tasks {' '.join(planner_tasks)}" if planner_tasks != TASKS else "")
         + (f" --threads {args.threads}" if args.threads is not None else "")
         + (" --skip-training" if args.skip_training else "")
@@ -406,16 +425,28 @@ def main() -> None:
             "",
             "### Behaviour cloning",
             "",
-            f"Demos: {manifest['n_episodes']} Oracle episodes ({manifest['n_steps']} steps) on "
-            f"training prompts, seeds {manifest['seed']}..{manifest['seeds'][-1]}; "
-            f"{manifest['n_nearest']} of the {manifest['n_steps']} Oracle actions are not in the "
-            "`discrete` library and were replaced by the nearest library entry (largest "
-            f"parameter distance {manifest['max_param_error']:.3f}). Trained on "
-            f"{bc.train_episodes} episodes ({bc.train_samples} steps), early-stopped on "
-            f"{bc.val_episodes} held-out episodes ({bc.val_samples} steps): best epoch "
-            f"{bc.best_epoch} of {bc.epochs}, held-out accuracy {bc.val_accuracy:.3f}, "
-            f"held-out loss {bc.val_loss:.3f}. Collecting took {demo_seconds:.0f} s, training "
-            f"{bc.seconds:.0f} s.",
+            "| demo episodes (steps) | not in the library | trained on: episodes (steps) | "
+            "held out: episodes (steps) | best epoch / epochs | held-out accuracy | held-out "
+            "loss | collecting (s) | training (s) |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *[
+                f"| {d.manifest['n_episodes']} ({d.manifest['n_steps']}) | "
+                f"{d.manifest['n_nearest']} | {b.train_episodes} ({b.train_samples}) | "
+                f"{b.val_episodes} ({b.val_samples}) | {b.best_epoch} / {b.epochs} | "
+                f"{b.val_accuracy:.3f} | {b.val_loss:.3f} | {sec:.0f} | {b.seconds:.0f} |"
+                for d, b, sec in cloned.values()
+            ],
+            "",
+            f"Demos: Oracle episodes on training prompts, seeds {DEMO_SEED} onward (a smaller "
+            "set is the first episodes of a larger one). Not in the library: Oracle actions "
+            "the `discrete` encoding cannot carry, replaced by the nearest entry"
+            + (
+                " (none here: every prompt's solution is one library entry or two)"
+                if all(d.manifest["n_nearest"] == 0 for d, _, _ in cloned.values())
+                else ""
+            )
+            + ". Held-out accuracy: the share of held-out steps whose most likely action is "
+            "the Oracle's.",
             "",
             "### Wall time per row",
             "",

@@ -59,9 +59,8 @@ def test_an_unknown_name_or_a_missing_path_says_what_is_accepted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(
-        FileNotFoundError, match=r"'quikstart'.*shipped: ablation, baseline_consistency"
-    ):
+    listing = r"'quikstart'.*shipped: ablation, baseline_consistency"
+    with pytest.raises(FileNotFoundError, match=listing):
         resolve_config("quikstart")
     # The old repository path names the shipped config to use instead.
     with pytest.raises(FileNotFoundError, match=r"unigen-sb3 train quickstart"):
