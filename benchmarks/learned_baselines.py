@@ -41,6 +41,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from unigen_sb3.evaluation.baselines import TABLE_METRICS
+
 START = "<!-- learned-baselines:start (benchmarks/learned_baselines.py writes this part) -->"
 END = "<!-- learned-baselines:end -->"
 
@@ -81,15 +83,7 @@ ROWS_EXPLAINED = (
     "Budget = candidates scored per step (4 rounds of CEM).",
 )
 DEMO_SEED = 100_000  # demos come from training prompts and seeds far from the evaluation's
-COLUMNS = {
-    "reward_total": "R_total",
-    "reward_quality": "quality",
-    "reward_edit": "edit",
-    "reward_consistency": "consistency",
-    "lpips": "LPIPS dist.",
-    "attribute_accuracy": "attr. acc.",
-    "episode_length": "length",
-}
+COLUMNS = TABLE_METRICS  # the columns of the scripted baselines' comparison table
 
 
 def _load_json(path: Path) -> dict[str, Any]:
