@@ -113,6 +113,7 @@ def test_ray_gives_the_local_results(ray_instance: None, local_out: Path, tmp_pa
 # --- failures are named, not summarized; a rerun finishes only what is missing ---------------
 
 
+@pytest.mark.filterwarnings("ignore:--resume skips checkpoint:UserWarning")
 @pytest.mark.parametrize("executor", ["local", "ray"])
 def test_a_failed_run_is_named_with_its_error_and_a_rerun_finishes_the_rest(
     executor: str, request: pytest.FixtureRequest, local_out: Path, tmp_path: Path
@@ -151,6 +152,7 @@ def test_a_failed_run_is_named_with_its_error_and_a_rerun_finishes_the_rest(
     assert _results(out) == _results(local_out)
 
 
+@pytest.mark.filterwarnings("ignore:--resume skips checkpoint:UserWarning")
 def test_cli_exits_1_naming_the_failed_run_with_its_traceback(
     local_out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -298,3 +300,34 @@ def test_bad_run_resources_are_config_errors(override: str, path: str, message: 
     with pytest.raises(ConfigError) as info:
         _config(override)
     assert info.value.path == path and message in info.value.message
+
+
+class _FakeRay:
+    """What the ray executor asks of the ``ray`` module before submitting anything."""
+
+    def __init__(self, resources: dict[str, float], error: Exception | None = None) -> None:
+        self.resources, self.error = resources, error
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **_kwargs: object) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+def test_ray_runs_no_node_can_hold_or_an_unreachable_cluster_are_refused() -> None:
+    from unigen_sb3.experiments.executors import _check_ray_resources, _connect_ray
+
+    no_gpu = _FakeRay({"CPU": 2.0})
+    with pytest.raises(ExecutorError, match=r"ablation\.num_gpus=1 \(the cluster has 0\)"):
+        _check_ray_resources(no_gpu, 1.0, 1.0, ours=True)  # a local instance: never
+    with pytest.warns(UserWarning, match=r"unless the cluster adds nodes"):
+        _check_ray_resources(no_gpu, 1.0, 1.0, ours=False)  # a cluster may scale up
+    _check_ray_resources(no_gpu, 2.0, 0.0, ours=True)
+    gone = _FakeRay({}, ConnectionError("Could not find any running Ray instance."))
+    with pytest.raises(ExecutorError, match=r"cannot reach a Ray cluster at --address auto: "):
+        _connect_ray(gone, "auto")

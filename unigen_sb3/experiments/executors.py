@@ -374,6 +374,7 @@ def _run_processes(
         on_result(outcome)
         if outcome.error is not None and outcome.error.startswith("WorkerDied"):
             workers.remove(worker)  # a new one takes its place if runs are left
+            worker.conn.close()
 
     def assign(worker: _Worker) -> None:
         task = pending.popleft()
@@ -382,6 +383,8 @@ def _run_processes(
         except (OSError, EOFError, ValueError):  # it died while idle: the task waits again
             worker.task = None
             workers.remove(worker)
+            worker.conn.close()
+            worker.proc.join(timeout=10)
             pending.appendleft(task)
             return
         on_start(task)
