@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch as th
 from cli_support import REPO
 
@@ -44,3 +45,30 @@ def test_smoke_mode_tabulates_every_method(tmp_path: Path) -> None:
         for _kind, shares, steps in rows:
             values = [float(v) for v in shares.split("|")]
             assert len(values) == len(bench.OPS) and abs(sum(values) - 1) < 0.03 and int(steps) > 0
+
+
+def test_parallel_jobs_give_the_serial_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--jobs 2 --threads 1`` (runs in spawned processes) tabulates what ``--jobs 1`` does."""
+    th.set_num_threads(1)
+    # Spawned workers import the benchmark by its module name, from the parent's sys.path.
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    bench = _load_benchmark()
+    methods = list(bench.METHODS)[:2]
+    tables = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}.md"
+        argv = ["--smoke", "--tasks", "edit", "--methods", *methods]
+        assert bench.main([*argv, "--jobs", jobs, "--threads", "1", "--output", str(out)]) == 0
+        # Everything but the first paragraph, which names the command and the wall time.
+        tables.append(out.read_text().split("\n\n", 2)[2])
+    assert "| edit | " in tables[0]
+    assert tables[0] == tables[1]
+
+
+def test_jobs_and_threads_must_be_positive() -> None:
+    bench = _load_benchmark()
+    for flag in ("--jobs", "--threads"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--smoke", flag, "0"])
