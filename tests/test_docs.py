@@ -109,7 +109,9 @@ def _run_shell(block: Block) -> None:
             "the block <!-- docs-test: skip: REASON -->"
         )
         argv = words[1:]
-        if argv and argv[0] in ("train", "eval", "ablate", "sweep"):
+        # `eval --pretrained` takes no overrides (it reproduces the shipped eval.json); the
+        # episode cap below still applies to it.
+        if argv and argv[0] in ("train", "eval", "ablate", "sweep") and "--pretrained" not in argv:
             argv += sets(CLI_BUDGET)
         try:
             code = main(argv)

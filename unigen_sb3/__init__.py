@@ -33,6 +33,7 @@ from unigen_sb3.callbacks import (  # noqa: E402
 )
 from unigen_sb3.configs import ConfigError, ExperimentConfig, load_config  # noqa: E402
 from unigen_sb3.evaluation import evaluate_unigen, stability_summary  # noqa: E402
+from unigen_sb3.pretrained import evaluate_pretrained, load_pretrained  # noqa: E402
 
 __all__ = [
     "ACTION_ENCODINGS",
@@ -53,8 +54,10 @@ __all__ = [
     "UniGenVecEnv",
     "UnifiedRewardWrapper",
     "VecUnifiedReward",
+    "evaluate_pretrained",
     "evaluate_unigen",
     "load_config",
+    "load_pretrained",
     "make_codec",
     "make_unigen_env",
     "make_unigen_vec_env",

@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from unigen_sb3.pretrained import PRETRAINED
+
 __all__ = ["build_parser", "main"]
 
 EXIT_RUNS_FAILED = 1  # ablate: runs failed, the others finished
@@ -151,9 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     _trust(p)
 
-    p = sub.add_parser("eval", help="evaluate a run directory or a model .zip")
-    p.add_argument("target", type=Path, help="run directory or model .zip")
-    _common(p, "folder for eval.json (default: the run directory)")
+    p = sub.add_parser("eval", help="evaluate a run directory, a model .zip or a shipped agent")
+    p.add_argument("target", type=Path, nargs="?", help="run directory or model .zip")
+    p.add_argument(
+        "--pretrained",
+        choices=sorted(PRETRAINED),
+        default=None,
+        metavar="NAME",
+        help="evaluate a checkpoint shipped with the package instead of TARGET, on the CPU, "
+        f"with its own config: it reproduces the eval.json it ships with ({sorted(PRETRAINED)})",
+    )
+    _common(
+        p,
+        "folder for eval.json (default: the run directory; runs/pretrained_NAME for --pretrained)",
+    )
     p.add_argument(
         "--config", type=Path, default=None, help="config (file or shipped name) for a .zip"
     )
@@ -314,9 +327,42 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage_error(command: str, message: str) -> int:
+    print(f"unigen-sb3 {command}: error: {message}", file=sys.stderr)
+    return EXIT_CONFIG_ERROR
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from unigen_sb3.experiments.runner import evaluate_run
 
+    if args.pretrained is not None:
+        from unigen_sb3.pretrained import evaluate_pretrained
+
+        given = [
+            flag
+            for flag, value in (
+                ("TARGET", args.target),
+                ("--config", args.config),
+                ("--set", args.overrides),
+                ("--threads", args.threads),
+                ("--trust-artifacts", args.trust_artifacts),
+            )
+            if value
+        ]
+        if given:
+            return _usage_error(
+                "eval",
+                f"--pretrained {args.pretrained} evaluates the checkpoint with its own config; "
+                f"leave out {', '.join(given)}",
+            )
+        out = args.out or Path("runs") / f"pretrained_{args.pretrained}"
+        results, path = evaluate_pretrained(args.pretrained, out=out)
+        print(f"{path}: {_summary(results)}")
+        return 0
+    if args.target is None:
+        return _usage_error(
+            "eval", "give a TARGET (a run directory or a model .zip) or --pretrained"
+        )
     results, path = evaluate_run(
         args.target,
         out=args.out,
