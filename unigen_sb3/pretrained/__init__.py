@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,11 +52,16 @@ class PretrainedAgent:
     :param name: its name (``load_pretrained(name)``, ``--pretrained name``).
     :param sha256: the SHA-256 of its ``model.zip``.
     :param summary: what it is, in one line.
+    :param cpu_capability: ``torch.backends.cpu.get_cpu_capability()`` where its ``eval.json``
+        was written (e.g. ``"AVX2"``). CPUs of another capability run other convolution
+        kernels, whose float sums can differ in the last digits; ``eval.json`` is reproduced
+        byte for byte on a CPU of this capability.
     """
 
     name: str
     sha256: str
     summary: str
+    cpu_capability: str
 
 
 #: The shipped checkpoints by name.
@@ -67,6 +73,7 @@ PRETRAINED: dict[str, PretrainedAgent] = {
             sha256="146f47d15972f4e4b0e869fa3dd8a0901d1b4a083442134ddf176a10a7003578",
             summary="quickstart's PPO CnnPolicy network (discrete encoding, unified task, "
             "48x48) trained by behaviour cloning on 4096 Oracle demonstrations",
+            cpu_capability="AVX2",
         ),
     )
 }
@@ -142,14 +149,26 @@ def evaluate_pretrained(name: str = "unified", *, out: str | Path) -> tuple[dict
     """Evaluate checkpoint ``name`` as ``unigen-sb3 eval`` evaluates a run, on the CPU.
 
     Same seeding, episodes and metrics as the ``eval.json`` it ships with, which this
-    reproduces byte for byte on a CPU.
+    reproduces byte for byte on a CPU of the capability it was written on
+    (:attr:`PretrainedAgent.cpu_capability`); on another, a warning says that the last
+    digits may differ.
 
     :param out: the folder for ``eval.json`` (created when missing).
     :return: ``(results, path of eval.json)``.
     """
+    import torch
+
     from unigen_sb3.experiments.runner import apply_torch_threads, evaluate_model
     from unigen_sb3.experiments.seeding import seed_everything
 
+    here = torch.backends.cpu.get_cpu_capability()
+    if here != PRETRAINED[name].cpu_capability:
+        warnings.warn(
+            f"this CPU's capability is {here}, the shipped eval.json of {name!r} was written on "
+            f"{PRETRAINED[name].cpu_capability}: other convolution kernels, so its numbers may "
+            "differ from the shipped ones in the last digits",
+            stacklevel=2,
+        )
     config = pretrained_config(name)
     apply_torch_threads(config)
     seed_everything(config.seed, strict=config.strict_determinism)
