@@ -26,6 +26,10 @@ def test_ctrl_c_on_the_cli_saves_the_model_and_exits_130(tmp_path: Path) -> None
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(),
+        # A suite started in the background by a shell without job control inherits SIGINT
+        # ignored, and Python then keeps it ignored: Ctrl-C would never reach the CLI. This
+        # test is about what the CLI does on Ctrl-C, so it gets the default disposition.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
