@@ -3,7 +3,8 @@
 Usage::
 
     python scripts/package_pretrained.py RUN_DIR --name unified
-    # then: put the printed SHA-256 into unigen_sb3/pretrained/__init__.py (PRETRAINED), and
+    # then: put the printed SHA-256 and this CPU's capability into PRETRAINED
+    # (unigen_sb3/pretrained/__init__.py), and
     unigen-sb3 eval --pretrained unified --out unigen_sb3/pretrained/unified
 
 Writes ``unigen_sb3/pretrained/NAME/model.zip`` and ``config.yaml``:
@@ -13,7 +14,9 @@ Writes ``unigen_sb3/pretrained/NAME/model.zip`` and ``config.yaml``:
   place, so the file holds the policy's weights and a few bytes of optimizer settings (SB3's
   loader wants an optimizer entry). The policy, and so every action, is unchanged.
 - the config is the run's, with ``training.torch_threads: 1`` (an evaluation's last digits
-  depend on the thread count; one thread gives the same eval.json on any machine).
+  depend on the thread count, and on the CPU's kernels: set ``cpu_capability`` in
+  ``PRETRAINED`` to ``torch.backends.cpu.get_cpu_capability()`` of the machine that writes
+  ``eval.json``).
 
 ``eval.json`` is then written by ``unigen-sb3 eval --pretrained NAME`` itself, the command a
 user runs to reproduce it.
