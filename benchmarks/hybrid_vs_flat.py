@@ -152,16 +152,13 @@ def train_and_score(
     eval_seed: int,
     ref: Reference,
     counts: dict[str, Counter[int]],
-    threads: int | None = None,
 ) -> Run:
     """Train one method on one seed up to the last budget, scoring it on the way.
 
     Built exactly as ``unigen-sb3 train`` builds it (seeding, shaping with the algorithm's
     gamma, the batched training VecEnv, the model); the ops of the last evaluation are
-    added to ``counts``. ``threads``: torch's CPU threads for this run (None: leave them).
+    added to ``counts``.
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
     seed_everything(config.seed)
     cls, _ = check_experiment(config)
     shaping = make_shaping(config, algorithm_gamma(cls, config.algorithm.kwargs))
@@ -315,7 +312,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _unit(
     base: list[str], method: str, task: str, seed: int, args: argparse.Namespace, ref: Reference
 ) -> tuple[Run, dict[str, Counter[int]]]:
-    """One (task, method, seed) run: its scores and its op counts by task kind."""
+    """One (task, method, seed) run, with ``--threads`` torch threads (also in a spawned
+    worker): its scores and its op counts by task kind."""
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     per_kind: dict[str, Counter[int]] = {}
     run = train_and_score(
         method_config(base, method, task, seed),
@@ -325,7 +325,6 @@ def _unit(
         args.eval_seed,
         ref,
         per_kind,
-        args.threads,
     )
     return run, per_kind
 

@@ -17,6 +17,7 @@ from stable_baselines3 import PPO
 import unigen_sb3
 from unigen_sb3.cli import main
 from unigen_sb3.experiments.rundir import ArtifactError, sha256_file
+from unigen_sb3.experiments.runner import _flatten
 from unigen_sb3.make import make_unigen_vec_env
 from unigen_sb3.pretrained import (
     PRETRAINED,
@@ -38,16 +39,6 @@ def test_every_shipped_file_is_there_and_the_model_has_its_recorded_digest() -> 
         assert (folder / "model.zip").stat().st_size < 4_000_000
 
 
-def _numbers(tree: object, prefix: str = "") -> dict[str, float]:
-    if isinstance(tree, dict):
-        return {
-            k: v for key, sub in tree.items() for k, v in _numbers(sub, f"{prefix}/{key}").items()
-        }
-    if isinstance(tree, (int, float)) and not isinstance(tree, bool):
-        return {prefix: float(tree)}
-    return {}
-
-
 def test_eval_pretrained_reproduces_the_shipped_eval_json(tmp_path: Path) -> None:
     import torch as th
 
@@ -58,11 +49,14 @@ def test_eval_pretrained_reproduces_the_shipped_eval_json(tmp_path: Path) -> Non
     else:  # other kernels: the same numbers up to float32 rounding, and a warning says so
         with pytest.warns(UserWarning, match="may differ"):
             assert main(["eval", "--pretrained", "unified", "--out", str(tmp_path)]) == 0
-        ours = _numbers(json.loads((tmp_path / "eval.json").read_text()))
-        theirs = _numbers(json.loads(shipped))
+        ours = _flatten(json.loads((tmp_path / "eval.json").read_text()))
+        theirs = _flatten(json.loads(shipped))
         assert ours.keys() == theirs.keys()
         for key, value in theirs.items():
-            assert ours[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+            if isinstance(value, float):
+                assert ours[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+            else:
+                assert ours[key] == value, key
 
 
 def test_the_card_quotes_the_shipped_scores() -> None:
@@ -107,6 +101,9 @@ def test_unknown_names_and_misused_flags(
 ) -> None:
     with pytest.raises(ValueError, match=r"no pretrained agent 'nope'; shipped: \['unified'\]"):
         load_pretrained("nope")
+    with pytest.raises(ValueError, match=r"no pretrained agent 'nope'"):
+        unigen_sb3.evaluate_pretrained("nope", out=tmp_path)
+    assert not (tmp_path / "eval.json").exists()
     with pytest.raises(SystemExit):  # argparse: not one of the choices
         main(["eval", "--pretrained", "nope"])
     capsys.readouterr()

@@ -328,6 +328,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _usage_error(command: str, message: str) -> int:
+    """Print ``unigen-sb3 COMMAND: error: MESSAGE`` to stderr; return the exit code 2."""
     print(f"unigen-sb3 {command}: error: {message}", file=sys.stderr)
     return EXIT_CONFIG_ERROR
 
@@ -590,12 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_failures(exc)
         return EXIT_RUNS_FAILED
     except (ConfigError, ExecutorError, RunDirError, FileNotFoundError, FileExistsError) as exc:
-        print(f"unigen-sb3 {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return _usage_error(args.command, str(exc))
     except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         # A read-only --out, a folder where a file belongs...: the user's to fix.
-        print(f"unigen-sb3 {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return _usage_error(args.command, str(exc))
     except KeyboardInterrupt:
         print(f"unigen-sb3 {args.command}: interrupted", file=sys.stderr)
         return signals.exit_code()

@@ -789,12 +789,27 @@ def evaluate_run(
     if config_path is None and (folder / "config.yaml").exists():
         config_path = folder / "config.yaml"
     config = load_config(config_path, overrides)
-    cls = get_algorithm_class(config.algorithm.name)
+    get_algorithm_class(config.algorithm.name)  # an unknown algorithm fails before the check
     _verify_model(model_path, trust_artifacts)
+    return evaluate_checkpoint(model_path, config, Path(out) if out is not None else folder)
+
+
+def evaluate_checkpoint(
+    model_path: Path, config: ExperimentConfig, dest: Path
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate a verified model file under ``config`` into ``dest/eval.json``.
+
+    The steps every evaluation of a saved model takes, in this order (the evaluation's
+    numbers depend on it): torch threads from the config, seeding, loading the model on
+    ``training.device``, :func:`evaluate_model`. The caller checks the file first (loading an
+    SB3 zip runs its pickled code).
+
+    :return: ``(results, path of eval.json)``.
+    """
+    cls = get_algorithm_class(config.algorithm.name)
     apply_torch_threads(config)
     seed_everything(config.seed, strict=config.strict_determinism)
     model = cls.load(model_path, device=config.training.device)
-    dest = Path(out) if out is not None else folder
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "eval.json"
     return evaluate_model(model, config, path=path), path

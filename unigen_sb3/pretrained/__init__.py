@@ -155,25 +155,21 @@ def evaluate_pretrained(name: str = "unified", *, out: str | Path) -> tuple[dict
 
     :param out: the folder for ``eval.json`` (created when missing).
     :return: ``(results, path of eval.json)``.
+    :raises ValueError: for an unknown name.
+    :raises ArtifactError: if ``model.zip`` does not have the SHA-256 the package records.
     """
     import torch
 
-    from unigen_sb3.experiments.runner import apply_torch_threads, evaluate_model
-    from unigen_sb3.experiments.seeding import seed_everything
+    from unigen_sb3.experiments.runner import evaluate_checkpoint
 
+    agent = _agent(name)
     here = torch.backends.cpu.get_cpu_capability()
-    if here != PRETRAINED[name].cpu_capability:
+    if here != agent.cpu_capability:
         warnings.warn(
             f"this CPU's capability is {here}, the shipped eval.json of {name!r} was written on "
-            f"{PRETRAINED[name].cpu_capability}: other convolution kernels, so its numbers may "
+            f"{agent.cpu_capability}: other convolution kernels, so its numbers may "
             "differ from the shipped ones in the last digits",
             stacklevel=2,
         )
-    config = pretrained_config(name)
-    apply_torch_threads(config)
-    seed_everything(config.seed, strict=config.strict_determinism)
-    model = load_pretrained(name)
-    dest = Path(out)
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / "eval.json"
-    return evaluate_model(model, config, path=path), path
+    # pretrained_config puts the model on the CPU (training.device), as load_pretrained does.
+    return evaluate_checkpoint(_verified_model(name), pretrained_config(name), Path(out))
