@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.unigen-installed
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv clean evidence evidence-quick
 
 venv: $(STAMP)
 
@@ -30,6 +30,17 @@ lint: $(STAMP)
 # a minute of it).
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# The evidence suite (docs/evidence.md): every config of configs/evidence/ over 5 seeds, the
+# baselines, then docs/results.md. About 2 hours on 2 CPU cores; running it again finishes
+# what is missing. evidence-quick: the same plan at smoke size, a few minutes (not evidence).
+evidence: $(STAMP)
+	$(BIN)/python benchmarks/evidence.py --out runs/evidence
+	$(BIN)/unigen-sb3 report runs/evidence --out docs
+
+evidence-quick: $(STAMP)
+	$(BIN)/python benchmarks/evidence.py --quick --out runs/evidence_quick
+	$(BIN)/unigen-sb3 report runs/evidence_quick --out runs/evidence_quick/report
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -259,8 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
 
-    p = sub.add_parser("report", help="markdown and plots from runs, ablations and sweeps")
-    p.add_argument("runs", type=Path, nargs="+", help="run, ablation or sweep folders")
+    p = sub.add_parser(
+        "report",
+        help="markdown and plots from runs, ablations and sweeps; the results page "
+        "(results.md) from one evidence folder",
+    )
+    p.add_argument(
+        "runs",
+        type=Path,
+        nargs="+",
+        help="run, ablation or sweep folders, or one evidence folder (holding evidence.json)",
+    )
     _common(p, "report folder (default: the first folder given)", overrides=False)
 
     p = sub.add_parser("configs", help="list the shipped configs, or copy one out for editing")
@@ -474,9 +483,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from unigen_sb3.experiments.report import MATPLOTLIB_MISSING, plotting_available, write_report
+    from unigen_sb3.experiments.results import MANIFEST_NAME, read_manifest
 
     if not plotting_available():
         print(f"unigen-sb3 report: warning: {MATPLOTLIB_MISSING}", file=sys.stderr)
+    if len(args.runs) == 1 and (args.runs[0] / MANIFEST_NAME).is_file():
+        try:  # an evidence folder: write_report writes its results page; check it first
+            read_manifest(args.runs[0] / MANIFEST_NAME)
+        except ValueError as exc:
+            return _usage_error("report", str(exc))
     path = write_report(args.runs, args.out or args.runs[0])
     print(path)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,13 @@ class UniGenEvalCallback(BaseCallback):
     :param codec: as in ``evaluate_unigen`` (an action encoding name; default the spec's).
     :param deterministic: passed to ``predict``.
     :param eval_at_end: also evaluate when training ends (if the last step was not evaluated).
+    :param early_stop_patience: an int ``K`` turns on early stopping: the model is also
+        evaluated when training starts, training stops after ``K`` evaluations in a row
+        without a new best mean R_total, and when training ends the policy weights of the
+        best evaluation are loaded back into the model (the report's ``"best"`` says which:
+        ``{"timesteps", "reward_total"}``; ``"stopped_early"`` whether it stopped). The
+        best weights live in memory: a run resumed from a checkpoint starts a new record.
+        Give it tasks the final evaluation does not score (``seed``).
     :param verbose: 1 prints each evaluation's mean R_total.
 
     Example:
@@ -58,9 +66,18 @@ class UniGenEvalCallback(BaseCallback):
         codec: str | None = None,
         deterministic: bool = True,
         eval_at_end: bool = True,
+        early_stop_patience: int | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
+        if early_stop_patience is not None and (
+            isinstance(early_stop_patience, bool)
+            or not isinstance(early_stop_patience, int)
+            or early_stop_patience < 1
+        ):
+            raise ValueError(
+                f"early_stop_patience={early_stop_patience!r} must be None or an int >= 1"
+            )
         if not isinstance(eval_freq, int) or eval_freq < 1:
             raise ValueError(f"eval_freq={eval_freq!r} must be an int >= 1")
         if not isinstance(n_episodes, int) or n_episodes < 2:
@@ -74,6 +91,13 @@ class UniGenEvalCallback(BaseCallback):
         self.codec = codec
         self.deterministic = deterministic
         self.eval_at_end = eval_at_end
+        self.early_stop_patience = early_stop_patience
+        #: ``(timesteps, mean R_total)`` of the best evaluation so far (early stopping only).
+        self.best: tuple[int, float] | None = None
+        #: Whether training was stopped early.
+        self.stopped_early = False
+        self._best_state: dict[str, Any] | None = None
+        self._since_best = 0
         #: ``[[timesteps, mean R_total], ...]``, one entry per evaluation.
         self.history: list[list[float]] = []
         #: The latest report (with ``history``), or None before the first evaluation.
@@ -111,6 +135,15 @@ class UniGenEvalCallback(BaseCallback):
         self.history.append([float(self.num_timesteps), score])
         report["history"] = [list(point) for point in self.history]
         report["timesteps"] = self.num_timesteps
+        if self.early_stop_patience is not None:
+            if self.best is None or score > self.best[1]:
+                self.best = (int(self.num_timesteps), score)
+                self._best_state = copy.deepcopy(self.model.policy.state_dict())
+                self._since_best = 0
+            else:
+                self._since_best += 1
+            report["best"] = {"timesteps": self.best[0], "reward_total": self.best[1]}
+            report["stopped_early"] = self.stopped_early
         self.last_report = report
         self._last_eval_timesteps = self.num_timesteps
         if self.json_path is not None:
@@ -120,11 +153,35 @@ class UniGenEvalCallback(BaseCallback):
             print(f"Eval num_timesteps={self.num_timesteps}, mean R_total={score:.4f}")
         return report
 
+    def _on_training_start(self) -> None:
+        if self.early_stop_patience is not None and self._last_eval_timesteps < 0:
+            self.evaluate()  # the starting policy is a candidate too
+
     def _on_step(self) -> bool:
         if self.n_calls % self.eval_freq == 0:
             self.evaluate()
+            if (
+                self.early_stop_patience is not None
+                and self._since_best >= self.early_stop_patience
+            ):
+                self.stopped_early = True
+                if self.last_report is not None and self.json_path is not None:
+                    self.last_report["stopped_early"] = True
+                    write_report(self.last_report, self.json_path)
+                if self.verbose >= 1:
+                    print(
+                        f"Early stop at num_timesteps={self.num_timesteps}: "
+                        f"{self._since_best} evaluations without a new best"
+                    )
+                return False
         return True
 
     def _on_training_end(self) -> None:
-        if self.eval_at_end and self._last_eval_timesteps != self.num_timesteps:
+        if (
+            self.eval_at_end
+            and not self.stopped_early
+            and self._last_eval_timesteps != self.num_timesteps
+        ):
             self.evaluate()
+        if self._best_state is not None:
+            self.model.policy.load_state_dict(self._best_state)

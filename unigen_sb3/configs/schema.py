@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ __all__ = [
     "SweepConfig",
     "TrainingConfig",
     "WandbConfig",
+    "WarmStartConfig",
     "config_to_dict",
     "validate_config",
 ]
@@ -178,6 +180,23 @@ class AlgorithmConfig:
 
 
 @dataclass
+class WarmStartConfig:
+    """Behaviour cloning before RL (:mod:`unigen_sb3.experiments.warm_start`).
+
+    ``demos: 0`` turns it off. Otherwise a fresh run first clones ``demos`` Oracle episodes
+    into the policy (PPO and A2C), then trains only the value head for ``critic_warmup``
+    timesteps (counted in ``total_timesteps``), then runs the algorithm on every parameter.
+    """
+
+    demos: int = field(metadata=_range(0, 1_000_000, "more demonstrations than fit in memory"))
+    bc_epochs: int = field(metadata=_range(1))
+    bc_patience: int = field(metadata=_range(1))
+    bc_learning_rate: float = field(metadata=_range(0.0, 1.0))
+    critic_warmup: int = field(metadata=_range(0))
+    critic_learning_rate: float = field(metadata=_range(0.0, 1.0))
+
+
+@dataclass
 class TrainingConfig:
     """Budget, vectorization, checkpointing and logging of ``train``."""
 
@@ -202,6 +221,7 @@ class TrainingConfig:
     progress_bar: bool
     tensorboard: bool
     torch_threads: int | None = field(metadata=_range(1))
+    warm_start: WarmStartConfig
 
 
 @dataclass
@@ -214,6 +234,7 @@ class CallbacksConfig:
     eval: bool
     eval_freq: int = field(metadata=_range(1))
     eval_episodes: int = field(metadata=_range(2))  # the set metrics need two episodes
+    early_stop_patience: int | None = field(metadata=_range(1))
 
 
 @dataclass
@@ -246,6 +267,7 @@ class AblationConfig:
 
     drop: list[str] = field(metadata=_choices(COMPONENT_NAMES))
     weight_grid: list[dict[str, float]]
+    variants: dict[str, dict[str, Any]]
     n_seeds: int = field(metadata=_range(1))
     num_cpus: float = field(
         metadata=_range(
@@ -502,6 +524,37 @@ def _check_weights(
     return {n: float(weights[n]) for n in COMPONENT_NAMES}
 
 
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: Keys an ablation variant may not set: the plan itself, the seed the plan sets per run, and
+#: the evaluation (every variant is scored on the same tasks with the same weights).
+_VARIANT_FORBIDDEN = ("seed", "ablation", "sweep", "evaluation")
+
+
+def _check_variant_names(variants: dict[str, dict[str, Any]], path: str) -> None:
+    """Each variant is a folder ``OUT/<name>/`` and sets dotted keys of the run config."""
+    for name, overrides in variants.items():
+        if not _VARIANT_NAME.fullmatch(name) or name in (".", ".."):
+            raise ConfigError(
+                f"{path}.{name}",
+                "a variant name is a folder name: 1-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit",
+            )
+        if not overrides:
+            raise ConfigError(
+                f"{path}.{name}",
+                "sets no key; give {dotted.key: value, ...} (the base config is the 'full' "
+                "variant already)",
+            )
+        for key in overrides:
+            if key.split(".")[0] in _VARIANT_FORBIDDEN:
+                raise ConfigError(
+                    f"{path}.{name}.{key}",
+                    f"a variant cannot set {', '.join(_VARIANT_FORBIDDEN)}: the ablation sets "
+                    "each run's seed, is the plan, and scores every variant on the same "
+                    "evaluation; set a training, env, reward, algorithm or callbacks key",
+                )
+
+
 def _check_search_space(space: dict[str, dict[str, Any]], path: str) -> None:
     allowed = {"type", "low", "high", "log", "choices"}
     for name, spec in space.items():
@@ -562,6 +615,7 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
             f"{cfg.ablation.num_cpus!r} must be > 0: a run needs some CPU (a fraction such as "
             "0.5 lets two runs share a core under --executor ray)",
         )
+    _check_variant_names(cfg.ablation.variants, "ablation.variants")
     _check_search_space(cfg.sweep.search_space, "sweep.search_space")
     return cfg
 

@@ -25,7 +25,14 @@ from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.unifier import validate_weights
 from unigen_sb3.utils import atomic_write_text
 
-__all__ = ["AblationError", "ablation_variants", "run_ablation", "run_threads", "summarize_runs"]
+__all__ = [
+    "AblationError",
+    "ablation_variants",
+    "run_ablation",
+    "run_threads",
+    "summarize_runs",
+    "variant_overrides",
+]
 
 
 class AblationError(RuntimeError):
@@ -51,16 +58,38 @@ class AblationError(RuntimeError):
         )
 
 
+#: The folder of an ablation where runs of one seed share their behaviour cloning
+#: (``training.warm_start``: the cloning does not depend on the reward).
+WARM_START_CACHE = "warm_start_cache"
+
+
 def _name(weights: dict[str, float]) -> str:
     return "w_" + "_".join(f"{n[0]}{weights[n]:.3g}" for n in COMPONENT_NAMES)
 
 
+def variant_overrides(config: ExperimentConfig) -> dict[str, dict[str, Any]]:
+    """The settings each variant changes besides its weights: ``ablation.variants`` entries'
+    ``{dotted.key: value}``; ``{}`` for ``full``, the drops and the grid.
+
+    :param config: the base config.
+    :return: variant name -> overrides, for every name :func:`ablation_variants` returns.
+    """
+    return {
+        name: dict(config.ablation.variants.get(name, {}))
+        for name, _weights in ablation_variants(config)
+    }
+
+
 def ablation_variants(config: ExperimentConfig) -> list[tuple[str, dict[str, float]]]:
-    """The variants ``ablate`` runs: ``full``, ``no_<component>`` per drop, then the grid.
+    """The variants ``ablate`` runs: ``full``, ``no_<component>`` per drop, the grid, then
+    the named ``ablation.variants``.
 
     Dropping a component sets its weight to 0 and rescales the others to sum 1. Grid entries
     are named ``w_q<quality>_e<edit>_c<consistency>`` with 3 significant digits; two entries
-    (or two drops) that get the same name are refused, never silently merged.
+    (or two drops) that get the same name are refused, never silently merged. A named variant
+    (``ablation.variants``, e.g. ``no_shaping: {reward.shaping.enabled: false}``) trains the
+    base config with its dotted keys set; its weights are the base weights unless it sets
+    ``reward.weights``. Every key must be one the config accepts, checked here.
 
     :param config: the base config.
     :return: ``(name, weights)`` pairs, names unique.
@@ -114,7 +143,46 @@ def ablation_variants(config: ExperimentConfig) -> list[tuple[str, dict[str, flo
             )
         variants.append((name, dict(weights)))
         origins[name] = here
+    for name, overrides in config.ablation.variants.items():
+        here = f"ablation.variants.{name}"
+        if name in origins:
+            raise ConfigError(
+                here, f"the name {name!r} is taken by {origins[name]}; choose another name"
+            )
+        changed = _apply_variant(config_to_dict(config), name, overrides)
+        variants.append((name, changed.reward.effective_weights()))
+        origins[name] = here
     return variants
+
+
+def _apply_variant(data: dict[str, Any], name: str, overrides: dict[str, Any]) -> ExperimentConfig:
+    """``data`` with the variant's dotted keys set, validated (errors name the variant)."""
+    out = json.loads(json.dumps(data))  # deep copy of plain values
+    for key, value in overrides.items():
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"ablation.variants.{name}.{key}",
+                    f"{'.'.join(parts[: i + 1])!r} is not a mapping of the config, so {key!r} "
+                    "is not a key it has",
+                )
+            node = child
+        if parts[-1] not in node:
+            raise ConfigError(
+                f"ablation.variants.{name}.{key}",
+                f"the config has no key {key!r}; accepted keys under "
+                f"{'.'.join(parts[:-1]) or 'the root'}: {sorted(node)}",
+            )
+        node[parts[-1]] = value
+    try:
+        return load_config(out)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"ablation.variants.{name}", f"the variant's config is refused: {exc}"
+        ) from None
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -171,9 +239,16 @@ def run_threads(config: ExperimentConfig) -> int:
 
 
 def _variant_config(
-    base: dict[str, Any], weights: dict[str, float], base_weights: dict[str, float], seed: int
+    base: dict[str, Any],
+    weights: dict[str, float],
+    base_weights: dict[str, float],
+    seed: int,
+    overrides: dict[str, Any] | None = None,
+    name: str = "",
 ) -> ExperimentConfig:
     data = json.loads(json.dumps(base))  # deep copy of plain values
+    if overrides:
+        data = config_to_dict(_apply_variant(data, name, overrides))
     data["seed"] = seed
     data["reward"]["weights"] = weights
     data["reward"]["normalize_weights"] = False
@@ -272,6 +347,7 @@ def run_ablation(
 
     check_executor(executor, address, max_parallel)
     variants = ablation_variants(config)
+    overrides = variant_overrides(config)
     check_experiment(config)
     out = Path(out)
     base = config_to_dict(config)
@@ -282,9 +358,11 @@ def run_ablation(
         runs = []
         for seed in seeds:
             run_path = out / name / f"seed_{seed}"
-            variant = _variant_config(base, weights, base_weights, seed)
+            variant = _variant_config(base, weights, base_weights, seed, overrides[name], name)
             _check_existing_run(run_path, variant)
             runs.append((run_path, variant))
+        if overrides[name]:  # a variant's own settings must train too, refused up front
+            check_experiment(runs[0][1])
         plan.append((name, weights, runs))
     out.mkdir(parents=True, exist_ok=True)
     argv = tuple(sys.argv)
@@ -296,7 +374,15 @@ def run_ablation(
                 if on_result is not None:
                     on_result(RunOutcome(label, str(run_path), "completed", reused=True))
                 continue
-            tasks.append(RunTask(label, str(run_path.resolve()), config_to_dict(variant), argv))
+            tasks.append(
+                RunTask(
+                    label,
+                    str(run_path.resolve()),
+                    config_to_dict(variant),
+                    argv,
+                    warm_start_cache=str((out / WARM_START_CACHE).resolve()),
+                )
+            )
     outcomes = execute(
         tasks,
         executor,
@@ -323,6 +409,7 @@ def run_ablation(
             runs_done.append(str(run_path.relative_to(out)))
         summary["variants"][name] = {
             "weights": weights,
+            "overrides": overrides[name],
             "runs": runs_done,
             "metrics": summarize_runs(evals),
         }

@@ -48,7 +48,7 @@ from unigen_sb3.experiments.seeding import seed_everything
 from unigen_sb3.make import build_vec_env
 from unigen_sb3.utils import atomic_write_text, is_int
 
-__all__ = ["BC_REPORT_NAME", "BCResult", "train_bc"]
+__all__ = ["BC_REPORT_NAME", "BCResult", "PolicyFit", "fit_policy", "train_bc"]
 
 #: The behaviour-cloning report written into the run directory.
 BC_REPORT_NAME = "bc.json"
@@ -136,6 +136,99 @@ def _nll(
         mode = dist.mode().reshape(acts.shape)
         hits = (mode == acts).reshape(acts.shape[0], -1).all(dim=1)
     return loss, hits
+
+
+@dataclass
+class PolicyFit:
+    """What :func:`fit_policy` did: the split, the learning curve and the epoch kept."""
+
+    train_episodes: np.ndarray
+    val_episodes: np.ndarray
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    history: list[dict[str, Any]]
+    best_epoch: int
+    val_loss: float
+    val_accuracy: float | None
+
+
+def fit_policy(
+    model: BaseAlgorithm,
+    demo: DemoSet,
+    *,
+    seed: int,
+    val_fraction: float = 0.2,
+    max_epochs: int = 30,
+    patience: int = 3,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+) -> PolicyFit:
+    """Fit ``model``'s policy to the demonstrated actions in place (maximum likelihood).
+
+    Demo episodes are split (``val_fraction`` held out, shuffled with ``seed``); minibatch
+    Adam minimizes ``-log pi(a | s)`` on the rest; training stops after ``patience`` epochs
+    without a held-out improvement, and the best epoch's weights are loaded back.
+
+    :param model: an actor-critic model whose policy has ``get_distribution``.
+    :param demo: demonstrations collected in the model's stack.
+    :param seed: seeds the split and the minibatch order.
+    :return: the :class:`PolicyFit`.
+    """
+    discrete = isinstance(model.action_space, spaces.Discrete | spaces.MultiDiscrete)
+    train_eps, val_eps = _split(int(demo.manifest["n_episodes"]), val_fraction, seed)
+    train_rows = np.flatnonzero(np.isin(demo.episode, train_eps))
+    val_rows = np.flatnonzero(np.isin(demo.episode, val_eps))
+    obs, actions = demo.observations, demo.actions
+    policy: Any = model.policy
+    optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
+    rng = np.random.default_rng(seed)
+    history: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, Any], float | None] | None = None
+    for epoch in range(1, max_epochs + 1):
+        policy.set_training_mode(True)
+        order = rng.permutation(train_rows)
+        total = 0.0
+        for k in range(0, order.size, batch_size):
+            rows = order[k : k + batch_size]
+            loss, _ = _nll(model, _take(obs, rows), actions[rows], discrete)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * rows.size
+        policy.set_training_mode(False)
+        val_total, hits = 0.0, 0
+        with torch.no_grad():
+            for k in range(0, val_rows.size, batch_size):
+                rows = val_rows[k : k + batch_size]
+                loss, hit = _nll(model, _take(obs, rows), actions[rows], discrete)
+                val_total += float(loss.detach()) * rows.size
+                hits += 0 if hit is None else int(hit.sum())
+        val_loss = val_total / val_rows.size
+        accuracy = hits / val_rows.size if discrete else None
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / train_rows.size,
+                "val_loss": val_loss,
+                "val_accuracy": accuracy,
+            }
+        )
+        if best is None or val_loss < best[0]:
+            best = (val_loss, epoch, copy.deepcopy(policy.state_dict()), accuracy)
+        elif epoch - best[1] >= patience:
+            break
+    assert best is not None
+    policy.load_state_dict(best[2])
+    return PolicyFit(
+        train_episodes=train_eps,
+        val_episodes=val_eps,
+        train_rows=train_rows,
+        val_rows=val_rows,
+        history=history,
+        best_epoch=best[1],
+        val_loss=best[0],
+        val_accuracy=best[3],
+    )
 
 
 def train_bc(
@@ -241,68 +334,33 @@ def _clone(
             f"behaviour cloning fits an actor-critic policy's action distribution; "
             f"{config.algorithm.name}'s policy has none (use PPO or A2C)",
         )
-    discrete = isinstance(model.action_space, spaces.Discrete | spaces.MultiDiscrete)
-    train_eps, val_eps = _split(int(demo.manifest["n_episodes"]), val_fraction, config.seed)
-    train_rows = np.flatnonzero(np.isin(demo.episode, train_eps))
-    val_rows = np.flatnonzero(np.isin(demo.episode, val_eps))
-    obs, actions = demo.observations, demo.actions
-    policy: Any = model.policy
-    optimizer = torch.optim.Adam(policy.parameters(), lr=learning_rate)
-    rng = np.random.default_rng(config.seed)
-    history: list[dict[str, Any]] = []
-    best: tuple[float, int, dict[str, Any], float | None] | None = None
     started = time.perf_counter()
-    for epoch in range(1, max_epochs + 1):
-        policy.set_training_mode(True)
-        order = rng.permutation(train_rows)
-        total = 0.0
-        for k in range(0, order.size, batch_size):
-            rows = order[k : k + batch_size]
-            loss, _ = _nll(model, _take(obs, rows), actions[rows], discrete)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * rows.size
-        policy.set_training_mode(False)
-        val_total, hits = 0.0, 0
-        with torch.no_grad():
-            for k in range(0, val_rows.size, batch_size):
-                rows = val_rows[k : k + batch_size]
-                loss, hit = _nll(model, _take(obs, rows), actions[rows], discrete)
-                val_total += float(loss.detach()) * rows.size
-                hits += 0 if hit is None else int(hit.sum())
-        val_loss = val_total / val_rows.size
-        accuracy = hits / val_rows.size if discrete else None
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": total / train_rows.size,
-                "val_loss": val_loss,
-                "val_accuracy": accuracy,
-            }
-        )
-        if best is None or val_loss < best[0]:
-            best = (val_loss, epoch, copy.deepcopy(policy.state_dict()), accuracy)
-        elif epoch - best[1] >= patience:
-            break
-    assert best is not None
-    policy.load_state_dict(best[2])
+    fit = fit_policy(
+        model,
+        demo,
+        seed=config.seed,
+        val_fraction=val_fraction,
+        max_epochs=max_epochs,
+        patience=patience,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+    )
     seconds = time.perf_counter() - started
     run_dir.save_model(model)
     result = BCResult(
         run_dir=run_dir,
         model=model,
         demos={"path": str(demo.path), "sha256": demo.manifest["sha256"]},
-        train_episodes=int(train_eps.size),
-        val_episodes=int(val_eps.size),
-        train_samples=int(train_rows.size),
-        val_samples=int(val_rows.size),
-        epochs=len(history),
-        best_epoch=best[1],
-        val_loss=best[0],
-        val_accuracy=best[3],
+        train_episodes=int(fit.train_episodes.size),
+        val_episodes=int(fit.val_episodes.size),
+        train_samples=int(fit.train_rows.size),
+        val_samples=int(fit.val_rows.size),
+        epochs=len(fit.history),
+        best_epoch=fit.best_epoch,
+        val_loss=fit.val_loss,
+        val_accuracy=fit.val_accuracy,
         seconds=seconds,
-        history=history,
+        history=fit.history,
     )
     atomic_write_text(
         run_dir.path / BC_REPORT_NAME, json.dumps(result.report(), indent=2, sort_keys=True) + "\n"

@@ -76,12 +76,15 @@ class RunTask:
     :param run_dir: its run directory, absolute (workers may start in another folder).
     :param config: its full config as plain values (``config_to_dict``).
     :param argv: the command line that planned it, recorded in its ``meta.json``.
+    :param warm_start_cache: a folder where the runs of one plan share their behaviour
+        cloning (``training.warm_start``), or None.
     """
 
     label: str
     run_dir: str
     config: dict[str, Any]
     argv: tuple[str, ...] = ()
+    warm_start_cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ def run_task(task: RunTask) -> RunOutcome:
     :raises KeyboardInterrupt: Ctrl-C (or a handled signal) outside ``learn``, as ``train``.
     """
     from unigen_sb3.configs.loader import load_config
+    from unigen_sb3.experiments.rundir import RunDir
     from unigen_sb3.experiments.runner import train
 
     host, pid = socket.gethostname(), os.getpid()
@@ -127,7 +131,16 @@ def run_task(task: RunTask) -> RunOutcome:
     try:
         run_dir = Path(task.run_dir)
         resume = (run_dir / "config.yaml").exists()
-        result = train(load_config(task.config), run_dir, resume=resume)
+        # Stopped before its first checkpoint (building the env, cloning demonstrations):
+        # nothing to resume from, so it starts again (its config was checked by the planner).
+        fresh = resume and RunDir(run_dir).latest_checkpoint() is None
+        result = train(
+            load_config(task.config),
+            run_dir,
+            resume=resume and not fresh,
+            overwrite=fresh,
+            warm_start_cache=task.warm_start_cache,
+        )
     except Exception as exc:
         return RunOutcome(
             task.label,

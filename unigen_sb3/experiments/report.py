@@ -11,6 +11,9 @@
   :func:`~unigen_sb3.evaluation.stability_summary`);
 - every ``sweep.json`` found.
 
+One evidence folder (``make evidence``: it holds ``evidence.json``) gets the published results
+page instead, ``OUT/results.md`` (:func:`~unigen_sb3.experiments.results.write_results`).
+
 Plots need matplotlib (extra ``report``); without it the markdown is still written, a
 :class:`UserWarning` is issued and ``unigen-sb3 report`` prints a warning on stderr.
 """
@@ -155,12 +158,21 @@ def _read_mapping(path: Path, parse: Any) -> dict[str, Any]:
 def write_report(paths: list[str | Path], out: str | Path) -> Path:
     """Write ``OUT/report.md`` and its PNG plots for the given run/ablation/sweep folders.
 
-    :param paths: run directories, or folders holding them (ablations, sweeps).
+    A single evidence folder (one holding ``evidence.json``) gets ``OUT/results.md`` and
+    ``OUT/results/*.png`` instead, from :func:`~unigen_sb3.experiments.results.write_results`.
+
+    :param paths: run directories, or folders holding them (ablations, sweeps); or one
+        evidence folder.
     :param out: the report folder.
-    :return: the path of ``report.md``.
+    :return: the path of ``report.md`` (``results.md`` for an evidence folder).
     :raises FileNotFoundError: if a path does not exist or no run is found.
+    :raises ValueError: for an evidence folder whose ``evidence.json`` is malformed.
     """
     from unigen_sb3.evaluation import stability_summary
+    from unigen_sb3.experiments.results import MANIFEST_NAME, write_results
+
+    if len(paths) == 1 and (Path(paths[0]) / MANIFEST_NAME).is_file():
+        return write_results(paths[0], out)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

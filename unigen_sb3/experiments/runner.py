@@ -27,6 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from unigen_sb3.callbacks.evaluation import UniGenEvalCallback
 from unigen_sb3.callbacks.hybrid_entropy import HybridEntropyCallback
 from unigen_sb3.callbacks.progress import ProgressLogCallback
 from unigen_sb3.configs.loader import load_config, load_yaml, save_config
@@ -184,11 +185,38 @@ def check_experiment(
                 f"reward.shaping.gamma to {gamma}, or to null (take the algorithm's)",
             ) from None
     _check_spec(config)
+    _check_warm_start(config, cls)
     if construct:
         check_construction(config, cls, policy)
     if config.wandb.enabled:
         _import_wandb()
     return cls, policy
+
+
+def _check_warm_start(config: ExperimentConfig, cls: type[BaseAlgorithm]) -> None:
+    """Behaviour cloning needs an on-policy actor-critic; early stopping needs the evaluation."""
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+    warm = config.training.warm_start
+    if warm.demos > 0 and not issubclass(cls, OnPolicyAlgorithm):
+        raise ConfigError(
+            "training.warm_start.demos",
+            f"{warm.demos} asks for behaviour cloning before RL, which fits an on-policy "
+            f"actor-critic's action distribution and value head; {config.algorithm.name} is "
+            "not one (use PPO or A2C, or set training.warm_start.demos: 0)",
+        )
+    if warm.demos == 0 and warm.critic_warmup > 0:
+        raise ConfigError(
+            "training.warm_start.critic_warmup",
+            f"{warm.critic_warmup} warms up the value head of a cloned policy, but "
+            "training.warm_start.demos is 0 (no cloning); set demos > 0 or critic_warmup: 0",
+        )
+    if config.callbacks.early_stop_patience is not None and not config.callbacks.eval:
+        raise ConfigError(
+            "callbacks.early_stop_patience",
+            f"{config.callbacks.early_stop_patience} stops on the periodic evaluation, which "
+            "is off; set callbacks.eval: true, or early_stop_patience: null",
+        )
 
 
 class _StandInEnv(gym.Env[Any, Any]):
@@ -408,18 +436,34 @@ def _package_callbacks(config: ExperimentConfig, run_dir: RunDir) -> list[Any]:
     if cb.image_log:
         out.append(need("ImageLogCallback", "image_log")(cb.image_log_freq))
     if cb.eval:
+        stopping = cb.early_stop_patience is not None
         out.append(
             need("UniGenEvalCallback", "eval")(
                 UniGenSpec.from_config(config, evaluation=True),
                 eval_freq=cb.eval_freq,
                 n_episodes=cb.eval_episodes,
-                seed=eval_seed(config),
+                # Selecting on the final evaluation's tasks would report a selected score.
+                seed=validation_seed(config) if stopping else eval_seed(config),
                 json_path=run_dir.path / EVAL_HISTORY_NAME,
                 prompt_split=config.evaluation.prompt_split,
                 deterministic=config.evaluation.deterministic,
+                early_stop_patience=cb.early_stop_patience,
             )
         )
     return out
+
+
+#: The validation tasks of early stopping: the evaluation seed plus this (see
+#: :func:`validation_seed`).
+VALIDATION_SEED_OFFSET = 1_000_000
+
+
+def validation_seed(config: ExperimentConfig) -> int:
+    """The task seed of the periodic evaluation when it stops training early
+    (``callbacks.early_stop_patience``): :func:`eval_seed` + :data:`VALIDATION_SEED_OFFSET`,
+    so the policy kept is chosen on other tasks (same held-out prompt split) than the final
+    evaluation scores."""
+    return (eval_seed(config) + VALIDATION_SEED_OFFSET) % 2**32
 
 
 def eval_seed(config: ExperimentConfig) -> int:
@@ -484,6 +528,7 @@ def train(
     evaluate: bool = True,
     extra_callbacks: Sequence[BaseCallback] = (),
     trust_artifacts: bool = False,
+    warm_start_cache: str | Path | None = None,
 ) -> TrainResult:
     """Train ``config`` into run directory ``out``, checkpoint, then run the evaluation suite.
 
@@ -509,6 +554,8 @@ def train(
     :param extra_callbacks: more SB3 callbacks.
     :param trust_artifacts: on resume, also load checkpoints and buffers whose SHA-256 was not
         recorded or does not match (they run their pickled code).
+    :param warm_start_cache: a folder where runs share their behaviour cloning
+        (``training.warm_start``; see :mod:`unigen_sb3.experiments.warm_start`).
     :return: the :class:`TrainResult`.
     :raises ConfigError: for a config problem, before any training.
     :raises FileExistsError: for ``overwrite`` of a folder that is not a run directory.
@@ -571,16 +618,37 @@ def train(
             callbacks.append(ProgressLogCallback(prefix=str(out)))  # logs, CI, no rich: lines
         callbacks.extend(extra_callbacks)
         wandb_run = _start_wandb(config, run_dir)
-        remaining = max(config.training.total_timesteps - model.num_timesteps, 0)
         learn_start = time.perf_counter()
+        warm = config.training.warm_start
+        warmed = False
         try:
+            if not candidates and warm.demos > 0:
+                from unigen_sb3.experiments.warm_start import (
+                    clone_demonstrations,
+                    warm_up_critic,
+                )
+
+                clone_demonstrations(model, config, run_dir.path, cache=warm_start_cache)
+                steps = min(warm.critic_warmup, config.training.total_timesteps)
+                if steps > 0:
+                    # The periodic evaluation starts with the actor: it is unchanged here.
+                    plain = [c for c in callbacks if not isinstance(c, UniGenEvalCallback)]
+                    warm_up_critic(
+                        model,
+                        steps,
+                        warm.critic_learning_rate,
+                        callback=CallbackList(plain),
+                        log_interval=config.training.log_interval,
+                    )
+                    warmed = True
+            remaining = max(config.training.total_timesteps - model.num_timesteps, 0)
             if remaining > 0:
                 model.learn(
                     remaining,
                     callback=CallbackList(callbacks),
                     log_interval=config.training.log_interval,
                     tb_log_name="train",
-                    reset_num_timesteps=not candidates,
+                    reset_num_timesteps=not (candidates or warmed),
                     progress_bar=bar,
                 )
         except KeyboardInterrupt:
