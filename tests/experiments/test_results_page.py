@@ -18,6 +18,8 @@ import pytest
 from unigen_sb3.cli import main
 from unigen_sb3.experiments.ablation import summarize_runs
 from unigen_sb3.experiments.results import (
+    GLANCE_END,
+    GLANCE_START,
     evidence_claims,
     load_evidence,
     normalized_score,
@@ -223,6 +225,13 @@ def test_normalized_score_and_margin_over_blind(tmp_path: Path) -> None:
     assert "|  | Oracle | - | 1.000 | 1.000 | 1.000 | 1.000 | n/a |" in rewards
     assert normalized_score(0.5, 0.25, 0.75) == 0.5
     assert normalized_score(0.5, 0.3, 0.3) is None
+    # The at-a-glance table (README quotes it): the same numbers, one row per agent suite.
+    glance = _section(page, "At a glance")
+    assert glance.count(GLANCE_START) == 1 and glance.count(GLANCE_END) == 1
+    row = _row(glance, "unified")
+    assert row[1:5] == ["PPO (full)", "4", f"0.830 ± {statistics.stdev(FULL_TOTAL):.3f}", expected]
+    assert row[5] == f"+{in_units:.3f}"
+    assert row[7:] == [f"{RANDOM:.3f}", f"{BLIND:.3f}", f"{ORACLE:.3f}"]
 
 
 def test_oracle_equal_to_random_is_na_with_a_footnote(tmp_path: Path) -> None:

@@ -1330,6 +1330,63 @@ def _header(evidence: Evidence) -> list[str]:
     return lines
 
 
+#: The markers around the at-a-glance table; README.md quotes the table between the same
+#: markers, and a test keeps the two identical.
+GLANCE_START = "<!-- results-at-a-glance:start -->"
+GLANCE_END = "<!-- results-at-a-glance:end -->"
+
+
+def glance_table(evidence: Evidence) -> list[str]:
+    """The at-a-glance table, between :data:`GLANCE_START` and :data:`GLANCE_END`: per agent
+    suite, R_total (mean ± std over seeds) against Random, Blind and the Oracle on the same
+    tasks, the normalized score, the margin over Blind in normalized units and the
+    prompt-swap drop."""
+    header = [
+        "suite",
+        "agent",
+        "seeds",
+        "R_total",
+        "normalized",
+        "minus Blind (normalized)",
+        "prompt-swap drop",
+        "Random",
+        "Blind",
+        "Oracle",
+    ]
+    rows = []
+    for s in (s for s in evidence.suites if s.spec.is_agent):
+        main = s.main
+        values = main.values("reward_total") if main else []
+        normalized = _normalized_values(s, "reward_total")
+        random, blind = s.baseline("Random", "reward_total"), s.baseline("Blind", "reward_total")
+        oracle = s.baseline("Oracle", "reward_total")
+        blind_n = (
+            None
+            if random is None or oracle is None or blind is None
+            else normalized_score(blind, random, oracle)
+        )
+        margin = (
+            _signed(float(np.mean(normalized)) - blind_n)
+            if normalized and blind_n is not None
+            else "n/a"
+        )
+        rows.append(
+            [
+                s.spec.name,
+                f"{s.spec.algorithm} ({s.spec.main_variant})",
+                str(len(values)),
+                _pm(values) if values else "n/a",
+                _normalized_cell(s, values, "reward_total"),
+                margin,
+                _pm(main.values(PROMPT_SWAP_DROP)) if main else "n/a",
+                _num(random),
+                _num(blind),
+                _num(oracle),
+            ]
+        )
+    return [GLANCE_START, *_table(header, rows), GLANCE_END]
+
+
 def _headline(evidence: Evidence) -> list[str]:
     agents = [s for s in evidence.suites if s.spec.is_agent]
     lines = ["## Headline", ""]
@@ -1790,6 +1847,15 @@ def write_results(evidence_dir: str | Path, out: str | Path) -> Path:
 
     lines = [
         *_header(evidence),
+        "## At a glance",
+        "",
+        *glance_table(evidence),
+        "",
+        "R_total on the held-out test tasks, mean ± std over seeds; normalized: `(R - Random) / "
+        "(Oracle - Random)` per seed; minus Blind: the normalized mean minus Blind's normalized "
+        "score; prompt-swap drop: how much R_total falls when prompts are swapped between "
+        "episodes (0 for an agent that ignores the prompt).",
+        "",
         *_headline(evidence),
         *_goals(evidence),
         *_ablation(evidence),
