@@ -13,7 +13,10 @@ For each suite ``configs/evidence/NAME.yaml`` (``unified``, ``edit``, ``generate
 2. ``baselines.json``: Random, NoOp, Blind (the best prompt-blind open-loop sequence) and
    the Oracle, evaluated on the same held-out tasks as every run of the suite (the configs
    fix ``evaluation.seed``);
-3. ``before_after.png``: start | agent | target of the first seed's main run, with prompts.
+3. ``before_after.png``: start | agent | target of the first seed's main run, with prompts;
+4. for a warm-started suite, ``clone_eval.json`` in each main run: the cloned policy (the
+   policy PPO started from, read from the suite's cloning cache) evaluated on the same test
+   tasks, so the page can say what RL added to it on the tasks that report the agent.
 
 ``OUT/evidence.json`` lists the suites for the report. Re-running the same command finishes
 what is missing: finished runs, baselines and pictures are kept, interrupted runs resume.
@@ -36,7 +39,7 @@ from typing import Any
 
 from unigen_sb3.configs import load_config
 from unigen_sb3.configs.schema import ExperimentConfig
-from unigen_sb3.experiments.ablation import run_ablation
+from unigen_sb3.experiments.ablation import WARM_START_CACHE, run_ablation
 from unigen_sb3.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +71,8 @@ QUICK_SAC = [
     "callbacks.eval_freq=128",
 ]
 BASELINE_NAMES = ("Random", "NoOp", "Blind", "Oracle")
+#: The cloned policy's evaluation on the test tasks, in each warm-started main run.
+CLONE_EVAL = "clone_eval.json"
 
 
 def suite_config(name: str, quick: bool) -> ExperimentConfig:
@@ -146,6 +151,29 @@ def write_picture(config: ExperimentConfig, run_dir: Path, path: Path) -> None:
     Image.fromarray(image).save(path)
 
 
+def write_clone_evals(folder: Path, main_variant: str) -> None:
+    """``clone_eval.json`` of every warm-started main run that lacks one (see step 4)."""
+    import torch
+
+    from unigen_sb3.experiments.algorithms import get_algorithm_class
+    from unigen_sb3.experiments.runner import apply_torch_threads, evaluate_model
+
+    for run in sorted((folder / main_variant).glob("seed_*")):
+        report = run / "warm_start.json"
+        if (run / CLONE_EVAL).exists() or not report.is_file() or not (run / "eval.json").exists():
+            continue
+        key = json.loads(report.read_text("utf-8"))["key"]
+        weights = folder / WARM_START_CACHE / key / "policy.pt"
+        if not weights.is_file():
+            print(f"[evidence] {run}: the cloned policy {weights} is gone; no {CLONE_EVAL}")
+            continue
+        config = load_config(run / "config.yaml")
+        apply_torch_threads(config)
+        model = get_algorithm_class(config.algorithm.name).load(run / "model.zip", device="cpu")
+        model.policy.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        evaluate_model(model, config, path=run / CLONE_EVAL)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "evidence")
@@ -203,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         first = folder / main_variant / f"seed_{config.seed}"
         if not (folder / "before_after.png").exists():
             write_picture(load_config(first / "config.yaml"), first, folder / "before_after.png")
+        if config.training.warm_start.demos > 0:
+            write_clone_evals(folder, main_variant)
         seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - started, 1)
         entry = {
             "name": name,
