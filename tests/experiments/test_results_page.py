@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scipy import stats
 
 from unigen_sb3.cli import main
 from unigen_sb3.experiments.ablation import summarize_runs
@@ -508,3 +509,25 @@ def test_the_tests_the_reproducibility_claim_points_to_exist(tmp_path: Path) -> 
     assert len(cited) == 2
     for path, name in cited:
         assert f"def {name}(" in (tests / path).read_text(), f"{path}::{name} is cited"
+
+
+def test_what_rl_added_to_the_clone_is_paired_by_seed(tmp_path: Path) -> None:
+    evidence = _evidence(tmp_path / "ev")
+    # The edit agent ends at 0.95..0.98; its clones scored 0.90, 0.97, 0.92, 0.93.
+    clones = [0.90, 0.97, 0.92, 0.93]
+    for seed, total in zip(SEEDS, clones, strict=True):
+        run = evidence / "edit" / "full" / f"seed_{seed}"
+        (run / "clone_eval.json").write_text(json.dumps(_eval(total)))
+    page = write_results(evidence, tmp_path / "docs").read_text()
+    section = page.split("### What RL added to the cloned policy")[1].split("\n## ")[0]
+    row = _row(section, "edit")
+    finals = [0.95, 0.96, 0.97, 0.98]
+    gains = [f - c for f, c in zip(finals, clones, strict=True)]
+    assert row[1] == "4"
+    assert row[2] == f"{statistics.mean(clones):.3f} ± {statistics.stdev(clones):.3f}"
+    assert row[4] == f"{statistics.mean(gains):.3f} ± {statistics.stdev(gains):.3f}"
+    p = stats.ttest_rel(finals, clones).pvalue
+    assert row[5] == (f"p = {p:.3f}" if p >= 0.001 else "p < 0.001")
+    assert row[6] == "3 of 4"  # seed 1: 0.96 after RL against a 0.97 clone
+    # Suites without clone_eval.json have no row.
+    assert "| unified |" not in section
