@@ -70,9 +70,10 @@ PRETRAINED: dict[str, PretrainedAgent] = {
     for agent in (
         PretrainedAgent(
             name="unified",
-            sha256="146f47d15972f4e4b0e869fa3dd8a0901d1b4a083442134ddf176a10a7003578",
-            summary="quickstart's PPO CnnPolicy network (discrete encoding, unified task, "
-            "48x48) trained by behaviour cloning on 4096 Oracle demonstrations",
+            sha256="f08cda45e4245c83a367a21f4cc0cc4742537a76dc1b6bf4fd6519f0b2bfec12",
+            summary="PPO CnnPolicy (discrete encoding, unified task, 48x48) of the evidence "
+            "suite: behaviour cloning of 2048 Oracle demonstrations, a critic warm-up, then "
+            "PPO with early stopping on validation tasks (configs/evidence/unified.yaml, seed 0)",
             cpu_capability="AVX2",
         ),
     )
