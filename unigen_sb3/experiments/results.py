@@ -1577,6 +1577,16 @@ def _ablation(evidence: Evidence) -> list[str]:
         if not s.variants:
             lines += ["No finished run.", ""]
             continue
+        if any((r.path / "warm_start.json").is_file() for v in s.variants.values() for r in v.runs):
+            lines += [
+                "These runs are warm-started (`training.warm_start`): every variant of a seed "
+                "starts from the same cloned policy, since the cloning does not use the reward. "
+                "So this ablation measures what the RL phase does with each reward, starting "
+                "from a policy that already follows prompts, not what each reward teaches from "
+                "scratch; differences are bounded by what that phase changes (the table "
+                '"What RL added to the cloned policy" above).',
+                "",
+            ]
         rows = []
         for v in s.variants.values():
             w = v.weights
