@@ -531,3 +531,17 @@ def test_what_rl_added_to_the_clone_is_paired_by_seed(tmp_path: Path) -> None:
     assert row[6] == "3 of 4"  # seed 1: 0.96 after RL against a 0.97 clone
     # Suites without clone_eval.json have no row.
     assert "| unified |" not in section
+
+
+def test_readme_quotes_the_published_at_a_glance_table() -> None:
+    """README.md's at-a-glance table is docs/results.md's, character for character, so the
+    headline numbers cannot drift from the page `make evidence` wrote."""
+    repo = Path(__file__).resolve().parents[2]
+
+    def block(text: str) -> str:
+        assert text.count(GLANCE_START) == 1 and text.count(GLANCE_END) == 1
+        return text[text.index(GLANCE_START) : text.index(GLANCE_END)]
+
+    published = block((repo / "docs" / "results.md").read_text("utf-8"))
+    assert "| unified |" in published
+    assert block((repo / "README.md").read_text("utf-8")) == published
