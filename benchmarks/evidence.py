@@ -39,6 +39,7 @@ from typing import Any
 
 from unigen_sb3.configs import load_config
 from unigen_sb3.configs.schema import ExperimentConfig
+from unigen_sb3.evaluation.baselines import BASELINE_LABELS
 from unigen_sb3.experiments.ablation import WARM_START_CACHE, run_ablation
 from unigen_sb3.utils import atomic_write_text
 
@@ -70,7 +71,8 @@ QUICK_SAC = [
     "algorithm.kwargs.buffer_size=256",
     "callbacks.eval_freq=128",
 ]
-BASELINE_NAMES = ("Random", "NoOp", "Blind", "Oracle")
+#: The keys of ``baselines.json``.
+BASELINE_NAMES = tuple(BASELINE_LABELS)
 #: The cloned policy's evaluation on the test tasks, in each warm-started main run.
 CLONE_EVAL = "clone_eval.json"
 
@@ -105,9 +107,8 @@ def budget_text(config: ExperimentConfig) -> str:
 
 def write_baselines(config: ExperimentConfig, path: Path) -> None:
     """Random, NoOp, Blind and Oracle on the suite's evaluation tasks, as ``eval.json``s."""
-    from unigen_sb3.envs.policies import NoOpPolicy, OraclePolicy, RandomPolicy
     from unigen_sb3.evaluation import evaluate_unigen
-    from unigen_sb3.evaluation.baselines import blind_baseline
+    from unigen_sb3.evaluation.baselines import baseline_policies
     from unigen_sb3.experiments.runner import apply_torch_threads, eval_seed
     from unigen_sb3.spec import UniGenSpec
 
@@ -115,12 +116,7 @@ def write_baselines(config: ExperimentConfig, path: Path) -> None:
     spec = UniGenSpec.from_config(config, evaluation=True)
     n, seed = config.evaluation.n_episodes, eval_seed(config)
     split = config.evaluation.prompt_split
-    policies: dict[str, Any] = {
-        "Random": RandomPolicy(seed=seed),
-        "NoOp": NoOpPolicy(),
-        "Blind": blind_baseline(spec, n, seed, prompt_split=split).policy(),
-        "Oracle": OraclePolicy(),
-    }
+    policies = baseline_policies(spec, n, seed, prompt_split=split)
     reports = {
         name: evaluate_unigen(policy, spec, n, seed, prompt_split=split)
         for name, policy in policies.items()

@@ -88,6 +88,41 @@ TABLE_METRICS: dict[str, str] = {
 }
 
 
+#: The baselines of :func:`baseline_policies`, and their row names in
+#: :func:`compare_with_baselines`.
+BASELINE_LABELS: dict[str, str] = {
+    "Random": "Random",
+    "NoOp": "NoOp",
+    "Blind": "Blind (best prompt-blind sequence)",
+    "Oracle": "Oracle (privileged)",
+}
+
+
+def baseline_policies(
+    env_config: EnvOrConfig,
+    n_episodes: int,
+    seed: int,
+    *,
+    prompt_split: str | None = "heldout",
+) -> dict[str, Any]:
+    """Random, NoOp, Blind and Oracle for one seeded evaluation set (the keys of
+    :data:`BASELINE_LABELS`, in that order); Blind is searched on that set
+    (:func:`blind_baseline`).
+
+    :param env_config: the settings of the evaluation (see :func:`blind_baseline`).
+    :param n_episodes: episodes of the evaluation set.
+    :param seed: its base seed (Random is seeded with it too).
+    :param prompt_split: its prompt split.
+    :return: baseline name -> policy :func:`evaluate_unigen` accepts.
+    """
+    return {
+        "Random": RandomPolicy(seed=seed),
+        "NoOp": NoOpPolicy(),
+        "Blind": blind_baseline(env_config, n_episodes, seed, prompt_split=prompt_split).policy(),
+        "Oracle": OraclePolicy(),
+    }
+
+
 def compare_with_baselines(
     model: Any,
     env_config: EnvOrConfig,
@@ -113,14 +148,10 @@ def compare_with_baselines(
     :param model_name: the model's row name.
     :return: policy name -> report, the model first.
     """
+    baselines = baseline_policies(env_config, n_episodes, seed, prompt_split=prompt_split)
     policies: dict[str, Any] = {
         model_name: model,
-        "Random": RandomPolicy(seed=seed),
-        "NoOp": NoOpPolicy(),
-        "Blind (best prompt-blind sequence)": blind_baseline(
-            env_config, n_episodes, seed, prompt_split=prompt_split
-        ).policy(),
-        "Oracle (privileged)": OraclePolicy(),
+        **{BASELINE_LABELS[name]: policy for name, policy in baselines.items()},
     }
     return {
         name: evaluate_unigen(policy, env_config, n_episodes, seed, prompt_split=prompt_split)

@@ -74,10 +74,13 @@ def variant_overrides(config: ExperimentConfig) -> dict[str, dict[str, Any]]:
     :param config: the base config.
     :return: variant name -> overrides, for every name :func:`ablation_variants` returns.
     """
-    return {
-        name: dict(config.ablation.variants.get(name, {}))
-        for name, _weights in ablation_variants(config)
-    }
+    return _overrides_of(config, ablation_variants(config))
+
+
+def _overrides_of(
+    config: ExperimentConfig, variants: list[tuple[str, dict[str, float]]]
+) -> dict[str, dict[str, Any]]:
+    return {name: dict(config.ablation.variants.get(name, {})) for name, _weights in variants}
 
 
 def ablation_variants(config: ExperimentConfig) -> list[tuple[str, dict[str, float]]]:
@@ -347,7 +350,7 @@ def run_ablation(
 
     check_executor(executor, address, max_parallel)
     variants = ablation_variants(config)
-    overrides = variant_overrides(config)
+    overrides = _overrides_of(config, variants)
     check_experiment(config)
     out = Path(out)
     base = config_to_dict(config)

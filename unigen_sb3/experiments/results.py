@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from unigen_sb3.experiments.report import MATPLOTLIB_MISSING, _pyplot, read_scalars
+from unigen_sb3.experiments.report import MATPLOTLIB_MISSING, _pyplot, _read_mapping, read_scalars
 from unigen_sb3.utils import atomic_write_text
 
 __all__ = [
@@ -391,13 +391,17 @@ class Evidence:
         return next((s for s in self.suites if s.spec.name == name), None)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(
-            f"{path.name} cannot be read: {' '.join(str(exc).split())[:200]}"
-        ) from None
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON file holding a mapping. :raises ValueError: saying what is wrong with it."""
+    return _read_mapping(path, json.loads)
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    """An ``eval.json``-schema report. :raises ValueError: without a ``metrics`` table."""
+    report = _read_json(path)
+    if not isinstance(report.get("metrics"), dict):
+        raise ValueError(f"{path.name} has no 'metrics' table")
+    return report
 
 
 def _seed_of(run: Path) -> int | None:
@@ -412,8 +416,7 @@ def _seed_of(run: Path) -> int | None:
 
 
 def _read_history(path: Path) -> tuple[tuple[float, float], ...]:
-    data = _read_json(path)
-    points = data.get("history") if isinstance(data, dict) else None
+    points = _read_json(path).get("history")
     if not isinstance(points, list):
         raise ValueError(f"{path.name} has no 'history' list")
     out = []
@@ -436,9 +439,7 @@ def _read_run(suite: SuiteResult, variant: str, run: Path) -> RunResult | None:
         suite.missing.append(f"run {label} ({state})")
         return None
     try:
-        report = _read_json(run / "eval.json")
-        if not isinstance(report, dict) or not isinstance(report.get("metrics"), dict):
-            raise ValueError("eval.json has no 'metrics' table")
+        report = _read_report(run / "eval.json")
     except ValueError as exc:
         suite.missing.append(f"run {label} (unreadable: {exc})")
         return None
@@ -455,9 +456,7 @@ def _read_run(suite: SuiteResult, variant: str, run: Path) -> RunResult | None:
     clone = None
     if (run / CLONE_EVAL).is_file():
         try:
-            clone = _read_json(run / CLONE_EVAL)
-            if not isinstance(clone, dict) or not isinstance(clone.get("metrics"), dict):
-                raise ValueError(f"{CLONE_EVAL} has no 'metrics' table")
+            clone = _read_report(run / CLONE_EVAL)
         except ValueError as exc:
             suite.notes.append(f"{label}: {exc}; the cloned policy's score is left out")
             clone = None
@@ -523,8 +522,6 @@ def _load_baselines(suite: SuiteResult) -> None:
         return
     try:
         data = _read_json(path)
-        if not isinstance(data, dict):
-            raise ValueError(f"baselines.json holds a {type(data).__name__}, not an object")
     except ValueError as exc:
         suite.missing.append(f"baselines.json (unreadable: {exc}; no normalization)")
         return

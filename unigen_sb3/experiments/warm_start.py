@@ -27,6 +27,7 @@ share one cloning: the cached state dict is the bytes the cloning would produce 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -41,7 +42,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from unigen_sb3 import __version__
 from unigen_sb3.configs.schema import ExperimentConfig, config_to_dict
-from unigen_sb3.utils import atomic_write_text
+from unigen_sb3.utils import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "DEMO_SEED_STRIDE",
@@ -156,10 +157,9 @@ def clone_demonstrations(
             entry.mkdir(parents=True, exist_ok=True)
             # Atomic: a run reading the cache never sees half a file (two runs writing the
             # same key write the same bytes).
-            handle, tmp_name = tempfile.mkstemp(dir=entry, suffix=".tmp")
-            os.close(handle)
-            torch.save(policy.state_dict(), tmp_name)
-            os.replace(tmp_name, entry / _POLICY_FILE)
+            buffer = io.BytesIO()
+            torch.save(policy.state_dict(), buffer)
+            atomic_write_bytes(entry / _POLICY_FILE, buffer.getvalue())
             atomic_write_text(entry / _INFO_FILE, json.dumps(info, indent=2, sort_keys=True))
         info["cached"] = False
     info["seconds"] = round(time.perf_counter() - started, 3)
