@@ -8,9 +8,19 @@ evaluation left out) and env steps per second, and compares the two runs' ``eval
 byte for byte: paid rewards are bit-identical under both schedules, so the trained models,
 and so their evaluations, must be too.
 
+``--before DIR`` adds a third run, first: the same command with the package imported from
+``DIR``, a checkout of the code before lazy scoring (``git worktree add /tmp/before 23975f7``,
+the commit before it), which is what "before" means for the issue's goal. Dense scoring in
+today's code already has the other per-step savings, so it is a faster "before" than the
+old code. Each run's training time is the wall time of SB3's ``learn()``, timed the same way
+in all three (a wrapper around ``OnPolicyAlgorithm.learn`` / ``OffPolicyAlgorithm.learn``).
+The old code's eval.json is not expected to equal today's: image scores then depended on
+the batch they were computed in (up to 5e-7).
+
 Usage::
 
     python benchmarks/train_wall_time.py                    # quickstart, docs/benchmarks/
+    python benchmarks/train_wall_time.py --before /tmp/before --append
     python benchmarks/train_wall_time.py --config quickstart --set training.total_timesteps=2048
 """
 
@@ -21,6 +31,7 @@ import datetime
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,12 +55,47 @@ potential's every step). Env throughput at N = 1 ... 256 under both schedules is
 """
 
 
-def train(config: str, out: Path, extra: list[str]) -> tuple[float, float, bytes]:
-    """Train ``config`` into ``out``; returns (training seconds, wall seconds, eval.json)."""
+# Runs ``unigen_sb3.cli.main`` with SB3's ``learn()`` timed; writes {"seconds", "timesteps"}
+# to the file named by argv[1]. The same wrapper for every run, whatever the code's version.
+_DRIVER = """
+import json, sys, time
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+record = {"seconds": 0.0, "timesteps": 0}
+def timed(original):
+    def learn(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            record["seconds"] += time.perf_counter() - start
+            record["timesteps"] = int(self.num_timesteps)
+    return learn
+for cls in (OnPolicyAlgorithm, OffPolicyAlgorithm):
+    cls.learn = timed(cls.learn)
+import unigen_sb3
+from unigen_sb3.cli import main
+record["package"] = unigen_sb3.__file__
+code = main(sys.argv[2:])
+with open(sys.argv[1], "w") as f:
+    json.dump(record, f)
+sys.exit(code)
+"""
+
+
+def train(
+    config: str, out: Path, extra: list[str], source: Path | None = None
+) -> tuple[float, float, int, bytes]:
+    """Train ``config`` into ``out`` (the package from ``source`` when given); returns
+    (training seconds, whole-command seconds, timesteps, eval.json)."""
+    timing = out.with_suffix(".timing.json")
+    if Path(config).is_file():  # a path, not a shipped config's name: the run's cwd differs
+        config = str(Path(config).resolve())
     command = [
         sys.executable,
-        "-m",
-        "unigen_sb3.cli",
+        "-c",
+        _DRIVER,
+        str(timing),
         "train",
         config,
         "--out",
@@ -57,11 +103,46 @@ def train(config: str, out: Path, extra: list[str]) -> tuple[float, float, bytes
         "--overwrite",
         *extra,
     ]
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(source)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    # Run from the output folder: ``python -c`` puts the working directory first on the
+    # import path, where a checkout's own package would shadow ``source``'s.
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env, cwd=out.parent)
     wall = time.perf_counter() - start
-    meta = json.loads((out / "meta.json").read_text())
-    return float(meta["train_seconds"]), wall, (out / "eval.json").read_bytes()
+    record = json.loads(timing.read_text())
+    package = Path(record["package"]).resolve()
+    if source is not None and not package.is_relative_to(source.resolve()):
+        raise SystemExit(f"the run imported {package}, not the package under {source}")
+    return (
+        float(record["seconds"]),
+        wall,
+        int(record["timesteps"]),
+        (out / "eval.json").read_bytes(),
+    )
+
+
+def _shorter(seconds: float, reference: float) -> str:
+    """``"N % shorter"`` (or longer) of ``seconds`` against ``reference``."""
+    change = 100 * (1 - seconds / reference)
+    return f"{abs(change):.1f} % " + ("shorter" if change >= 0 else "longer")
+
+
+def _revision(source: Path) -> str:
+    """``source``'s short commit id, or its path when it is not a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return str(source)
+    return done.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -71,37 +152,88 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also train with the package from DIR, a checkout of the code before lazy scoring",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="train each variant this many times, in turns (before, dense, lazy, before, ...); "
+        "the table gives the median and every run",
+    )
     args = parser.parse_args(argv)
+    if args.before is not None and not (args.before / "unigen_sb3" / "__init__.py").is_file():
+        raise SystemExit(f"--before {args.before}: no unigen_sb3 package in that folder")
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats {args.repeats}: must be at least 1")
     overrides = [x for kv in args.set for x in ("--set", kv)]
     env_line = environment_line(["cpu"])
-    rows, evals = [], {}
+    variants: list[tuple[str, list[str], Path | None]] = []
+    if args.before is not None:
+        variants.append((f"before (code at {_revision(args.before)})", [], args.before))
+    variants += [(name, extra, None) for name, extra in SCHEDULES.items()]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in variants}
+    steps_of: dict[str, int] = {}
+    evals: dict[str, set[bytes]] = {name: set() for name, _, _ in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, extra in SCHEDULES.items():
-            seconds, wall, evaluation = train(args.config, Path(tmp) / name, overrides + extra)
-            meta = json.loads((Path(tmp) / name / "meta.json").read_text())
-            steps = int(meta.get("num_timesteps", 0))
-            evals[name] = evaluation
-            rows.append((name, seconds, wall, steps))
-            print(f"{name}: training {seconds:.1f} s, whole command {wall:.1f} s", flush=True)
-    dense, lazy = rows[0][1], rows[1][1]
-    same = evals["dense"] == evals["lazy"]
+        for r in range(args.repeats):
+            for k, (name, extra, source) in enumerate(variants):
+                seconds, wall, steps, evaluation = train(
+                    args.config, Path(tmp) / f"run{r}_{k}", overrides + extra, source
+                )
+                times[name].append((seconds, wall))
+                steps_of[name] = steps
+                evals[name].add(evaluation)
+                print(f"{name}: training {seconds:.1f} s, whole command {wall:.1f} s", flush=True)
+    median = {name: statistics.median(s for s, _ in runs) for name, runs in times.items()}
+    dense, lazy = median["dense"], median["lazy"]
+    same = len(evals["dense"] | evals["lazy"]) == 1
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    many = args.repeats > 1
     lines = [
         f"## {datetime.date.today().isoformat()}, {os.cpu_count()} CPUs, `{args.config}`",
         "",
         f"Command: `{command}`  ",
         env_line + ".",
         "",
-        "| scoring | training wall time (s) | env steps/s in training | whole command (s) |",
-        "|---|---:|---:|---:|",
+        "| code and scoring | training wall time (s)"
+        + (", median" if many else "")
+        + " | env steps/s in training | whole command (s)"
+        + (", median | every run's training (s) |" if many else " |"),
+        "|---|---:|---:|---:|" + ("---|" if many else ""),
     ]
-    for name, seconds, wall, steps in rows:
+    for name, runs in times.items():
+        seconds, steps = median[name], steps_of[name]
+        wall = statistics.median(w for _, w in runs)
         rate = f"{steps / seconds:.0f}" if steps and seconds else "-"
-        lines.append(f"| {name} | {seconds:.1f} | {rate} | {wall:.1f} |")
+        row = f"| {name} | {seconds:.1f} | {rate} | {wall:.1f} |"
+        if many:
+            row += " " + ", ".join(f"{s:.1f}" for s, _ in runs) + " |"
+        lines.append(row)
+    lines.append("")
+    if args.before is not None:
+        before_name = variants[0][0]
+        before = median[before_name]
+        lines.append(
+            f"Training wall time: lazy is {_shorter(lazy, before)} than the code "
+            f"before lazy scoring ({lazy:.1f} s vs {before:.1f} s). Its eval.json "
+            + (
+                "is byte-identical to lazy's."
+                if evals[before_name] == evals["lazy"]
+                else "differs from lazy's (expected: image scores then depended on the batch)."
+            )
+        )
+        lines.append("")
     lines += [
-        "",
-        f"Training wall time: lazy is {100 * (1 - lazy / dense):.0f} % shorter than dense "
-        f"({lazy:.1f} s vs {dense:.1f} s). The two runs' eval.json files are "
+        f"Training wall time: lazy is {_shorter(lazy, dense)} than dense "
+        f"({lazy:.1f} s vs {dense:.1f} s). The "
+        + ("runs'" if many else "two runs'")
+        + " eval.json files are "
         + ("**byte-identical**." if same else "**different** (they should not be)."),
         "",
     ]

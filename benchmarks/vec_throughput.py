@@ -13,9 +13,18 @@ peak GPU memory allocated by torch.
 network; N above ``--max-subproc`` is not run (the table says so and gives the per-worker peak
 RSS measured at smaller N, to size it).
 
+``--before DIR`` adds rows for the code before lazy scoring (``DIR``: a checkout of it, e.g.
+``git worktree add /tmp/before 23975f7``), measured in the same run: the batched env and
+DummyVecEnv, each in a fresh process that imports the package from ``DIR`` and steps the
+same stack with the same seeded actions (the ``before`` scoring rows; that code scored every
+component every step). What the issue's goals compare against is that code, not today's
+dense schedule, which has the other per-step savings.
+
 Usage::
 
     python benchmarks/vec_throughput.py --seconds 5         # the CPU table in docs/
+    python benchmarks/vec_throughput.py --seconds 5 --before /tmp/before --kinds batched \
+        dummy --n-envs 64 --append          # before/after at N=64 in one run
     python benchmarks/vec_throughput.py --device cuda --kinds batched dummy --append
     python benchmarks/vec_throughput.py --n-envs 1 8 --seconds 2 --output /tmp/t.md  # smoke
     python benchmarks/vec_throughput.py --kinds batched dummy --n-envs 64 \\
@@ -30,10 +39,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +251,85 @@ def measure(
     return result
 
 
+# Steps the stack of the package on the import path (an older checkout's, see --before) as
+# measure() does, without its options; prints {"steps_per_s", "vec_steps", "seconds",
+# "package"} as JSON. argv: kind n_envs size seconds min_steps warmup seed.
+_BEFORE_SNIPPET = """
+import json, sys, time
+import numpy as np
+import unigen_sb3
+from unigen_sb3.make import make_unigen_vec_env
+kind, n, size, seconds, min_steps, warmup, seed = sys.argv[1:]
+n, size, min_steps, warmup, seed = int(n), int(size), int(min_steps), int(warmup), int(seed)
+venv = make_unigen_vec_env(n_envs=n, seed=seed, vec_env_kind=kind, size=size, device="cpu")
+rng = np.random.default_rng(seed)
+shape = (n, *venv.action_space.shape)
+venv.reset()
+for _ in range(warmup):
+    venv.step(rng.uniform(-1, 1, shape).astype(np.float32))
+steps, start = 0, time.perf_counter()
+while steps < min_steps or time.perf_counter() - start < float(seconds):
+    venv.step(rng.uniform(-1, 1, shape).astype(np.float32))
+    steps += 1
+elapsed = time.perf_counter() - start
+venv.close()
+print(json.dumps({"steps_per_s": n * steps / elapsed, "vec_steps": steps, "seconds": elapsed,
+                  "package": unigen_sb3.__file__}))
+"""
+
+
+def revision(source: Path) -> str:
+    """``source``'s short commit id, or its path when it is not a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return str(source)
+    return done.stdout.strip()
+
+
+def measure_before(
+    source: Path,
+    kind: str,
+    n_envs: int,
+    *,
+    size: int,
+    seconds: float,
+    min_steps: int,
+    warmup: int,
+    seed: int = 0,
+) -> Result:
+    """Env steps per second of the code in ``source`` (batched or dummy, CPU, its default
+    reward), in a fresh process that imports the package from there."""
+    if kind not in ("batched", "dummy"):
+        raise ValueError(f"--before measures the batched env and DummyVecEnv, not {kind!r}")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(source)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    argv = [kind, n_envs, size, seconds, min_steps, warmup, seed]
+    with tempfile.TemporaryDirectory() as tmp:  # not a cwd whose package would shadow it
+        done = subprocess.run(
+            [sys.executable, "-c", _BEFORE_SNIPPET, *map(str, argv)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp,
+        )
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    package = Path(out["package"]).resolve()
+    if not package.is_relative_to(source.resolve()):
+        raise RuntimeError(f"the run imported {package}, not the package under {source}")
+    result = Result(kind, n_envs, size, "cpu", out["steps_per_s"], out["vec_steps"])
+    result.seconds, result.schedule = out["seconds"], "before"
+    return result
+
+
 def _fmt(x: float | None, digits: int = 0) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -259,7 +350,7 @@ def markdown(results: list[Result], baseline: str = "dummy") -> str:
         "| network ms / env step | vector steps timed | peak RSS (MB) | peak GPU (MB) | note |",
         "|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    order = {"dense": 0, "lazy": 1}
+    order = {"before": -1, "dense": 0, "lazy": 1}
     for r in sorted(
         results,
         key=lambda r: (r.size, r.n_envs, order[r.schedule], VEC_ENV_KINDS.index(r.kind)),
@@ -294,6 +385,27 @@ def network_bounds(results: list[Result], baseline: str = "dummy") -> str:
     return "\n".join(lines)
 
 
+def before_lines(results: list[Result]) -> str:
+    """One line per (size, N, backend) measured both before and with lazy scoring: how many
+    times faster lazy scoring runs than the old code."""
+    before = {
+        (r.kind, r.n_envs, r.size): r.steps_per_s
+        for r in results
+        if r.schedule == "before" and r.steps_per_s
+    }
+    lines = []
+    for r in results:
+        old = before.get((r.kind, r.n_envs, r.size))
+        if r.schedule != "lazy" or not r.steps_per_s or not old:
+            continue
+        lines.append(
+            f"- N={r.n_envs}, {r.size}x{r.size}, {KIND_LABELS[r.kind]}: lazy scoring "
+            f"{r.steps_per_s:.1f} env steps/s against {old:.1f} before: "
+            f"{r.steps_per_s / old:.2f}x."
+        )
+    return "\n".join(lines)
+
+
 def write_section(path: Path, section: str, title: str, *, append: bool) -> None:
     """Write a report: ``title`` + ``section``, or ``section`` appended to an existing file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -323,14 +435,30 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
     env_line = environment_line(devices)
     results: list[Result] = []
     worker_mb: float | None = None
+    schedules = (["before"] if args.before is not None else []) + list(args.scoring)
     for size, n, schedule, kind in (
         (size, n, schedule, kind)
         for size in args.sizes
         for n in args.n_envs
-        for schedule in args.scoring
+        for schedule in schedules
         for kind in args.kinds
     ):
         dev = args.device if kind == "batched" else args.baseline_device
+        if schedule == "before":
+            if kind == "subproc" or dev != "cpu":
+                continue
+            r = measure_before(
+                args.before,
+                kind,
+                n,
+                size=size,
+                seconds=args.seconds,
+                min_steps=args.min_steps,
+                warmup=args.warmup,
+            )
+            results.append(r)
+            print(f"size={size} N={n} before {kind}: {_fmt(r.steps_per_s, 1)} env steps/s")
+            continue
         if kind == "subproc" and n > args.max_subproc:
             est = "" if worker_mb is None else f", about {worker_mb:.0f} MB RSS per worker"
             results.append(
@@ -391,6 +519,12 @@ def run(args: argparse.Namespace) -> tuple[list[Result], str]:
             "",
         ]
     )
+    if args.before is not None:
+        section += (
+            f"\n*before*: the code at {revision(args.before)} (`--before {args.before}`), "
+            "before lazy scoring, in a fresh process per row; it scored every component on "
+            "every step.\n\n" + before_lines(results) + "\n"
+        )
     bounds = network_bounds(results)
     if bounds:
         section += (
@@ -471,9 +605,18 @@ def main(argv: list[str] | None = None) -> None:
         choices=["auto", "stlpips", "lpips"],
         help="the envs' metric network (see PerceptualDistance)",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also measure the code in DIR (a checkout before lazy scoring), same run",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
+    if args.before is not None and not (args.before / "unigen_sb3" / "__init__.py").is_file():
+        raise SystemExit(f"--before {args.before}: no unigen_sb3 package in that folder")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     _, section = run(args)

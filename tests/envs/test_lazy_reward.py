@@ -88,6 +88,34 @@ def test_lazy_runs_the_network_only_where_an_episode_ends() -> None:
         del venv.rewards.perceptual.features
 
 
+@pytest.mark.parametrize("task", ["edit", "generate"])
+def test_a_final_canvas_equal_to_its_start_reuses_the_start_features(task: str) -> None:
+    # Envs 0 and 1 stop at once (their canvases never changed), envs 2 and 3 stroke. The
+    # stopped episodes' final canvases take their starts' features: the forward holds their
+    # targets and (edits) start photos only; generation's blank start is computed once.
+    params = np.zeros((4, NUM_PARAMS), np.float32)
+    ops = np.array([OP_STOP, OP_STOP, OP_STROKE, OP_STROKE])
+    paid = []
+    for dense in (False, True):
+        venv = UniGenVecEnv(
+            4, task, size=SIZE, horizon=3, seed=2, device="cpu", dense_components=dense
+        )
+        calls = _count_images(venv.rewards)
+        try:
+            venv.reset()
+            before = len(calls)
+            _, reward, dones, infos = venv.step({"op": ops, "params": params})
+            if not dense:
+                assert calls[before:] == ([1, 2] if task == "generate" else [2 * 2])
+        finally:
+            del venv.rewards.perceptual.features
+        assert dones.tolist() == [True, True, False, False]
+        # A wrong reuse would move the distance from the target, and so the realism term.
+        paid.append([(reward[i].tolist(), infos[i]["sub_metrics"]) for i in (0, 1)])
+    assert paid[0] == paid[1]
+    assert all("quality/realism" in sub for _, sub in paid[0])
+
+
 def test_dense_runs_the_network_at_resets_and_changed_canvases() -> None:
     venv = UniGenVecEnv(
         2, "edit", size=SIZE, horizon=3, seed=0, device="cpu", dense_components=True

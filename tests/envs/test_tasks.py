@@ -1,11 +1,15 @@
-"""TaskSampler's argument checks (the env checks its own arguments before it builds one)."""
+"""TaskSampler: its argument checks (the env checks its own arguments before it builds one)
+and the tasks it renders."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from unigen_sb3.data.shapes import load_shapes_spec
+from unigen_sb3.envs.canvas import apply_ops
+from unigen_sb3.envs.core import render_pending_targets
 from unigen_sb3.envs.tasks import TaskSampler
 
 
@@ -29,3 +33,37 @@ def test_sampler_takes_numpy_numbers() -> None:
     sampler = TaskSampler("edit", size=np.int64(minimum), edit_fraction=np.float32(0.25))
     task = sampler.sample(np.random.default_rng(0))
     assert sampler.size == minimum and task.target.shape == (3, minimum, minimum)
+
+
+def test_a_deferred_render_gives_the_tasks_an_immediate_render_gives() -> None:
+    # sample(render=False) leaves generation and edit targets for one batched canvas call
+    # (render_pending_targets); the tasks must be bit for bit those of render=True.
+    sampler = TaskSampler("unified", size=40)
+    rng_now, rng_later = np.random.default_rng(5), np.random.default_rng(5)
+    now = [sampler.sample(rng_now, render=True) for _ in range(48)]
+    later = [sampler.sample(rng_later, render=False) for _ in range(48)]
+    assert {t.kind for t in later} == {"generate", "edit"}
+    assert any(t.pending_render is not None for t in later if t.kind == "generate")
+    for lo in range(0, len(later), 7):
+        render_pending_targets(later[lo : lo + 7])
+    for a, b in zip(now, later, strict=True):
+        assert a.pending_render is None and b.pending_render is None
+        for name in ("target", "start", "mask", "focus", "segments"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), (a.kind, name)
+
+
+def test_a_generation_task_is_its_solution_rendered_and_its_focus_is_the_object() -> None:
+    sampler = TaskSampler("generate", size=40)
+    rng = np.random.default_rng(6)
+    for render in (True, False):
+        task = sampler.sample(rng, render=render)
+        render_pending_targets([task])
+        image, whole = task.start[None], task.mask[None]
+        steps = []
+        for op, params in task.solution:
+            image = apply_ops(image, torch.tensor([op]), torch.from_numpy(params)[None], mask=whole)
+            steps.append(image[0])
+        assert len(steps) == 2 and torch.equal(task.target, steps[1])
+        object_pixels = (steps[1] != steps[0]).any(dim=0)
+        assert object_pixels.any() and not object_pixels.all()
+        assert torch.equal(task.focus, object_pixels.float()[None])

@@ -19,18 +19,19 @@ Lazy scoring: the paid reward needs the components of an episode's final canvas 
 step computes the per-step components the core was asked for (``step_components``) and, for
 the episodes that end on it, all three. The perceptual network (``quality``'s) runs on an
 episode's target, start and final canvas at its end, in one forward for all the episodes
-ending on that step, unless ``quality`` is a step component (then it runs at every reset and
-on every changed canvas, and all three components are computed every step: the *dense*
-schedule). ``temporal`` is computed every step for the canvases that changed (its minimum over
-the episode is paid), and is exactly 1 for the others (SSIM of an image with itself). The
-current canvas's components are reported as ``info["state_components"]`` (the potential for
-optional shaping): all three on an episode's last step and on every step of the dense
-schedule; with some step components, NaN for the others; with none, the key is left out of
-the other steps' infos (and of reset infos). ``info["sub_metrics"]`` holds the sub-metrics of
-the components computed on that step, and ``consistency/temporal`` on every step. An image's
-features do not depend on the batch they are computed in (see
-:meth:`PerceptualDistance._run_slices`), so the lazy and the dense schedule pay bit-identical
-rewards (``tests/envs/test_lazy_reward.py``).
+ending on that step (a blank start's features are computed once, and a final canvas equal to
+its start takes the start's), unless ``quality`` is a step component (then it runs at every
+reset and on every changed canvas, and all three components are computed every step: the
+*dense* schedule). ``temporal`` is computed every step for the canvases that changed (its
+minimum over the episode is paid), and is exactly 1 for the others (SSIM of an image with
+itself). The current canvas's components are reported as ``info["state_components"]`` (the
+potential for optional shaping): all three on an episode's last step and on every step of
+the dense schedule; with some step components, NaN for the others; with none, the key is
+left out of the other steps' infos (and of reset infos). ``info["sub_metrics"]`` holds the
+sub-metrics of the components computed on that step, and ``consistency/temporal`` on every
+step. An image's features do not depend on the batch they are computed in (see
+:meth:`PerceptualDistance._run_slices`), so the lazy and the dense schedule pay
+bit-identical rewards (``tests/envs/test_lazy_reward.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import numpy as np
 import torch
 
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OP_STOP, OPS, apply_ops
-from unigen_sb3.envs.tasks import ATTRIBUTE_NAMES, Task
+from unigen_sb3.envs.tasks import ATTRIBUTE_NAMES, Task, finish_render
 from unigen_sb3.rewards.components import (
     ComponentResult,
     RewardComputer,
@@ -73,8 +74,9 @@ def op_validity(kind_is_edit: torch.Tensor) -> torch.Tensor:
 
 
 def render_pending_targets(tasks: Sequence[Task]) -> list[int]:
-    """Render the edit targets ``TaskSampler.sample(render=False)`` left pending, in one
-    canvas call; returns the positions in ``tasks`` whose targets were rendered.
+    """Render the targets ``TaskSampler.sample(render=False)`` left pending (edits' and
+    generations'), in one canvas call; returns the positions in ``tasks`` whose targets were
+    rendered.
 
     The call runs on the host, whatever the env's device: targets are task data, and CUDA
     and CPU kernels round differently, which would move the thresholded metrics (attribute
@@ -86,15 +88,13 @@ def render_pending_targets(tasks: Sequence[Task]) -> list[int]:
         return []
     picked = [tasks[k] for k, _ in specs]
     rendered = apply_ops(
-        torch.stack([t.start for t in picked]),
+        torch.stack([t.target for t in picked]),
         torch.tensor([op for _, (op, _) in specs]),
         torch.from_numpy(np.stack([p for _, (_, p) in specs])),
         mask=torch.stack([t.mask for t in picked]),
         segments=torch.stack([t.segments for t in picked]),
     )
-    for task, image in zip(picked, rendered, strict=True):
-        task.target = image
-        task.pending_render = None
+    finish_render(picked, rendered)
     return [k for k, _ in specs]
 
 
@@ -200,20 +200,16 @@ class UniGenCore:
         idx = torch.as_tensor(list(indices), dtype=torch.int64, device=self.device)
         dev = self.device
         if images is None:
+            render_pending_targets(tasks)
             images = {
                 name: torch.stack([getattr(t, name) for t in tasks]).to(dev) for name in TASK_IMAGES
             }
-            pending = True
-        else:
-            pending = False
         self.target[idx] = images["target"]
         self.start[idx] = images["start"]
         self.canvas[idx] = self.start[idx]
         self.mask[idx] = images["mask"]
         self.focus[idx] = images["focus"]
         self.segments[idx] = images["segments"]
-        if pending:
-            self._render_pending(idx, tasks)
         self.is_edit[idx] = torch.tensor([t.kind == "edit" for t in tasks], device=dev)
         batch = TaskBatch(self.target[idx], self.mask[idx], self.start[idx], focus=self.focus[idx])
         start_feats: list[torch.Tensor] | None = None
@@ -278,10 +274,14 @@ class UniGenCore:
         """Perceptual features of the targets and start canvases at ``idx`` (and of ``extra``
         images, e.g. final canvases, in the same forward).
 
-        One network forward for the targets, the start canvases and ``extra`` together,
-        except that a single-colour start canvas (generation's blank one) is computed once
-        per colour and reused: half the images a generation reset would otherwise run.
+        One network forward for the targets, the start canvases and ``extra`` together, except
+        for images whose features are known already: a single-colour start canvas
+        (generation's blank one) is computed once per colour and reused (half the images a
+        generation reset would otherwise run), and an ``extra`` image equal to its start
+        canvas (an episode that never changed it) takes the start's features. An image's
+        features do not depend on the batch it is computed in, so reuse changes no value.
 
+        :param extra: ``(len(idx), 3, H, W)`` images, one per episode of ``idx``.
         :return: ``(target features, start features, extra's features or None)``.
         """
         k = int(idx.numel())
@@ -296,32 +296,35 @@ class UniGenCore:
             image = torch.full((1, *starts.shape[1:]), colour, device=self.device)
             self._flat_features[colour] = self.rewards.perceptual.features(image)
         run = [j for j in range(k) if not uniform[j]]
-        images = [self.target[idx], starts[run]] + ([] if extra is None else [extra])
+        moved: list[int] = []
+        if extra is not None:
+            moved = torch.nonzero((extra != starts).flatten(1).any(dim=1)).flatten().tolist()
+        images = [self.target[idx], starts[run]] + ([] if extra is None else [extra[moved]])
         both = self.rewards.perceptual.features(torch.cat(images))
         new_feats = [f[:k] for f in both]
         end = k + len(run)
-        extra_feats = None if extra is None else [f[end:] for f in both]
         if len(run) == k:
-            return new_feats, [f[k:end] for f in both], extra_feats
-        start_feats = [torch.empty_like(f) for f in new_feats]
-        groups: dict[float, list[int]] = {}
-        for j in range(k):
-            if uniform[j]:
-                groups.setdefault(colours[j], []).append(j)
-        for layer, (dest, f) in enumerate(zip(start_feats, both, strict=True)):
-            if run:
-                dest[run] = f[k:end]
-            for colour, rows in groups.items():
-                dest[rows] = self._flat_features[colour][layer]
+            start_feats = [f[k:end] for f in both]
+        else:
+            start_feats = [torch.empty_like(f) for f in new_feats]
+            groups: dict[float, list[int]] = {}
+            for j in range(k):
+                if uniform[j]:
+                    groups.setdefault(colours[j], []).append(j)
+            for layer, (dest, f) in enumerate(zip(start_feats, both, strict=True)):
+                if run:
+                    dest[run] = f[k:end]
+                for colour, rows in groups.items():
+                    dest[rows] = self._flat_features[colour][layer]
+        if extra is None:
+            return new_feats, start_feats, None
+        if len(moved) == k:
+            return new_feats, start_feats, [f[end:] for f in both]
+        extra_feats = [s.clone() for s in start_feats]
+        if moved:
+            for dest, f in zip(extra_feats, both, strict=True):
+                dest[moved] = f[end:]
         return new_feats, start_feats, extra_feats
-
-    def _render_pending(self, idx: torch.Tensor, tasks: Sequence[Task]) -> None:
-        """Render the edit targets the sampler left pending (:func:`render_pending_targets`)
-        and put them into episodes ``idx``'s targets."""
-        done = render_pending_targets(tasks)
-        if done:
-            rendered = torch.stack([tasks[k].target for k in done]).to(self.device)
-            self.target[idx[done]] = rendered
 
     # ------------------------------------------------------------------ step
     def step(self, ops: np.ndarray, params: np.ndarray) -> StepResult:

@@ -28,6 +28,7 @@ The prompt's structured attributes are encoded as the ``attributes`` observation
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -121,10 +122,13 @@ class Task:
     :param segments: ``(H,W)`` int64 superpixels of the start image.
     :param attributes: ``(len(ATTRIBUTE_NAMES),)`` float32 prompt encoding.
     :param solution: privileged: raw actions that reach ``target`` from ``start``.
-    :param pending_render: ``(op, params)`` still to render into ``target`` (which holds a
-        copy of ``start`` until then); set by ``TaskSampler.sample(render=False)`` so that
-        :class:`~unigen_sb3.envs.core.UniGenCore` renders every new edit target of a reset in
-        one batched canvas call on its device. ``None`` once ``target`` is final.
+    :param pending_render: ``(op, params)`` still to render onto ``target``, which holds the
+        image it is rendered onto until then (an edit's ``start``; a generation's background,
+        then ``focus`` is empty until the render sets it to the pixels the op changed); set by
+        ``TaskSampler.sample(render=False)`` so that
+        :class:`~unigen_sb3.envs.core.UniGenCore` renders every new target of a reset in one
+        batched canvas call (:func:`~unigen_sb3.envs.core.render_pending_targets`). ``None``
+        once ``target`` is final.
     """
 
     kind: str
@@ -228,6 +232,26 @@ def _render(
             segments=seg[None],
         )[0]
     return image
+
+
+def finish_render(tasks: Sequence[Task], rendered: torch.Tensor) -> None:
+    """Put ``rendered`` ``(K,3,H,W)``, the images of ``tasks``' pending renders, into their
+    targets: a generation task's ``focus`` becomes the pixels its object changed."""
+    for task, image in zip(tasks, rendered, strict=True):
+        if task.kind == "generate":
+            task.focus = ((image - task.target).abs().amax(0) > 0).float()[None]
+        task.target = image
+        task.pending_render = None
+
+
+@lru_cache(maxsize=256)
+def _background(size: int, op: int, params: bytes) -> torch.Tensor:
+    """The blank generation canvas after the background action ``(op, params)`` (the first
+    of :func:`generation_solution`), rendered once per colour and size; read-only."""
+    start = torch.full((3, size, size), _BLANK)
+    whole = torch.ones(1, size, size)
+    action = (op, np.frombuffer(params, dtype=np.float32).copy())
+    return _render(start, whole, _empty_segments(size), [action])
 
 
 def need_fraction(start: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
@@ -336,37 +360,45 @@ class TaskSampler:
         """Draw one task.
 
         :param rng: the generator the task is drawn from.
-        :param render: render an edit target now (on the host); ``False`` leaves it in
-            :attr:`Task.pending_render` for the batched core to render on its device.
+        :param render: render the target now (on the host); ``False`` leaves its last
+            action in :attr:`Task.pending_render` for the batched core to render with the
+            other new tasks' in one canvas call
+            (:func:`~unigen_sb3.envs.core.render_pending_targets`).
         """
         if self.task == "unified":
             kind = "edit" if rng.random() < self.edit_fraction else "generate"
         else:
             kind = self.task
         if kind == "generate":
-            return self._generate(rng)
+            return self._generate(rng, render=render)
         return self._edit(rng, render=render)
 
-    def _generate(self, rng: np.random.Generator) -> Task:
+    def _generate(self, rng: np.random.Generator, *, render: bool) -> Task:
         prompt = self.generate_prompts[int(rng.integers(len(self.generate_prompts)))]
         solution = generation_solution(prompt, self.size)
         start = torch.full((3, self.size, self.size), _BLANK)
         mask = torch.ones(1, self.size, self.size)
         segments = _empty_segments(self.size)
-        target = _render(start, mask, segments, solution)
-        focus = (target - _render(start, mask, segments, solution[:1])).abs().amax(0) > 0
-        return Task(
+        # The solution is (background fill, object fill); the background image depends on
+        # its colour only, so it is rendered once per colour and the object drawn on it.
+        op, params = solution[0]
+        background = _background(self.size, op, params.tobytes())
+        task = Task(
             kind="generate",
             source="shapes",
             prompt=prompt,
-            target=target,
+            target=background.clone(),
             start=start,
             mask=mask,
-            focus=focus.float()[None],
+            focus=torch.zeros(1, self.size, self.size),
             segments=segments,
             attributes=_encode_attributes(prompt, "generate", 1.0),
             solution=solution,
+            pending_render=solution[1],
         )
+        if render:
+            finish_render([task], _render(background, mask, segments, solution[1:])[None])
+        return task
 
     def _edit(self, rng: np.random.Generator, *, render: bool) -> Task:
         for _ in range(_MAX_SCENE_TRIES):
