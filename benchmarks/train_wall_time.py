@@ -49,7 +49,8 @@ TITLE = """# Lazy reward scoring: training wall time
 Written by `benchmarks/train_wall_time.py` (see its docstring). *dense*: every reward
 component on every step (`env.dense_components: true`), what every step computed before lazy
 scoring; *lazy*: the default, components where the reward is paid (and the shaping
-potential's every step). Env throughput at N = 1 ... 256 under both schedules is in
+potential's every step); *before* (`--before DIR`): the code before lazy scoring, which is
+what the issue's goal compares against. Env throughput at N = 1 ... 256 under each is in
 `vec_throughput.md`, where a step's time goes in `step_breakdown.md`.
 
 """

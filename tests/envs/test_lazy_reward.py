@@ -60,6 +60,9 @@ def test_lazy_and_dense_pay_bit_identical_rewards(task: str, action: str, kind: 
 
 
 def _count_images(env_rewards: Any) -> list[int]:
+    """Record the batch size of every network call; empties the cache of photo starts'
+    features (shared by the process's envs) so that counts do not depend on earlier tests."""
+    env_rewards.start_features.clear()
     calls: list[int] = []
     perceptual = env_rewards.perceptual
     original = perceptual.features
@@ -114,6 +117,26 @@ def test_a_final_canvas_equal_to_its_start_reuses_the_start_features(task: str) 
         paid.append([(reward[i].tolist(), infos[i]["sub_metrics"]) for i in (0, 1)])
     assert paid[0] == paid[1]
     assert all("quality/realism" in sub for _, sub in paid[0])
+
+
+def test_a_photo_start_runs_the_network_once_per_process() -> None:
+    venv = UniGenVecEnv(8, "edit", size=SIZE, horizon=3, seed=0, device="cpu")
+    venv.reset()
+    core = venv.core
+    photos = [i for i, t in enumerate(core.tasks) if t is not None and t.source == "photos"]
+    assert photos, "seed 0 drew no photo edit: the test would check nothing"
+    idx = torch.tensor(photos)
+    alone = venv.rewards.perceptual.features(core.start[idx])
+    calls = _count_images(venv.rewards)
+    try:
+        _, first, _ = core._reset_features(idx)
+        _, again, _ = core._reset_features(idx)
+    finally:
+        del venv.rewards.perceptual.features
+    # First: the targets and the photos; then the targets only, the photos' features cached.
+    assert calls == [2 * len(photos), len(photos)]
+    for a, b, c in zip(alone, first, again, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
 
 
 def test_dense_runs_the_network_at_resets_and_changed_canvases() -> None:

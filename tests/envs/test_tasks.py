@@ -67,3 +67,23 @@ def test_a_generation_task_is_its_solution_rendered_and_its_focus_is_the_object(
         object_pixels = (steps[1] != steps[0]).any(dim=0)
         assert object_pixels.any() and not object_pixels.all()
         assert torch.equal(task.focus, object_pixels.float()[None])
+
+
+@pytest.mark.parametrize("size", [40, 33])  # 33: pixel count not a multiple of 16
+def test_sample_many_gives_the_tasks_of_one_sample_per_generator(size: int) -> None:
+    sampler = TaskSampler("edit", size=size)  # every task an edit: most are checked
+    one = [np.random.default_rng(20 + i) for i in range(12)]
+    many = [np.random.default_rng(20 + i) for i in range(12)]
+    checked = 0
+    for _ in range(3):
+        expected = [sampler.sample(r, render=False) for r in one]
+        got = sampler.sample_many(many, render=False)
+        checked += sum(t.pending_render is None for t in got)
+        for a, b in zip(expected, got, strict=True):
+            assert a.prompt == b.prompt and a.source == b.source
+            assert (a.pending_render is None) == (b.pending_render is None)
+            for name in ("target", "start", "mask", "focus", "segments"):
+                assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert checked > 0, "no candidate was rendered and checked: the test compared no check"
+    # Each generator was advanced exactly as by sample().
+    assert [r.random() for r in one] == [r.random() for r in many]

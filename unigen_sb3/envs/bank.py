@@ -74,9 +74,10 @@ class TaskBank:
             raise ValueError("a TaskBank needs a size; None means no bank")
         self.size = checked
         self.n = len(rngs)
-        self.tasks: list[Task] = [
-            sampler.sample(rng, render=False) for rng in rngs for _ in range(self.size)
-        ]
+        # Round r draws every env's r-th task (each generator advances as in r calls of
+        # sample); kept env-major: env i's tasks are rows i*size ... (i+1)*size - 1.
+        rounds = [sampler.sample_many(rngs, render=False) for _ in range(self.size)]
+        self.tasks: list[Task] = [rounds[r][i] for i in range(self.n) for r in range(self.size)]
         for lo in range(0, len(self.tasks), _RENDER_CHUNK):
             render_pending_targets(self.tasks[lo : lo + _RENDER_CHUNK])
         self.images = {

@@ -19,23 +19,25 @@ Lazy scoring: the paid reward needs the components of an episode's final canvas 
 step computes the per-step components the core was asked for (``step_components``) and, for
 the episodes that end on it, all three. The perceptual network (``quality``'s) runs on an
 episode's target, start and final canvas at its end, in one forward for all the episodes
-ending on that step (a blank start's features are computed once, and a final canvas equal to
-its start takes the start's), unless ``quality`` is a step component (then it runs at every
-reset and on every changed canvas, and all three components are computed every step: the
-*dense* schedule). ``temporal`` is computed every step for the canvases that changed (its
-minimum over the episode is paid), and is exactly 1 for the others (SSIM of an image with
-itself). The current canvas's components are reported as ``info["state_components"]`` (the
-potential for optional shaping): all three on an episode's last step and on every step of
-the dense schedule; with some step components, NaN for the others; with none, the key is
-left out of the other steps' infos (and of reset infos). ``info["sub_metrics"]`` holds the
-sub-metrics of the components computed on that step, and ``consistency/temporal`` on every
-step. An image's features do not depend on the batch they are computed in (see
+ending on that step (a blank start's features are computed once per process and colour, a
+photo start's once per process and patch, and a final canvas equal to its start takes the
+start's), unless ``quality`` is a step component (then it runs at every reset and on every
+changed canvas, and all three components are computed every step: the *dense* schedule).
+``temporal`` is computed every step for the canvases that changed (its minimum over the
+episode is paid), and is exactly 1 for the others (SSIM of an image with itself). The
+current canvas's components are reported as ``info["state_components"]`` (the potential for
+optional shaping): all three on an episode's last step and on every step of the dense
+schedule; with some step components, NaN for the others; with none, the key is left out of
+the other steps' infos (and of reset infos). ``info["sub_metrics"]`` holds the sub-metrics
+of the components computed on that step, and ``consistency/temporal`` on every step. An
+image's features do not depend on the batch they are computed in (see
 :meth:`PerceptualDistance._run_slices`), so the lazy and the dense schedule pay
 bit-identical rewards (``tests/envs/test_lazy_reward.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -44,7 +46,7 @@ import numpy as np
 import torch
 
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_ATTRIBUTE, OP_STOP, OPS, apply_ops
-from unigen_sb3.envs.tasks import ATTRIBUTE_NAMES, Task, finish_render
+from unigen_sb3.envs.tasks import ATTRIBUTE_NAMES, Task, render_targets
 from unigen_sb3.rewards.components import (
     ComponentResult,
     RewardComputer,
@@ -59,6 +61,9 @@ mean absolute change it made, the last op id / (K - 1), and steps taken / horizo
 _CHANGE_THRESHOLD = 1.0 / 255.0
 # Single-colour start canvases whose features are kept (generation uses one: white).
 _MAX_FLAT_COLOURS = 8
+# Photo start canvases whose features are kept (RewardComputer.start_features): the photos
+# package has a few patches per size (13 at 64x64); the cache is emptied if it ever holds more.
+_MAX_PHOTO_STARTS = 64
 
 
 def op_validity(kind_is_edit: torch.Tensor) -> torch.Tensor:
@@ -75,27 +80,9 @@ def op_validity(kind_is_edit: torch.Tensor) -> torch.Tensor:
 
 def render_pending_targets(tasks: Sequence[Task]) -> list[int]:
     """Render the targets ``TaskSampler.sample(render=False)`` left pending (edits' and
-    generations'), in one canvas call; returns the positions in ``tasks`` whose targets were
-    rendered.
-
-    The call runs on the host, whatever the env's device: targets are task data, and CUDA
-    and CPU kernels round differently, which would move the thresholded metrics (attribute
-    accuracy, changed pixels) between devices. One batched call instead of one per task is
-    what saves the time.
-    """
-    specs = [(k, t.pending_render) for k, t in enumerate(tasks) if t.pending_render is not None]
-    if not specs:
-        return []
-    picked = [tasks[k] for k, _ in specs]
-    rendered = apply_ops(
-        torch.stack([t.target for t in picked]),
-        torch.tensor([op for _, (op, _) in specs]),
-        torch.from_numpy(np.stack([p for _, (_, p) in specs])),
-        mask=torch.stack([t.mask for t in picked]),
-        segments=torch.stack([t.segments for t in picked]),
-    )
-    finish_render(picked, rendered)
-    return [k for k, _ in specs]
+    generations'), in one canvas call on the host; returns the positions in ``tasks`` whose
+    targets were rendered (:func:`~unigen_sb3.envs.tasks.render_targets`)."""
+    return render_targets(tasks)
 
 
 TASK_IMAGES: tuple[str, ...] = ("target", "start", "mask", "focus", "segments")
@@ -214,7 +201,7 @@ class UniGenCore:
         batch = TaskBatch(self.target[idx], self.mask[idx], self.start[idx], focus=self.focus[idx])
         start_feats: list[torch.Tensor] | None = None
         if self.dense:
-            new_feats, start_feats, _ = self._reset_features(idx)
+            new_feats, start_feats, _ = self._reset_features(idx, tasks=tasks)
             if self.target_features is None or self.canvas_features is None:
                 self.target_features, self.canvas_features = (
                     [
@@ -269,22 +256,29 @@ class UniGenCore:
             self.target_m2[idx] = prepared.target_m2.to(self.device)
 
     def _reset_features(
-        self, idx: torch.Tensor, extra: torch.Tensor | None = None
+        self,
+        idx: torch.Tensor,
+        extra: torch.Tensor | None = None,
+        tasks: Sequence[Task | None] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]:
         """Perceptual features of the targets and start canvases at ``idx`` (and of ``extra``
         images, e.g. final canvases, in the same forward).
 
         One network forward for the targets, the start canvases and ``extra`` together, except
         for images whose features are known already: a single-colour start canvas
-        (generation's blank one) is computed once per colour and reused (half the images a
-        generation reset would otherwise run), and an ``extra`` image equal to its start
-        canvas (an episode that never changed it) takes the start's features. An image's
-        features do not depend on the batch it is computed in, so reuse changes no value.
+        (generation's blank one) is computed once per colour, a photo start (one of the
+        photos package's few patches) once per image, and an ``extra`` image equal to its
+        start canvas (an episode that never changed it) takes the start's features. An
+        image's features do not depend on the batch it is computed in, so reuse changes no
+        value.
 
         :param extra: ``(len(idx), 3, H, W)`` images, one per episode of ``idx``.
+        :param tasks: the episodes' tasks (default: the running ones, :attr:`tasks`).
         :return: ``(target features, start features, extra's features or None)``.
         """
         k = int(idx.numel())
+        if tasks is None:
+            tasks = [self.tasks[i] for i in idx.tolist()]
         starts = self.start[idx]
         flat = starts.flatten(1)
         uniform = (flat == flat[:, :1]).all(dim=1).tolist()
@@ -295,7 +289,19 @@ class UniGenCore:
         for colour in wanted - self._flat_features.keys():
             image = torch.full((1, *starts.shape[1:]), colour, device=self.device)
             self._flat_features[colour] = self.rewards.perceptual.features(image)
-        run = [j for j in range(k) if not uniform[j]]
+        # Known start features per row: a flat colour's, or a photo start seen before.
+        known: dict[int, list[torch.Tensor]] = {
+            j: self._flat_features[colours[j]] for j in range(k) if uniform[j]
+        }
+        photo_keys: dict[int, bytes] = {}
+        for j, task in enumerate(tasks):
+            if not uniform[j] and task is not None and task.source == "photos":
+                key = hashlib.blake2b(starts[j].cpu().numpy().tobytes(), digest_size=16).digest()
+                if key in self.rewards.start_features:
+                    known[j] = self.rewards.start_features[key]
+                else:
+                    photo_keys[j] = key
+        run = [j for j in range(k) if j not in known]
         moved: list[int] = []
         if extra is not None:
             moved = torch.nonzero((extra != starts).flatten(1).any(dim=1)).flatten().tolist()
@@ -303,24 +309,25 @@ class UniGenCore:
         both = self.rewards.perceptual.features(torch.cat(images))
         new_feats = [f[:k] for f in both]
         end = k + len(run)
-        if len(run) == k:
+        if not known:
             start_feats = [f[k:end] for f in both]
         else:
             start_feats = [torch.empty_like(f) for f in new_feats]
-            groups: dict[float, list[int]] = {}
-            for j in range(k):
-                if uniform[j]:
-                    groups.setdefault(colours[j], []).append(j)
             for layer, (dest, f) in enumerate(zip(start_feats, both, strict=True)):
                 if run:
                     dest[run] = f[k:end]
-                for colour, rows in groups.items():
-                    dest[rows] = self._flat_features[colour][layer]
+                for j, feats in known.items():
+                    dest[j] = feats[layer][0]
+        if photo_keys:
+            if len(self.rewards.start_features) + len(photo_keys) > _MAX_PHOTO_STARTS:
+                self.rewards.start_features.clear()
+            for j, key in photo_keys.items():
+                self.rewards.start_features[key] = [f[j : j + 1].clone() for f in start_feats]
         if extra is None:
             return new_feats, start_feats, None
         if len(moved) == k:
             return new_feats, start_feats, [f[end:] for f in both]
-        extra_feats = [s.clone() for s in start_feats]
+        extra_feats = [f.clone() for f in start_feats]
         if moved:
             for dest, f in zip(extra_feats, both, strict=True):
                 dest[moved] = f[end:]

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import torch
@@ -400,17 +401,78 @@ class TaskSampler:
             finish_render([task], _render(background, mask, segments, solution[1:])[None])
         return task
 
+    def sample_many(
+        self, rngs: Sequence[np.random.Generator], *, render: bool = True
+    ) -> list[Task]:
+        """One task from each generator: the tasks ``[sample(r, render=render) for r in
+        rngs]`` gives, bit for bit, with the edit candidates that must be checked (rendered,
+        then redrawn if they change too little of their mask) rendered and checked together.
+
+        Each generator is advanced exactly as :meth:`sample` advances it: a candidate's
+        draws all come before its check. At canvas sizes whose pixel count is not a multiple
+        of 16 (the widest vector unit's floats) the checks run one at a time, since there
+        vectorised kernels can round an image's last pixels differently in a batch.
+        """
+        tasks: list[Task | None] = [None] * len(rngs)
+        candidates: dict[int, Task] = {}
+        for i, rng in enumerate(rngs):
+            if self.task == "unified":
+                kind = "edit" if rng.random() < self.edit_fraction else "generate"
+            else:
+                kind = self.task
+            if kind == "generate":
+                tasks[i] = self._generate(rng, render=render)
+            else:
+                candidates[i] = self._edit_candidate(rng)
+        batched = (self.size * self.size) % 16 == 0
+        tries = dict.fromkeys(candidates, 1)
+        while candidates:
+            checked = [i for i, t in candidates.items() if self._needs_check(t)]
+            rendered = [i for i in candidates if render or i in checked]
+            if batched:
+                render_targets([candidates[i] for i in rendered])
+            else:
+                for i in rendered:
+                    render_targets([candidates[i]])
+            passed = set(candidates) - set(checked)
+            passed |= {
+                i
+                for i, ok in zip(
+                    checked,
+                    need_fractions_reached([candidates[i] for i in checked], batched=batched),
+                    strict=True,
+                )
+                if ok
+            }
+            for i in passed:
+                tasks[i] = candidates.pop(i)
+            for i in list(candidates):
+                if tries[i] >= _MAX_SCENE_TRIES:
+                    raise RuntimeError(_no_edit_task_message())
+                tries[i] += 1
+                candidates[i] = self._edit_candidate(rngs[i])
+        return cast(list[Task], tasks)
+
+    @staticmethod
+    def _needs_check(task: Task) -> bool:
+        # A recolour of a flat shapes object to another palette colour always changes it
+        # all; attribute edits and photo regions are checked (and so rendered at once).
+        op = task.solution[0][0]
+        return op == OP_ATTRIBUTE or task.source == "photos"
+
     def _edit(self, rng: np.random.Generator, *, render: bool) -> Task:
         for _ in range(_MAX_SCENE_TRIES):
-            task = self._edit_once(rng, render=render)
-            if task is not None:
-                return task
-        raise RuntimeError(
-            f"no edit task changing >= {MIN_NEED_FRACTION:.0%} of its mask in "
-            f"{_MAX_SCENE_TRIES} draws; the data packages may be broken"
-        )
+            task = self._edit_candidate(rng)
+            check = self._needs_check(task)
+            if render or check:
+                render_targets([task])
+                if check and not need_fractions_reached([task], batched=False)[0]:
+                    continue
+            return task
+        raise RuntimeError(_no_edit_task_message())
 
-    def _edit_once(self, rng: np.random.Generator, *, render: bool) -> Task | None:
+    def _edit_candidate(self, rng: np.random.Generator) -> Task:
+        """An edit task drawn from ``rng``, its target not rendered (``pending_render``)."""
         prompt = self.edit_prompts[int(rng.integers(len(self.edit_prompts)))]
         a = prompt.attributes
         op = OP_FILL if a.rgb is not None else OP_ATTRIBUTE
@@ -423,29 +485,69 @@ class TaskSampler:
             patch = self.photos[int(rng.integers(len(self.photos)))]
             start, segments, source = patch.image.clone(), patch.segments.clone(), "photos"
             mask = _photo_region(rng, patch)
-        # A recolour of a flat shapes object to another palette colour always changes it
-        # all; attribute edits and photo regions are checked (and so rendered now).
-        check = op == OP_ATTRIBUTE or source == "photos"
-        if render or check:
-            target = _render(start, mask, segments, solution)
-            if check and need_fraction(start, target, mask) < MIN_NEED_FRACTION:
-                return None
-            pending = None
-        else:
-            target, pending = start.clone(), solution[0]
         return Task(
             kind="edit",
             source=source,
             prompt=prompt,
-            target=target,
+            target=start.clone(),
             start=start,
             mask=mask,
             focus=mask.clone(),
             segments=segments,
             attributes=_encode_attributes(prompt, "edit", float(mask.mean())),
             solution=solution,
-            pending_render=pending,
+            pending_render=solution[0],
         )
+
+
+def _no_edit_task_message() -> str:
+    return (
+        f"no edit task changing >= {MIN_NEED_FRACTION:.0%} of its mask in "
+        f"{_MAX_SCENE_TRIES} draws; the data packages may be broken"
+    )
+
+
+def render_targets(tasks: Sequence[Task]) -> list[int]:
+    """Render the targets :meth:`TaskSampler.sample` left pending (``render=False``), in one
+    canvas call on the host; returns the positions in ``tasks`` whose targets were rendered.
+
+    Targets are task data: rendering them on the host, whatever the env's device, keeps
+    them the same on every device (CUDA and CPU kernels round differently, which would move
+    the thresholded metrics). One batched call instead of one per task is what saves the
+    time.
+    """
+    specs = [(k, t.pending_render) for k, t in enumerate(tasks) if t.pending_render is not None]
+    if not specs:
+        return []
+    picked = [tasks[k] for k, _ in specs]
+    rendered = apply_ops(
+        torch.stack([t.target for t in picked]),
+        torch.tensor([op for _, (op, _) in specs]),
+        torch.from_numpy(np.stack([p for _, (_, p) in specs])),
+        mask=torch.stack([t.mask for t in picked]),
+        segments=torch.stack([t.segments for t in picked]),
+    )
+    finish_render(picked, rendered)
+    return [k for k, _ in specs]
+
+
+def need_fractions_reached(tasks: Sequence[Task], *, batched: bool) -> list[bool]:
+    """Whether each rendered edit task changes at least :data:`MIN_NEED_FRACTION` of its
+    mask (:func:`need_fraction`); ``batched`` converts all images in one call."""
+    if not tasks:
+        return []
+    if not batched:
+        return [need_fraction(t.start, t.target, t.mask) >= MIN_NEED_FRACTION for t in tasks]
+    de = delta_e(
+        rgb_to_lab(torch.stack([t.start for t in tasks])),
+        rgb_to_lab(torch.stack([t.target for t in tasks])),
+    )[:, 0]
+    out = []
+    for d, t in zip(de, tasks, strict=True):
+        m = t.mask[0] > 0.5
+        fraction = float((d[m] > DEFAULT_COLOR_TOL).float().mean()) if bool(m.any()) else 0.0
+        out.append(fraction >= MIN_NEED_FRACTION)
+    return out
 
 
 def reference_images(size: int, n_scenes: int = 48, n_generated: int = 48) -> torch.Tensor:

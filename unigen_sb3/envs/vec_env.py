@@ -197,7 +197,7 @@ class UniGenVecEnv(VecEnv):
             tasks, images = self.bank.next(indices)
             infos = self.core.reset(indices, tasks, images)
         else:
-            tasks = [self.sampler.sample(self._rngs[i], render=False) for i in indices]
+            tasks = self.sampler.sample_many([self._rngs[i] for i in indices], render=False)
             infos = self.core.reset(indices, tasks)
         for i, info in zip(indices, infos, strict=True):
             self.reset_infos[i] = info

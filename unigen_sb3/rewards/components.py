@@ -248,6 +248,12 @@ class RewardComputer:
         self.realism = realism
         self.color_tol = float(color_tol)
         self.change_threshold = float(change_threshold)
+        #: Perceptual features of recurring start images (the photos package's patches), by
+        #: a digest of their pixels: filled and read by the env cores that share this
+        #: computer (:meth:`~unigen_sb3.envs.core.UniGenCore._reset_features`), so each patch
+        #: runs the network once per process. Features do not depend on the batch they are
+        #: computed in, so a cached entry equals a fresh one bit for bit.
+        self.start_features: dict[bytes, list[Tensor]] = {}
 
     @property
     def backend(self) -> str:
