@@ -64,7 +64,7 @@ _STEP_TAIL: list[tuple[str, int, Any, str]] = [
     ("auto-resets (UniGenCore.reset)", 1, UniGenCore, "reset"),
     ("network on new targets and start canvases", 2, UniGenCore, "_reset_features"),
     ("reward components of the start canvases", 2, RewardComputer, "__call__"),
-    ("task sampling (TaskSampler.sample)", 1, TaskSampler, "sample"),
+    ("task sampling (TaskSampler.sample_many)", 1, TaskSampler, "sample_many"),
     ("observations (UniGenCore.observations)", 1, UniGenCore, "observations"),
 ]
 PARTS: dict[str, list[tuple[str, int, Any, str]]] = {
