@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vec_throughput import environment_line, write_section
+from vec_throughput import environment_line, revision, write_section
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "lazy_reward.md"
 SCHEDULES = {"dense": ["--set", "env.dense_components=true"], "lazy": []}
@@ -132,20 +132,6 @@ def _shorter(seconds: float, reference: float) -> str:
     return f"{abs(change):.1f} % " + ("shorter" if change >= 0 else "longer")
 
 
-def _revision(source: Path) -> str:
-    """``source``'s short commit id, or its path when it is not a git checkout."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return str(source)
-    return done.stdout.strip()
-
-
 def main(argv: list[str] | None = None) -> str:
     """Command-line entry point; returns the markdown section."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -176,7 +162,7 @@ def main(argv: list[str] | None = None) -> str:
     env_line = environment_line(["cpu"])
     variants: list[tuple[str, list[str], Path | None]] = []
     if args.before is not None:
-        variants.append((f"before (code at {_revision(args.before)})", [], args.before))
+        variants.append((f"before (code at {revision(args.before)})", [], args.before))
     variants += [(name, extra, None) for name, extra in SCHEDULES.items()]
     times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in variants}
     steps_of: dict[str, int] = {}
