@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vec_throughput import environment_line, revision, write_section
+from vec_throughput import environ_importing, environment_line, revision, write_section
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "lazy_reward.md"
 SCHEDULES = {"dense": ["--set", "env.dense_components=true"], "lazy": []}
@@ -104,11 +104,7 @@ def train(
         "--overwrite",
         *extra,
     ]
-    env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(source)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-        )
+    env = dict(os.environ) if source is None else environ_importing(source)
     start = time.perf_counter()
     # Run from the output folder: ``python -c`` puts the working directory first on the
     # import path, where a checkout's own package would shadow ``source``'s.

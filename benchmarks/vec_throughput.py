@@ -292,6 +292,17 @@ def revision(source: Path) -> str:
     return done.stdout.strip()
 
 
+def environ_importing(source: Path) -> dict[str, str]:
+    """This process's environment with ``source`` first on ``PYTHONPATH``: a child started
+    with it (from a working directory without a package of its own) imports the package
+    under ``source``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(source)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    return env
+
+
 def measure_before(
     source: Path,
     kind: str,
@@ -307,10 +318,7 @@ def measure_before(
     reward), in a fresh process that imports the package from there."""
     if kind not in ("batched", "dummy"):
         raise ValueError(f"--before measures the batched env and DummyVecEnv, not {kind!r}")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(source)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
+    env = environ_importing(source)
     argv = [kind, n_envs, size, seconds, min_steps, warmup, seed]
     with tempfile.TemporaryDirectory() as tmp:  # not a cwd whose package would shadow it
         done = subprocess.run(

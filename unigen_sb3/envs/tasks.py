@@ -263,7 +263,12 @@ def need_fraction(start: torch.Tensor, target: torch.Tensor, mask: torch.Tensor)
     :param target: ``(3,H,W)``.
     :param mask: ``(1,H,W)`` in {0, 1}.
     """
-    de = delta_e(rgb_to_lab(start[None]), rgb_to_lab(target[None]))[0, 0]
+    return _changed_fraction(delta_e(rgb_to_lab(start[None]), rgb_to_lab(target[None]))[0, 0], mask)
+
+
+def _changed_fraction(de: torch.Tensor, mask: torch.Tensor) -> float:
+    """Fraction of ``mask`` ``(1,H,W)`` where the Delta-E map ``de`` ``(H,W)`` exceeds the
+    colour tolerance (0 for an empty mask)."""
     m = mask[0] > 0.5
     return float((de[m] > DEFAULT_COLOR_TOL).float().mean()) if bool(m.any()) else 0.0
 
@@ -542,12 +547,9 @@ def need_fractions_reached(tasks: Sequence[Task], *, batched: bool) -> list[bool
         rgb_to_lab(torch.stack([t.start for t in tasks])),
         rgb_to_lab(torch.stack([t.target for t in tasks])),
     )[:, 0]
-    out = []
-    for d, t in zip(de, tasks, strict=True):
-        m = t.mask[0] > 0.5
-        fraction = float((d[m] > DEFAULT_COLOR_TOL).float().mean()) if bool(m.any()) else 0.0
-        out.append(fraction >= MIN_NEED_FRACTION)
-    return out
+    return [
+        _changed_fraction(d, t.mask) >= MIN_NEED_FRACTION for d, t in zip(de, tasks, strict=True)
+    ]
 
 
 def reference_images(size: int, n_scenes: int = 48, n_generated: int = 48) -> torch.Tensor:
