@@ -234,3 +234,39 @@ def test_shaped_rewards_are_bit_identical_too(kind: str) -> None:
     assert raw_lazy and np.any(r_lazy[:-1] != 0.0)  # shaping pays between the ends
     np.testing.assert_array_equal(r_lazy, r_dense)
     assert raw_lazy == raw_dense
+
+
+def test_step_infos_hold_each_episodes_numbers_in_their_own_copies() -> None:
+    """The infos of one vector step are built from arrays read once for all episodes: each
+    still holds its own episode's values (Python numbers; arrays copied, not shared)."""
+    venv = UniGenVecEnv(5, "unified", size=SIZE, horizon=3, seed=2, device="cpu")
+    venv.reset()
+    core = venv.core
+    rng = np.random.default_rng(0)
+    seen_final = seen_running = False
+    # Two steps: episode 0 stops on each (the core itself never restarts an episode), the
+    # others draw and fill, short of the horizon (3).
+    for row in ([OP_STOP, OP_STROKE, OP_FILL, OP_STROKE, OP_FILL], [OP_STOP] + [OP_FILL] * 4):
+        ops = np.asarray(row)
+        params = rng.uniform(-1, 1, size=(5, NUM_PARAMS)).astype(np.float32)
+        res = core.step(ops, params)
+        for i, info in enumerate(res.infos):
+            assert info["prompt"] == core.tasks[i].prompt.text
+            assert type(info["step"]) is int and info["step"] == core.steps[i]
+            assert type(info["temporal_min"]) is float
+            assert info["temporal_min"] == core.temporal_min[i]
+            assert type(info["reward_is_final"]) is bool
+            assert info["sub_metrics"]
+            assert all(type(v) is float and not np.isnan(v) for v in info["sub_metrics"].values())
+            np.testing.assert_array_equal(info["op_mask"], core.op_masks()[i])
+            assert info["reward_is_final"] == (i == 0)
+            if info["reward_is_final"]:
+                seen_final = True
+                np.testing.assert_array_equal(info["state_components"], core.state_components[i])
+                assert not np.shares_memory(info["state_components"], core.state_components)
+            else:
+                seen_running = True
+                assert "state_components" not in info
+        masks = [info["op_mask"] for info in res.infos]
+        assert not any(np.shares_memory(a, b) for a in masks for b in masks if a is not b)
+    assert seen_final and seen_running

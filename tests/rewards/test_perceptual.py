@@ -146,6 +146,21 @@ def test_cpu_heads_in_row_chunks_equal_one_call(pd, images, astronaut):
         assert chunked.shape == (44,) and chunked.min() >= 0 and chunked.max() > 0.1
 
 
+def test_fixed_rows_views_full_blocks_and_zero_pads_the_rest():
+    from unigen_sb3.rewards.perceptual.distance import fixed_rows
+
+    x = torch.arange(2 * 10 * 3, dtype=torch.float32).reshape(10, 2, 3) + 1
+    full = fixed_rows(x, 2, 6, 4)  # a whole block of a contiguous tensor: a view, no copy
+    assert full.data_ptr() == x[2].data_ptr() and torch.equal(full, x[2:6])
+    part = fixed_rows(x, 8, 10, 4)  # the last, partial block: its rows, then zeros
+    assert part.shape == (4, 2, 3) and part.is_contiguous()
+    assert torch.equal(part[:2], x[8:10]) and not part[2:].any()
+    strided = x.transpose(1, 2)  # not contiguous: copied into a contiguous block
+    block = fixed_rows(strided, 0, 4, 4)
+    assert block.is_contiguous() and torch.equal(block, strided[:4])
+    assert block.data_ptr() != strided.data_ptr()
+
+
 def test_cached_target_features_equal_two_image_path(pd, images, astronaut):
     target = pd.features(astronaut)  # batch 1, broadcast against the batch
     cached = pd.distance_from_features(pd.features(images), target)

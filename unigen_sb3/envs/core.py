@@ -240,10 +240,7 @@ class UniGenCore:
         host = self._to_host(values, sub, extras)
         self.state_components[ids] = host["values"]
         masks = host["op_mask"] > 0.5
-        return [
-            self._info(int(i), j, host["sub"], masks, reward_is_final=False)
-            for j, i in enumerate(ids)
-        ]
+        return self._infos(ids, host["sub"], masks, np.zeros(k, dtype=bool))
 
     def _store_perceptual(self, idx: torch.Tensor, prepared: TaskBatch) -> None:
         """Keep the network-derived caches of episodes ``idx`` (start distance, target m2)."""
@@ -312,12 +309,17 @@ class UniGenCore:
         if not known:
             start_feats = [f[k:end] for f in both]
         else:
+            # Rows that share known features (one colour, one photo) are written in one
+            # indexed copy per layer: a copy per row and layer cost ~4 % of a step at N=64.
+            shared: dict[int, tuple[list[torch.Tensor], list[int]]] = {}
+            for j, feats in known.items():
+                shared.setdefault(id(feats), (feats, []))[1].append(j)
             start_feats = [torch.empty_like(f) for f in new_feats]
             for layer, (dest, f) in enumerate(zip(start_feats, both, strict=True)):
                 if run:
                     dest[run] = f[k:end]
-                for j, feats in known.items():
-                    dest[j] = feats[layer][0]
+                for feats, rows in shared.values():
+                    dest[rows] = feats[layer]
         if photo_keys:
             if len(self.rewards.start_features) + len(photo_keys) > _MAX_PHOTO_STARTS:
                 self.rewards.start_features.clear()
@@ -375,10 +377,7 @@ class UniGenCore:
         style = host["sub"]["consistency/style"].astype(np.float64)
         reward[final, 2] = (style[final] * self.temporal_min[final]).astype(np.float32)
         masks = host["op_mask"] > 0.5
-        infos = [
-            self._info(i, i, host["sub"], masks, reward_is_final=bool(final[i]))
-            for i in range(self.n)
-        ]
+        infos = self._infos(range(self.n), host["sub"], masks, final)
         return StepResult(reward, terminated, truncated, infos)
 
     def _temporal(
@@ -548,40 +547,49 @@ class UniGenCore:
             prev, canvas, task, canvas_features=canvas_features, components=components
         )
 
-    def _info(
+    def _infos(
         self,
-        i: int,
-        k: int,
+        ids: Sequence[int] | np.ndarray,
         sub_metrics: dict[str, np.ndarray],
         op_masks: np.ndarray,
-        *,
-        reward_is_final: bool,
-    ) -> dict[str, Any]:
-        task = self.tasks[i]
-        if task is None:
-            raise RuntimeError(f"episode {i} has no task; reset() it first")
+        final: Sequence[bool] | np.ndarray,
+    ) -> list[dict[str, Any]]:
+        """The infos of episodes ``ids``; row ``k`` of ``sub_metrics``/``op_masks``/``final``
+        belongs to ``ids[k]``. Each array is read once for all episodes (NaN tests and
+        conversions to Python numbers), not per episode and key."""
+        rows = np.asarray(ids, dtype=np.int64)
+        tasks = [self.tasks[i] for i in rows.tolist()]
+        for i, task in zip(rows.tolist(), tasks, strict=True):
+            if task is None:
+                raise RuntimeError(f"episode {i} has no task; reset() it first")
         # Not computed on this step (lazy scoring): NaN in state_components, left out of
         # sub_metrics; no state_components at all when none was computed.
-        sub = {
-            key: float(values[k]) for key, values in sub_metrics.items() if not np.isnan(values[k])
-        }
-        state = self.state_components[i]
-        info: dict[str, Any] = {
-            "prompt": task.prompt.text,
-            "prompt_id": task.prompt.id,
-            "task": task.kind,
-            "source": task.source,
-        }
-        if not np.isnan(state).all():
-            info["state_components"] = state.copy()
-        return {
-            **info,
-            "sub_metrics": sub,
-            "temporal_min": float(self.temporal_min[i]),
-            "reward_is_final": reward_is_final,
-            "op_mask": op_masks[k].copy(),
-            "step": int(self.steps[i]),
-        }
+        columns = [
+            (key, values.tolist(), (~np.isnan(values)).tolist())
+            for key, values in sub_metrics.items()
+        ]
+        states = self.state_components[rows]
+        has_state = cast(list[bool], (~np.isnan(states)).any(axis=1).tolist())
+        temporal_min = self.temporal_min[rows].tolist()
+        steps = self.steps[rows].tolist()
+        is_final = np.asarray(final, dtype=bool).tolist()
+        infos: list[dict[str, Any]] = []
+        for k, task in enumerate(tasks):
+            info: dict[str, Any] = {
+                "prompt": task.prompt.text,
+                "prompt_id": task.prompt.id,
+                "task": task.kind,
+                "source": task.source,
+            }
+            if has_state[k]:
+                info["state_components"] = states[k].copy()
+            info["sub_metrics"] = {key: vals[k] for key, vals, ok in columns if ok[k]}
+            info["temporal_min"] = temporal_min[k]
+            info["reward_is_final"] = is_final[k]
+            info["op_mask"] = op_masks[k].copy()
+            info["step"] = steps[k]
+            infos.append(info)
+        return infos
 
     def observations(self, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """Observations, batched (leading axis ``N``), uint8 images on the host.
