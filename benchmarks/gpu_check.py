@@ -43,31 +43,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import step_breakdown
 from vec_throughput import Result, environment_line, markdown, measure
 
-from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
+from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_STOP
 from unigen_sb3.envs.vec_env import UniGenVecEnv
 from unigen_sb3.make import make_unigen_vec_env
 
 
 def check_device_state(size: int, device: str = "cuda") -> str:
-    """Stage 1: where the state lives and what comes back to the host."""
-    venv = UniGenVecEnv(4, size=size, seed=0, device=device)
-    obs = venv.reset()
-    feats = (venv.core.target_features or []) + (venv.core.canvas_features or [])
+    """Stage 1: where the state lives and what comes back to the host, under both scoring
+    schedules. Dense scoring keeps every episode's target and canvas features on the device;
+    lazy scoring (the default) keeps none and runs the network when an episode ends, so its
+    check is a step that ends every episode: its rewards must come back finite."""
     want = torch.device(device).type
-    ok = (
-        venv.core.canvas.device.type == want
-        and venv.core.target.device.type == want
-        and bool(feats)
-        and all(f.device.type == want for f in feats)
-        and all(isinstance(v, np.ndarray) for v in obs.values())
-        and obs["canvas"].dtype == np.uint8
-    )
-    if not ok:
-        raise AssertionError("state not on CUDA or observations not host numpy uint8")
-    return (
-        f"canvas, target and {len(feats)} cached feature maps (target and canvas) on "
-        f"{venv.core.canvas.device}"
-    )
+    parts = []
+    for dense in (False, True):
+        venv = UniGenVecEnv(4, size=size, seed=0, device=device, dense_components=dense)
+        obs = venv.reset()
+        core = venv.core
+        feats = (core.target_features or []) + (core.canvas_features or [])
+        if dense != bool(feats):
+            raise AssertionError(
+                f"dense_components={dense}: {len(feats)} cached feature maps, expected "
+                + ("some" if dense else "none")
+            )
+        stop = {"op": np.full(4, OP_STOP), "params": np.zeros((4, NUM_PARAMS), np.float32)}
+        obs, reward, done, _ = venv.step(stop)  # every episode ends and is paid
+        tensors = [core.canvas, core.target, core.start, core.mask, *feats]
+        ok = (
+            all(t.device.type == want for t in tensors)
+            and all(isinstance(v, np.ndarray) for v in obs.values())
+            and obs["canvas"].dtype == np.uint8
+            and bool(done.all())
+            and bool(np.isfinite(reward).all())
+        )
+        if not ok:
+            raise AssertionError(
+                f"dense_components={dense}: state not on {want}, observations not host numpy "
+                "uint8, or the paid rewards of a stop step are not finite"
+            )
+        parts.append(
+            f"{'dense' if dense else 'lazy'}: canvas, target, start, mask"
+            + (f" and {len(feats)} cached feature maps" if dense else "")
+            + " on the device, the paid rewards finite"
+        )
+    return f"on {core.canvas.device}: " + "; ".join(parts)
 
 
 def check_equivalence(
