@@ -1,0 +1,37 @@
+"""``benchmarks/vec_throughput.py --repeats``: each row reports its median run."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+from cli_support import REPO
+
+
+@pytest.fixture
+def vt(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import vec_throughput
+
+    return vec_throughput
+
+
+def test_median_run_reports_the_middle_figure_and_lists_every_run(vt: ModuleType) -> None:
+    runs = [
+        vt.Result("batched", 64, 64, "cpu", steps_per_s=v, network_ms=v / 100)
+        for v in (480.0, 455.5, 502.0)
+    ]
+    chosen = vt.median_run(runs)
+    assert chosen.steps_per_s == 480.0 and chosen.network_ms == 4.8  # the whole run's row
+    assert chosen.note == "median of 3 runs: 480.0, 455.5, 502.0"
+    even = [vt.Result("dummy", 8, 64, "cpu", steps_per_s=v, note="x") for v in (3.0, 1.0, 4.0, 2.0)]
+    assert vt.median_run(even).steps_per_s == 2.0  # the lower middle one
+    assert vt.median_run(even).note == "x; median of 4 runs: 3.0, 1.0, 4.0, 2.0"
+    single = vt.Result("batched", 1, 64, "cpu", steps_per_s=9.0)
+    assert vt.median_run([single]) is single and single.note == ""
+
+
+def test_repeats_below_one_are_refused(vt: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        vt.main(["--repeats", "0", "--output", "/nonexistent/never-written.md"])
+    assert "--repeats must be an integer >= 1, got 0" in capsys.readouterr().err
