@@ -51,6 +51,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,8 @@ class Result:
     network_ms: float | None = None  # metric-network forward time per env step (CPU only)
     note: str = ""
     schedule: str = "lazy"  # "lazy" (default scoring) or "dense" (every component every step)
+    # Every run's env steps/s, in pass order, when the row was run several times (--repeats).
+    runs: tuple[float | None, ...] = ()
 
 
 class NetworkTimer:
@@ -403,22 +406,29 @@ def network_bounds(results: list[Result], baseline: str = "dummy") -> str:
 
 def before_lines(results: list[Result]) -> str:
     """One line per (size, N, backend) measured both before and with lazy scoring: how many
-    times faster lazy scoring runs than the old code."""
-    before = {
-        (r.kind, r.n_envs, r.size): r.steps_per_s
-        for r in results
-        if r.schedule == "before" and r.steps_per_s
-    }
+    times faster lazy scoring runs than the old code. With several passes (``--repeats``),
+    also the ratio within each pass (the two rows a pass measured a minute or less apart)
+    and the median of those ratios, which can differ from the ratio of the medians."""
+    before = {(r.kind, r.n_envs, r.size): r for r in results if r.schedule == "before"}
     lines = []
     for r in results:
         old = before.get((r.kind, r.n_envs, r.size))
-        if r.schedule != "lazy" or not r.steps_per_s or not old:
+        if r.schedule != "lazy" or not r.steps_per_s or old is None or not old.steps_per_s:
             continue
-        lines.append(
+        line = (
             f"- N={r.n_envs}, {r.size}x{r.size}, {KIND_LABELS[r.kind]}: lazy scoring "
-            f"{r.steps_per_s:.1f} env steps/s against {old:.1f} before: "
-            f"{r.steps_per_s / old:.2f}x."
+            f"{r.steps_per_s:.1f} env steps/s against {old.steps_per_s:.1f} before: "
+            f"{r.steps_per_s / old.steps_per_s:.2f}x."
         )
+        if len(r.runs) > 1 and len(r.runs) == len(old.runs):
+            ratios = [a / b for a, b in zip(r.runs, old.runs, strict=True) if a and b]
+            if ratios:
+                line += (
+                    " Pass by pass: "
+                    + ", ".join(f"{x:.2f}x" for x in ratios)
+                    + f" (median {statistics.median(ratios):.2f}x)."
+                )
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -509,7 +519,7 @@ def median_run(runs: list[Result]) -> Result:
     chosen = ranked[(len(ranked) - 1) // 2]
     every = ", ".join(_fmt(r.steps_per_s, 1) for r in runs)
     note = "; ".join(x for x in (chosen.note, f"median of {len(runs)} runs: {every}") if x)
-    return dataclasses.replace(chosen, note=note)
+    return dataclasses.replace(chosen, note=note, runs=tuple(r.steps_per_s for r in runs))
 
 
 def run(args: argparse.Namespace) -> tuple[list[Result], str]:

@@ -35,3 +35,19 @@ def test_repeats_below_one_are_refused(vt: ModuleType, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         vt.main(["--repeats", "0", "--output", "/nonexistent/never-written.md"])
     assert "--repeats must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_before_lines_give_the_ratio_of_medians_and_pass_by_pass(vt: ModuleType) -> None:
+    def row(schedule: str, runs: tuple[float, ...]) -> object:
+        one = [vt.Result("batched", 64, 64, "cpu", steps_per_s=v, schedule=schedule) for v in runs]
+        return vt.median_run(one)
+
+    before = row("before", (100.0, 120.0, 110.0))
+    lazy = row("lazy", (190.0, 260.0, 231.0))
+    text = vt.before_lines([before, lazy])
+    assert text == (
+        "- N=64, 64x64, UniGenVecEnv: lazy scoring 231.0 env steps/s against 110.0 before: "
+        "2.10x. Pass by pass: 1.90x, 2.17x, 2.10x (median 2.10x)."
+    )
+    single = vt.before_lines([row("before", (100.0,)), row("lazy", (150.0,))])
+    assert single.endswith("150.0 env steps/s against 100.0 before: 1.50x.")
