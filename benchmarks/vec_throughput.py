@@ -447,6 +447,9 @@ def environment_line(devices: list[str]) -> str:
         f"torch {torch.__version__}",
         f"{torch.get_num_threads()} torch threads",
         f"{os.cpu_count()} CPUs ({platform.machine()})",
+        # The vector instructions torch's CPU kernels use (e.g. AVX2, AVX512): the same code
+        # runs the metric network at a different speed, and rounds differently, on each.
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}",
     ]
     if any(d.startswith("cuda") for d in devices) and torch.cuda.is_available():
         parts.append(torch.cuda.get_device_name(0))
