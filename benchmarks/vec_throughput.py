@@ -23,7 +23,8 @@ dense schedule, which has the other per-step savings.
 ``--repeats K`` makes K passes over all rows, one after the other, and reports each row's
 median run (every run's figure in its note). This machine's speed drifts by about 10 % from
 one minute to the next, so a single pass can put two rows measured minutes apart on
-different footing; ratios of medians over interleaved passes are what a goal is judged on.
+different footing. With ``--before``, the before/lazy lines give both the ratio of the
+medians and the median of the per-pass ratios; a goal is judged on both.
 
 Usage::
 
