@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from unigen_sb3.envs.core import TASK_IMAGES, render_pending_targets
-from unigen_sb3.envs.tasks import Task, TaskSampler
+from unigen_sb3.envs.core import TASK_IMAGES
+from unigen_sb3.envs.tasks import Task, TaskSampler, render_targets
 from unigen_sb3.utils import is_int
 
 __all__ = ["MAX_TASK_BANK_SIZE", "TaskBank", "check_task_bank_size", "task_bytes"]
@@ -79,7 +79,7 @@ class TaskBank:
         rounds = [sampler.sample_many(rngs, render=False) for _ in range(self.size)]
         self.tasks: list[Task] = [rounds[r][i] for i in range(self.n) for r in range(self.size)]
         for lo in range(0, len(self.tasks), _RENDER_CHUNK):
-            render_pending_targets(self.tasks[lo : lo + _RENDER_CHUNK])
+            render_targets(self.tasks[lo : lo + _RENDER_CHUNK])
         self.images = {
             name: torch.stack([getattr(t, name) for t in self.tasks]).to(device)
             for name in TASK_IMAGES

@@ -78,11 +78,9 @@ def op_validity(kind_is_edit: torch.Tensor) -> torch.Tensor:
     return valid
 
 
-def render_pending_targets(tasks: Sequence[Task]) -> list[int]:
-    """Render the targets ``TaskSampler.sample(render=False)`` left pending (edits' and
-    generations'), in one canvas call on the host; returns the positions in ``tasks`` whose
-    targets were rendered (:func:`~unigen_sb3.envs.tasks.render_targets`)."""
-    return render_targets(tasks)
+#: The targets ``TaskSampler.sample(render=False)`` left pending, rendered in one canvas call
+#: on the host (the name this module has exported; :func:`~unigen_sb3.envs.tasks.render_targets`).
+render_pending_targets = render_targets
 
 
 TASK_IMAGES: tuple[str, ...] = ("target", "start", "mask", "focus", "segments")
@@ -187,7 +185,7 @@ class UniGenCore:
         idx = torch.as_tensor(list(indices), dtype=torch.int64, device=self.device)
         dev = self.device
         if images is None:
-            render_pending_targets(tasks)
+            render_targets(tasks)
             images = {
                 name: torch.stack([getattr(t, name) for t in tasks]).to(dev) for name in TASK_IMAGES
             }

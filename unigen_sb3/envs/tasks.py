@@ -128,7 +128,7 @@ class Task:
         then ``focus`` is empty until the render sets it to the pixels the op changed); set by
         ``TaskSampler.sample(render=False)`` so that
         :class:`~unigen_sb3.envs.core.UniGenCore` renders every new target of a reset in one
-        batched canvas call (:func:`~unigen_sb3.envs.core.render_pending_targets`). ``None``
+        batched canvas call (:func:`render_targets`). ``None``
         once ``target`` is final.
     """
 
@@ -369,15 +369,9 @@ class TaskSampler:
         :param render: render the target now (on the host); ``False`` leaves its last
             action in :attr:`Task.pending_render` for the batched core to render with the
             other new tasks' in one canvas call
-            (:func:`~unigen_sb3.envs.core.render_pending_targets`).
+            (:func:`render_targets`).
         """
-        if self.task == "unified":
-            kind = "edit" if rng.random() < self.edit_fraction else "generate"
-        else:
-            kind = self.task
-        if kind == "generate":
-            return self._generate(rng, render=render)
-        return self._edit(rng, render=render)
+        return self.sample_many([rng], render=render)[0]
 
     def _generate(self, rng: np.random.Generator, *, render: bool) -> Task:
         prompt = self.generate_prompts[int(rng.integers(len(self.generate_prompts)))]
@@ -409,12 +403,13 @@ class TaskSampler:
     def sample_many(
         self, rngs: Sequence[np.random.Generator], *, render: bool = True
     ) -> list[Task]:
-        """One task from each generator: the tasks ``[sample(r, render=render) for r in
-        rngs]`` gives, bit for bit, with the edit candidates that must be checked (rendered,
-        then redrawn if they change too little of their mask) rendered and checked together.
+        """One task from each generator, each bit for bit the task that generator gives
+        alone (:meth:`sample` is this with one generator), with the edit candidates that
+        must be checked (rendered, then redrawn if they change too little of their mask)
+        rendered and checked together.
 
-        Each generator is advanced exactly as :meth:`sample` advances it: a candidate's
-        draws all come before its check. At canvas sizes whose pixel count is not a multiple
+        Each generator is advanced as if it were alone: a candidate's draws all come before
+        its check. At canvas sizes whose pixel count is not a multiple
         of 16 (the widest vector unit's floats) the checks run one at a time, since there
         vectorised kernels can round an image's last pixels differently in a batch.
         """
@@ -464,17 +459,6 @@ class TaskSampler:
         # all; attribute edits and photo regions are checked (and so rendered at once).
         op = task.solution[0][0]
         return op == OP_ATTRIBUTE or task.source == "photos"
-
-    def _edit(self, rng: np.random.Generator, *, render: bool) -> Task:
-        for _ in range(_MAX_SCENE_TRIES):
-            task = self._edit_candidate(rng)
-            check = self._needs_check(task)
-            if render or check:
-                render_targets([task])
-                if check and not need_fractions_reached([task], batched=False)[0]:
-                    continue
-            return task
-        raise RuntimeError(_no_edit_task_message())
 
     def _edit_candidate(self, rng: np.random.Generator) -> Task:
         """An edit task drawn from ``rng``, its target not rendered (``pending_render``)."""
