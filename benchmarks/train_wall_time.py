@@ -39,7 +39,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vec_throughput import environ_importing, environment_line, revision, write_section
+from vec_throughput import (
+    check_before_and_repeats,
+    environ_importing,
+    environment_line,
+    revision,
+    write_section,
+)
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "lazy_reward.md"
 SCHEDULES = {"dense": ["--set", "env.dense_components=true"], "lazy": []}
@@ -150,10 +156,7 @@ def main(argv: list[str] | None = None) -> str:
         "the table gives the median and every run",
     )
     args = parser.parse_args(argv)
-    if args.before is not None and not (args.before / "unigen_sb3" / "__init__.py").is_file():
-        raise SystemExit(f"--before {args.before}: no unigen_sb3 package in that folder")
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats {args.repeats}: must be at least 1")
+    check_before_and_repeats(parser, args.before, args.repeats)
     overrides = [x for kv in args.set for x in ("--set", kv)]
     env_line = environment_line(["cpu"])
     variants: list[tuple[str, list[str], Path | None]] = []

@@ -629,6 +629,17 @@ image at a time.
 """
 
 
+def check_before_and_repeats(
+    parser: argparse.ArgumentParser, before: Path | None, repeats: int
+) -> None:
+    """Refuse (through ``parser.error``) a ``--before`` folder without the package and a
+    ``--repeats`` below 1: the checks of this script and ``train_wall_time.py``."""
+    if repeats < 1:
+        parser.error(f"--repeats must be an integer >= 1, got {repeats}")
+    if before is not None and not (before / "unigen_sb3" / "__init__.py").is_file():
+        parser.error(f"--before {before}: no unigen_sb3 package in that folder")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -686,10 +697,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be an integer >= 1, got {args.repeats}")
-    if args.before is not None and not (args.before / "unigen_sb3" / "__init__.py").is_file():
-        raise SystemExit(f"--before {args.before}: no unigen_sb3 package in that folder")
+    check_before_and_repeats(parser, args.before, args.repeats)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     _, section = run(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -51,3 +52,20 @@ def test_before_lines_give_the_ratio_of_medians_and_pass_by_pass(vt: ModuleType)
     )
     single = vt.before_lines([row("before", (100.0,)), row("lazy", (150.0,))])
     assert single.endswith("150.0 env steps/s against 100.0 before: 1.50x.")
+
+
+def test_both_timing_scripts_refuse_a_before_folder_without_the_package(
+    vt: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import train_wall_time
+
+    for script in (vt, train_wall_time):
+        with pytest.raises(SystemExit):
+            script.main(["--before", str(tmp_path), "--output", str(tmp_path / "never.md")])
+        assert f"--before {tmp_path}: no unigen_sb3 package in that folder" in (
+            capsys.readouterr().err
+        )
+        with pytest.raises(SystemExit):
+            script.main(["--repeats", "-1", "--output", str(tmp_path / "never.md")])
+        assert "--repeats must be an integer >= 1, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "never.md").exists()
