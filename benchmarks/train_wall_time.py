@@ -17,10 +17,17 @@ in all three (a wrapper around ``OnPolicyAlgorithm.learn`` / ``OffPolicyAlgorith
 The old code's eval.json is not expected to equal today's: image scores then depended on
 the batch they were computed in (up to 5e-7).
 
+``--system-allocator`` adds a lazy run with ``UNIGEN_SB3_MALLOC=system``: glibc's own malloc
+settings instead of those training applies (``unigen_sb3/experiments/allocator.py``: freed
+memory is kept in the process rather than faulted in again page by page), so the table
+separates what lazy scoring saves from what the allocator settings save. The code before
+lazy scoring has no allocator settings. Its eval.json must be byte-identical to lazy's.
+
 Usage::
 
     python benchmarks/train_wall_time.py                    # quickstart, docs/benchmarks/
     python benchmarks/train_wall_time.py --before /tmp/before --append
+    python benchmarks/train_wall_time.py --before /tmp/before --repeats 3 --system-allocator
     python benchmarks/train_wall_time.py --config quickstart --set training.total_timesteps=2048
 """
 
@@ -46,6 +53,10 @@ from vec_throughput import (
     revision,
     write_section,
 )
+
+from unigen_sb3.experiments.allocator import ALLOCATOR_ENV
+
+UNTUNED = f"lazy, {ALLOCATOR_ENV}=system"
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "lazy_reward.md"
 SCHEDULES = {"dense": ["--set", "env.dense_components=true"], "lazy": []}
@@ -91,10 +102,15 @@ sys.exit(code)
 
 
 def train(
-    config: str, out: Path, extra: list[str], source: Path | None = None
+    config: str,
+    out: Path,
+    extra: list[str],
+    source: Path | None = None,
+    environ: dict[str, str] | None = None,
 ) -> tuple[float, float, int, bytes]:
-    """Train ``config`` into ``out`` (the package from ``source`` when given); returns
-    (training seconds, whole-command seconds, timesteps, eval.json)."""
+    """Train ``config`` into ``out`` (the package from ``source`` when given, with
+    ``environ`` added to the environment); returns (training seconds, whole-command seconds,
+    timesteps, eval.json)."""
     timing = out.with_suffix(".timing.json")
     if Path(config).is_file():  # a path, not a shipped config's name: the run's cwd differs
         config = str(Path(config).resolve())
@@ -111,6 +127,7 @@ def train(
         *extra,
     ]
     env = dict(os.environ) if source is None else environ_importing(source)
+    env.update(environ or {})
     start = time.perf_counter()
     # Run from the output folder: ``python -c`` puts the working directory first on the
     # import path, where a checkout's own package would shadow ``source``'s.
@@ -155,22 +172,30 @@ def main(argv: list[str] | None = None) -> str:
         help="train each variant this many times, in turns (before, dense, lazy, before, ...); "
         "the table gives the median and every run",
     )
+    parser.add_argument(
+        "--system-allocator",
+        action="store_true",
+        help=f"also train lazy with {ALLOCATOR_ENV}=system (glibc's own malloc settings), to "
+        "show what the training allocator settings add (unigen_sb3/experiments/allocator.py)",
+    )
     args = parser.parse_args(argv)
     check_before_and_repeats(parser, args.before, args.repeats)
     overrides = [x for kv in args.set for x in ("--set", kv)]
     env_line = environment_line(["cpu"])
-    variants: list[tuple[str, list[str], Path | None]] = []
+    variants: list[tuple[str, list[str], Path | None, dict[str, str]]] = []
     if args.before is not None:
-        variants.append((f"before (code at {revision(args.before)})", [], args.before))
-    variants += [(name, extra, None) for name, extra in SCHEDULES.items()]
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in variants}
+        variants.append((f"before (code at {revision(args.before)})", [], args.before, {}))
+    variants += [(name, extra, None, {}) for name, extra in SCHEDULES.items()]
+    if args.system_allocator:
+        variants.append((UNTUNED, SCHEDULES["lazy"], None, {ALLOCATOR_ENV: "system"}))
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in variants}
     steps_of: dict[str, int] = {}
-    evals: dict[str, set[bytes]] = {name: set() for name, _, _ in variants}
+    evals: dict[str, set[bytes]] = {name: set() for name, *_ in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
-            for k, (name, extra, source) in enumerate(variants):
+            for k, (name, extra, source, environ) in enumerate(variants):
                 seconds, wall, steps, evaluation = train(
-                    args.config, Path(tmp) / f"run{r}_{k}", overrides + extra, source
+                    args.config, Path(tmp) / f"run{r}_{k}", overrides + extra, source, environ
                 )
                 times[name].append((seconds, wall))
                 steps_of[name] = steps
@@ -178,7 +203,7 @@ def main(argv: list[str] | None = None) -> str:
                 print(f"{name}: training {seconds:.1f} s, whole command {wall:.1f} s", flush=True)
     median = {name: statistics.median(s for s, _ in runs) for name, runs in times.items()}
     dense, lazy = median["dense"], median["lazy"]
-    same = len(evals["dense"] | evals["lazy"]) == 1
+    same = len(evals["dense"] | evals["lazy"] | evals.get(UNTUNED, set())) == 1
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     many = args.repeats > 1
     lines = [
@@ -215,6 +240,14 @@ def main(argv: list[str] | None = None) -> str:
             )
         )
         lines.append("")
+    if args.system_allocator:
+        untuned = median[UNTUNED]
+        lines += [
+            f"Training wall time: lazy is {_shorter(lazy, untuned)} than lazy with glibc's "
+            f"own malloc settings ({lazy:.1f} s vs {untuned:.1f} s): what the training "
+            "allocator settings add (`unigen_sb3/experiments/allocator.py`).",
+            "",
+        ]
     lines += [
         f"Training wall time: lazy is {_shorter(lazy, dense)} than dense "
         f"({lazy:.1f} s vs {dense:.1f} s). The "
@@ -227,7 +260,7 @@ def main(argv: list[str] | None = None) -> str:
     print(section)
     write_section(args.output, section, TITLE, append=args.append)
     if not same:
-        raise SystemExit("eval.json differs between dense and lazy scoring")
+        raise SystemExit("eval.json differs between dense and lazy scoring (or the allocators)")
     return section
 
 

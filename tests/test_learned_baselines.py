@@ -213,6 +213,8 @@ def test_behaviour_cloning_writes_a_run_that_eval_accepts(
     assert report["history"][0]["train_loss"] > report["history"][-1]["train_loss"]
     meta = json.loads((run / "meta.json").read_text())
     assert meta["status"] == "completed" and meta["behaviour_cloning"] is True
+    # Cloning's minibatches get the training allocator settings too (experiments/allocator.py).
+    assert set(meta["host_allocator"]) == {"applied", "reason", "settings"}
     # An ordinary run: `unigen-sb3 eval` loads its PPO zip (SHA-256 checked) like any other.
     results, path = evaluate_run(run, out=tmp_path / "again")
     assert results["policy"] == "PPO" and path.exists()

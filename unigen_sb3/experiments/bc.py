@@ -35,6 +35,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 
 from unigen_sb3.configs.loader import save_config
 from unigen_sb3.configs.schema import ConfigError, ExperimentConfig
+from unigen_sb3.experiments.allocator import tune_host_allocator
 from unigen_sb3.experiments.demos import DemoSet, demos_spec, load_demos
 from unigen_sb3.experiments.rundir import RunDir
 from unigen_sb3.experiments.runner import (
@@ -280,6 +281,7 @@ def train_bc(
     if n_episodes < 2:
         raise ValueError(f"{demo.path} holds {n_episodes} episode; a held-out split needs >= 2")
     check_experiment(config)
+    allocator = tune_host_allocator()
     if overwrite:
         remove_run_dir(Path(out))
     elif (Path(out) / "model.zip").exists():
@@ -292,6 +294,7 @@ def train_bc(
     save_config(config, run_dir.config_path)
     run_dir.record(run_dir.config_path)
     run_dir.start_meta(config.seed)
+    run_dir.write_meta(host_allocator=allocator.as_dict())
     try:
         result = _clone(
             demo, config, run_dir, val_fraction, max_epochs, patience, batch_size, learning_rate

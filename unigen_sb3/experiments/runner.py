@@ -39,6 +39,7 @@ from unigen_sb3.experiments.algorithms import (
     get_algorithm_class,
     is_off_policy,
 )
+from unigen_sb3.experiments.allocator import tune_host_allocator
 from unigen_sb3.experiments.rundir import (
     MARKER_NAME,
     ArtifactError,
@@ -564,6 +565,8 @@ def train(
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     cls, _policy = check_experiment(config)
+    # Before anything is written: a bad UNIGEN_SB3_MALLOC fails here.
+    allocator = tune_host_allocator()
     if overwrite:
         remove_run_dir(Path(out))
     run_dir = RunDir(out)
@@ -589,6 +592,7 @@ def train(
     save_config(config, run_dir.config_path)
     run_dir.record(run_dir.config_path)
     run_dir.start_meta(config.seed)
+    run_dir.write_meta(host_allocator=allocator.as_dict())
     env: VecEnv | None = None
     model: BaseAlgorithm | None = None
     wandb_run: Any = None
