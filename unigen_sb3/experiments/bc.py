@@ -293,8 +293,7 @@ def train_bc(
     run_dir.mark()
     save_config(config, run_dir.config_path)
     run_dir.record(run_dir.config_path)
-    run_dir.start_meta(config.seed)
-    run_dir.write_meta(host_allocator=allocator.as_dict())
+    run_dir.start_meta(config.seed, host_allocator=allocator.as_dict())
     try:
         result = _clone(
             demo, config, run_dir, val_fraction, max_epochs, patience, batch_size, learning_rate

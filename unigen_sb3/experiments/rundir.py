@@ -247,10 +247,12 @@ class RunDir:
         atomic_write_text(self.meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return meta
 
-    def start_meta(self, seed: int) -> dict[str, Any]:
-        """Record the seed, versions, git revision and command of a (re)started run; a resumed
-        failed run's old ``error`` no longer holds."""
+    def start_meta(self, seed: int, **extra: Any) -> dict[str, Any]:
+        """Record the seed, versions, git revision and command of a (re)started run, and
+        ``extra`` entries (e.g. ``host_allocator``); a resumed failed run's old ``error`` no
+        longer holds."""
         return self.write_meta(
+            **extra,
             seed=seed,
             status="running",
             error=None,

@@ -591,8 +591,7 @@ def train(
     run_dir.mark()
     save_config(config, run_dir.config_path)
     run_dir.record(run_dir.config_path)
-    run_dir.start_meta(config.seed)
-    run_dir.write_meta(host_allocator=allocator.as_dict())
+    run_dir.start_meta(config.seed, host_allocator=allocator.as_dict())
     env: VecEnv | None = None
     model: BaseAlgorithm | None = None
     wandb_run: Any = None
