@@ -14,11 +14,13 @@ network; N above ``--max-subproc`` is not run (the table says so and gives the p
 RSS measured at smaller N, to size it).
 
 ``--before DIR`` adds rows for the code before lazy scoring (``DIR``: a checkout of it, e.g.
-``git worktree add /tmp/before 23975f7``), measured in the same run: the batched env and
-DummyVecEnv, each in a fresh process that imports the package from ``DIR`` and steps the
-same stack with the same seeded actions (the ``before`` scoring rows; that code scored every
-component every step). What the issue's goals compare against is that code, not today's
-dense schedule, which has the other per-step savings.
+``git worktree add /tmp/before 23975f7``), measured in the same run: every backend of
+``--kinds`` on the CPU (``SubprocVecEnv`` up to ``--max-subproc``, with the same start method
+and worker threads), each in a fresh process that imports the package from ``DIR`` and steps
+the same stack with the same seeded actions (the ``before`` scoring rows; that code scored
+every component every step), with that process's peak RSS (plus its workers'). What the
+issue's goals compare against is that code, not today's dense schedule, which has the other
+per-step savings.
 
 ``--repeats K`` makes K passes over all rows, one after the other, and reports each row's
 median run (every run's figure in its note). This machine's speed drifts by about 10 % from
@@ -45,6 +47,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import dataclasses
 import datetime
 import gc
@@ -142,7 +146,18 @@ def _network_trunk(venv: Any) -> torch.nn.Module | None:
 
 
 def _reset_peak_rss() -> None:
-    """Reset this process's VmHWM (Linux: writing 5 to clear_refs), so peaks are per config."""
+    """Reset this process's VmHWM (Linux: writing 5 to clear_refs), so peaks are per config.
+
+    The peak restarts from the current RSS, so the heap that earlier rows freed is first given
+    back to the OS (glibc's ``malloc_trim``; elsewhere nothing is trimmed): without it a row
+    run after a larger one (a later ``--repeats`` pass) reports the larger one's memory.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
@@ -265,15 +280,22 @@ def measure(
 
 # Steps the stack of the package on the import path (an older checkout's, see --before) as
 # measure() does, without its options; prints {"steps_per_s", "vec_steps", "seconds",
-# "package"} as JSON. argv: kind n_envs size seconds min_steps warmup seed.
+# "package", "peak_rss_mb", "worker_rss_mb"} as JSON. argv: kind n_envs size seconds
+# min_steps warmup seed threads start_method ("-": the defaults).
 _BEFORE_SNIPPET = """
 import json, sys, time
+from pathlib import Path
 import numpy as np
+import torch
 import unigen_sb3
 from unigen_sb3.make import make_unigen_vec_env
-kind, n, size, seconds, min_steps, warmup, seed = sys.argv[1:]
+kind, n, size, seconds, min_steps, warmup, seed, threads, start_method = sys.argv[1:]
 n, size, min_steps, warmup, seed = int(n), int(size), int(min_steps), int(warmup), int(seed)
-venv = make_unigen_vec_env(n_envs=n, seed=seed, vec_env_kind=kind, size=size, device="cpu")
+if threads != "-":
+    torch.set_num_threads(int(threads))
+kwargs = {} if start_method == "-" else {"vec_env_kwargs": {"start_method": start_method}}
+venv = make_unigen_vec_env(n_envs=n, seed=seed, vec_env_kind=kind, size=size, device="cpu",
+                           **kwargs)
 rng = np.random.default_rng(seed)
 shape = (n, *venv.action_space.shape)
 venv.reset()
@@ -284,9 +306,20 @@ while steps < min_steps or time.perf_counter() - start < float(seconds):
     venv.step(rng.uniform(-1, 1, shape).astype(np.float32))
     steps += 1
 elapsed = time.perf_counter() - start
+def peak_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return None
+try:
+    peak = peak_mb("self")
+    workers = [peak_mb(p.pid) for p in getattr(venv.unwrapped, "processes", None) or []]
+except OSError:
+    peak, workers = None, []
 venv.close()
 print(json.dumps({"steps_per_s": n * steps / elapsed, "vec_steps": steps, "seconds": elapsed,
-                  "package": unigen_sb3.__file__}))
+                  "package": unigen_sb3.__file__, "peak_rss_mb": peak,
+                  "worker_rss_mb": workers}))
 """
 
 
@@ -325,13 +358,21 @@ def measure_before(
     min_steps: int,
     warmup: int,
     seed: int = 0,
+    threads: int | None = None,
+    start_method: str | None = None,
 ) -> Result:
-    """Env steps per second of the code in ``source`` (batched or dummy, CPU, its default
-    reward), in a fresh process that imports the package from there."""
-    if kind not in ("batched", "dummy"):
-        raise ValueError(f"--before measures the batched env and DummyVecEnv, not {kind!r}")
+    """Env steps per second and peak RSS of the code in ``source`` (any backend, on the CPU,
+    its default reward), in a fresh process that imports the package from there.
+
+    :param threads: torch threads of that process (default: torch's).
+    :param start_method: ``SubprocVecEnv``'s start method (default: SB3's).
+    :raises ValueError: for an unknown ``kind``.
+    """
+    if kind not in KIND_LABELS:
+        raise ValueError(f"--before measures {sorted(KIND_LABELS)}, not {kind!r}")
     env = environ_importing(source)
     argv = [kind, n_envs, size, seconds, min_steps, warmup, seed]
+    argv += ["-" if threads is None else threads, start_method or "-"]
     with tempfile.TemporaryDirectory() as tmp:  # not a cwd whose package would shadow it
         done = subprocess.run(
             [sys.executable, "-c", _BEFORE_SNIPPET, *map(str, argv)],
@@ -347,6 +388,11 @@ def measure_before(
         raise RuntimeError(f"the run imported {package}, not the package under {source}")
     result = Result(kind, n_envs, size, "cpu", out["steps_per_s"], out["vec_steps"])
     result.seconds, result.schedule = out["seconds"], "before"
+    result.peak_rss_mb = out["peak_rss_mb"]
+    workers = [w for w in out["worker_rss_mb"] if w is not None]
+    if workers and result.peak_rss_mb is not None:
+        result.worker_rss_mb = float(np.mean(workers))
+        result.peak_rss_mb += float(np.sum(workers))
     return result
 
 
@@ -468,11 +514,16 @@ def _measure_row(
     worker_mb: float | None,
 ) -> Result | None:
     """One measurement of a row of :func:`run`; ``None`` for a row that does not exist (the
-    old code has no SubprocVecEnv or accelerator rows)."""
+    old code's rows are measured on the CPU only)."""
     dev = args.device if kind == "batched" else args.baseline_device
+    if schedule == "before" and dev != "cpu":
+        return None
+    if kind == "subproc" and n > args.max_subproc:
+        est = "" if worker_mb is None else f", about {worker_mb:.0f} MB RSS per worker"
+        return Result(
+            kind, n, size, dev, note=f"not run: N > --max-subproc{est}", schedule=schedule
+        )
     if schedule == "before":
-        if kind == "subproc" or dev != "cpu":
-            return None
         r = measure_before(
             args.before,
             kind,
@@ -481,14 +532,13 @@ def _measure_row(
             seconds=args.seconds,
             min_steps=args.min_steps,
             warmup=args.warmup,
+            threads=args.threads,
+            start_method=args.start_method,
         )
+        if r.worker_rss_mb is not None:
+            r.note = f"{r.worker_rss_mb:.0f} MB RSS per worker"
         print(f"size={size} N={n} before {kind}: {_fmt(r.steps_per_s, 1)} env steps/s")
         return r
-    if kind == "subproc" and n > args.max_subproc:
-        est = "" if worker_mb is None else f", about {worker_mb:.0f} MB RSS per worker"
-        return Result(
-            kind, n, size, dev, note=f"not run: N > --max-subproc{est}", schedule=schedule
-        )
     r = measure(
         kind,
         n,

@@ -69,3 +69,51 @@ def test_both_timing_scripts_refuse_a_before_folder_without_the_package(
             script.main(["--repeats", "-1", "--output", str(tmp_path / "never.md")])
         assert "--repeats must be an integer >= 1, got -1" in capsys.readouterr().err
     assert not (tmp_path / "never.md").exists()
+
+
+def test_before_rows_cover_subprocvecenv_with_its_workers_memory(vt: ModuleType) -> None:
+    # The repository itself stands in for an older checkout: the row runs in a fresh process
+    # that must import the package from the folder it is given.
+    r = vt.measure_before(
+        REPO, "subproc", 1, size=48, seconds=0.0, min_steps=1, warmup=0, threads=1
+    )
+    assert (r.kind, r.schedule, r.vec_steps) == ("subproc", "before", 1)
+    assert r.steps_per_s is not None and r.steps_per_s > 0
+    assert r.worker_rss_mb is not None and r.worker_rss_mb > 100  # torch + the network
+    assert r.peak_rss_mb is not None and r.peak_rss_mb > r.worker_rss_mb
+    with pytest.raises(ValueError, match="not 'threads'"):
+        vt.measure_before(REPO, "threads", 1, size=48, seconds=0.0, min_steps=1, warmup=0)
+
+
+def test_before_subprocvecenv_rows_above_max_subproc_are_not_run(vt: ModuleType) -> None:
+    import argparse
+
+    args = argparse.Namespace(device="cpu", baseline_device="cpu", max_subproc=8, before=REPO)
+    r = vt._measure_row(args, 64, 64, "before", "subproc", 880.0)
+    assert r.steps_per_s is None and r.schedule == "before"
+    assert r.note == "not run: N > --max-subproc, about 880 MB RSS per worker"
+    cuda = argparse.Namespace(device="cuda", baseline_device="cpu", max_subproc=8, before=REPO)
+    assert vt._measure_row(cuda, 64, 64, "before", "batched", None) is None  # CPU only
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    raise AssertionError(f"{field} not in /proc/self/status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_peak_rss_restarts_without_the_heap_earlier_rows_freed(vt: ModuleType) -> None:
+    # 60 KB blocks come from the heap (below glibc's mmap threshold); a 1 KB block kept after
+    # each one stops glibc giving the freed ones back by itself.
+    blocks, keepers = [], []
+    for _ in range(3000):
+        blocks.append(bytearray(60_000))
+        keepers.append(bytearray(1_000))
+    del blocks
+    held = _rss_mb("VmRSS")
+    vt._reset_peak_rss()
+    assert _rss_mb("VmRSS") < held - 100  # the freed ~180 MB went back to the OS
+    assert _rss_mb("VmHWM") < held - 100  # and the peak restarts from there
+    assert len(keepers) == 3000
