@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 
 # About 9 minutes on 2 CPU cores (tests/test_docs.py, every README/docs code block, about
 # a minute of it).

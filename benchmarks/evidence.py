@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import sys
@@ -75,6 +76,10 @@ QUICK_SAC = [
 BASELINE_NAMES = tuple(BASELINE_LABELS)
 #: The cloned policy's evaluation on the test tasks, in each warm-started main run.
 CLONE_EVAL = "clone_eval.json"
+
+
+def _progress(name: str, label: str) -> None:
+    print(f"[evidence] {name}: {label}", flush=True)
 
 
 def suite_config(name: str, quick: bool) -> ExperimentConfig:
@@ -219,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             folder,
             executor=args.executor,
             max_parallel=args.max_parallel,
-            progress=lambda label, name=name: print(f"[evidence] {name}: {label}", flush=True),
+            progress=functools.partial(_progress, name),
         )
         if not (folder / "baselines.json").exists():
             print(f"[evidence] {name}: baselines", flush=True)

@@ -77,7 +77,7 @@ def fuzz(steps: int, n_envs: int, size: int, seed: int) -> dict[str, Any]:
     env = UniGenVecEnv(n_envs, "unified", size=size, horizon=8, device="cpu", seed=seed)
     obs_space = env.observation_space
     obs = env.reset()
-    counts = {
+    counts: dict[str, Any] = {
         "steps": 0,
         "valid": 0,
         "large": 0,

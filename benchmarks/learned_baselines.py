@@ -34,6 +34,7 @@ file is kept.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import time
@@ -138,6 +139,11 @@ def _spec(task: str, overrides: list[str]) -> Any:
 
     spec = UniGenSpec.from_config(load_config("quickstart", overrides), evaluation=True)
     return spec.replace(task=task, weights={"quality": 0.4, "edit": 0.4, "consistency": 0.2})
+
+
+def _same(model: Any) -> Any:
+    """``model`` itself: the factory of a policy that is already loaded."""
+    return model
 
 
 def _load_model(run: Path) -> Any:
@@ -311,11 +317,11 @@ def main() -> None:
     for count in args.demos:
         models[f"bc_{count}"] = _load_model(args.runs / f"bc_{count}")
     policies: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
-        name: ((lambda m=model: m), TASKS) for name, model in models.items()
+        name: (functools.partial(_same, model), TASKS) for name, model in models.items()
     }
     planner_tasks = tuple(t for t in TASKS if t in args.planner_tasks)
     for budget in args.budgets:
-        policies[f"cem{budget}"] = ((lambda b=budget: CEMPlanner(b, seed=0)), planner_tasks)
+        policies[f"cem{budget}"] = (functools.partial(CEMPlanner, budget, seed=0), planner_tasks)
     policies["oracle"] = (OraclePolicy, TASKS)
     policies["random"] = ((lambda: RandomPolicy(seed=0)), TASKS)
     policies["noop"] = (NoOpPolicy, TASKS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,8 +62,8 @@ def main() -> None:
         vec.reset()
         rng = np.random.default_rng(0)
 
-        def batched(vec=vec, rng=rng) -> None:  # type: ignore[no-untyped-def]
-            vec.step(rng.integers(0, vec.action_space.n, size=8))  # type: ignore[attr-defined]
+        def batched(vec: Any = vec, rng: np.random.Generator = rng) -> None:
+            vec.step(rng.integers(0, vec.action_space.n, size=8))
 
         r_vec = _rate(batched, args.seconds) * 8
         vec.close()
