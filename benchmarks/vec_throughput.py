@@ -151,8 +151,8 @@ def _reset_peak_rss() -> None:
     The peak restarts from the current RSS, so the heap that earlier rows freed is first given
     back to the OS (glibc's ``malloc_trim``; elsewhere nothing is trimmed): without it a row
     run after a larger one (a later ``--repeats`` pass) reports the larger one's memory.
+    Collect garbage first (:func:`measure` does), or what it would free is not trimmed.
     """
-    gc.collect()
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.malloc_trim(0)
