@@ -108,19 +108,33 @@ def test_n_jobs_survives_a_killed_child_and_writes_sweep_json(tmp_path: Path) ->
         env=cli_env(),
     )
     killed = None
+    held = False
     deadline = time.monotonic() + 180
-    while killed is None and time.monotonic() < deadline and proc.poll() is None:
-        for meta in out.glob("trials/*/meta.json"):
-            try:
-                data = json.loads(meta.read_text())
-            except (OSError, ValueError):
-                continue
-            pid = data.get("pid")
-            if data.get("status") == "running" and pid not in (None, proc.pid):
-                os.kill(pid, signal.SIGKILL)
-                killed = meta.parent
-                break
-        time.sleep(0.05)
+    try:
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            for meta in out.glob("trials/*/meta.json"):
+                try:
+                    data = json.loads(meta.read_text())
+                except (OSError, ValueError):
+                    continue
+                pid = data.get("pid")
+                if data.get("status") != "running" or pid is None:
+                    continue
+                if pid != proc.pid:
+                    os.kill(pid, signal.SIGKILL)
+                    killed = meta.parent
+                    break
+                if not held:
+                    # The sweep's own process (worker 0) is inside its first trial, where it
+                    # holds no lock: stop it there until the spawned worker has claimed and
+                    # started the other trial. Otherwise a short first trial can end before
+                    # the spawned worker is up, and worker 0 takes both trials.
+                    os.kill(proc.pid, signal.SIGSTOP)
+                    held = True
+            time.sleep(0.05)
+    finally:
+        if held:
+            os.kill(proc.pid, signal.SIGCONT)
     _stdout, stderr = proc.communicate(timeout=300)
     assert killed is not None, stderr
     assert proc.returncode == 0, stderr
