@@ -138,3 +138,29 @@ def test_quickstart_example_runs(tmp_path: Path, monkeypatch) -> None:
     runpy.run_path(str(REPO / "examples" / "quickstart.py"), run_name="__main__")
     assert (tmp_path / "model.zip").exists() and (tmp_path / "before_after.png").exists()
     assert len(json.loads((tmp_path / "baselines.json").read_text())) == 5
+
+
+def test_sequence_scoring_runs_the_network_once_per_distinct_canvas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from unigen_sb3.envs.env import shared_reward_computer
+    from unigen_sb3.evaluation import blind
+
+    perceptual = shared_reward_computer("auto", "cpu", 36).perceptual
+    canvas = torch.rand(5, 3, 36, 36, generator=torch.Generator().manual_seed(0))
+    canvas[3], canvas[4] = canvas[0], canvas[1]  # two canvases met twice
+    every_row = perceptual.features(canvas)
+    batches: list[int] = []
+    real = perceptual.features
+    monkeypatch.setattr(perceptual, "features", lambda x: batches.append(len(x)) or real(x))
+    got = blind._distinct_features(perceptual, canvas)
+    assert batches == [3]
+    assert all(torch.equal(a, b) for a, b in zip(got, every_row, strict=True))  # bit for bit
+    distinct = canvas[:3]
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(blind._distinct_features(perceptual, distinct), real(distinct), strict=True)
+    )
+    assert batches == [3, 3]  # all distinct: one forward over the rows as given
