@@ -47,8 +47,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import dataclasses
 import datetime
 import gc
@@ -68,6 +66,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from unigen_sb3.experiments.allocator import release_free_heap
 from unigen_sb3.make import VEC_ENV_KINDS, make_unigen_vec_env
 from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
 from unigen_sb3.rewards.perceptual import PerceptualDistance
@@ -153,11 +152,7 @@ def _reset_peak_rss() -> None:
     run after a larger one (a later ``--repeats`` pass) reports the larger one's memory.
     Collect garbage first (:func:`measure` does), or what it would free is not trimmed.
     """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    release_free_heap()
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:

@@ -97,6 +97,8 @@ def test_another_c_library_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(alloc, "_glibc_version", lambda: None)
     result = tune_host_allocator({})
     assert not result.applied and "not glibc" in result.reason
+    monkeypatch.setattr(alloc, "_libc", _broken_env)  # never loaded: nothing to trim
+    assert alloc.release_free_heap() is False
 
 
 def test_an_unknown_mode_is_refused_with_the_accepted_ones() -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "ALLOCATOR_MODES",
     "GLIBC_SETTINGS",
     "AllocatorTuning",
+    "release_free_heap",
     "tune_host_allocator",
 ]
 
@@ -107,6 +108,10 @@ def _glibc_version() -> str | None:
     return text if text and text.startswith("glibc") else None
 
 
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def _why_not(environ: Mapping[str, str]) -> str | None:
     """Why the settings must not be changed here, or ``None``."""
     if _mode(environ) == "system":
@@ -140,8 +145,7 @@ def tune_host_allocator(environ: Mapping[str, str] | None = None) -> AllocatorTu
     reason = _why_not(env)
     if reason is not None:
         return AllocatorTuning(False, reason)
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    mallopt = libc.mallopt
+    mallopt = _libc().mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     applied: dict[str, int] = {}
@@ -150,3 +154,14 @@ def tune_host_allocator(environ: Mapping[str, str] | None = None) -> AllocatorTu
             raise OSError(f"glibc's mallopt refused {name}={value} (set so far: {applied})")
         applied[name] = value
     return AllocatorTuning(True, f"{_glibc_version()}: freed memory kept in the process", applied)
+
+
+def release_free_heap() -> bool:
+    """Give the free memory of glibc's heap back to the OS now (``malloc_trim(0)``), e.g.
+    before measuring a peak RSS that should not include what earlier work freed.
+
+    :return: whether memory was given back (``False`` also when the C library is not glibc).
+    """
+    if _glibc_version() is None:
+        return False
+    return bool(_libc().malloc_trim(0))
