@@ -10,9 +10,10 @@ that fails or a run that is cut short still leaves the earlier results):
 3. a few PPO ``CnnPolicy`` updates with the policy and the env on CUDA;
 4. throughput: the batched env on CUDA for N in ``--n-envs`` (default 256 1024 4096), each in
    float32 and with the metric network autocast to bfloat16, lazy scoring (the default) with a
-   task bank of ``--task-bank-size`` tasks per env, plus at the middle N the dense schedule
-   and no bank (what a step computed before lazy scoring and banks), vs ``DummyVecEnv`` on
-   CPU (N up to ``--skip-dummy-above``), with peak GPU memory;
+   task bank of ``--task-bank-size`` tasks per env, plus at the middle N the bank keeping
+   its targets' features (float32, timed after every env played its bank once), the dense
+   schedule and no bank (what a step computed before lazy scoring and banks), vs
+   ``DummyVecEnv`` on CPU (N up to ``--skip-dummy-above``), with peak GPU memory;
 5. where a step's time goes at the middle N (float32 and bfloat16): ``step_breakdown.py``'s
    table with every timed call synchronized.
 
@@ -41,7 +42,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import step_breakdown
-from vec_throughput import Result, environment_line, markdown, measure
+from vec_throughput import Result, bank_warmup, environment_line, markdown, measure
 
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OP_STOP
 from unigen_sb3.envs.vec_env import UniGenVecEnv
@@ -225,17 +226,19 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", f"Throughput, batched on {args.device} vs DummyVecEnv on CPU:", ""]
     results: list[Result] = []
     middle = sorted(args.n_envs)[len(args.n_envs) // 2]
-    # (kind, N, device, metric dtype, scoring, task bank)
-    rows: list[tuple[str, int, str, str | None, str, int | None]] = []
+    # (kind, N, device, metric dtype, scoring, task bank, bank keeps target features)
+    rows: list[tuple[str, int, str, str | None, str, int | None, bool]] = []
+    bank = args.task_bank_size
     for n in args.n_envs:
         for dtype in (None, "bfloat16"):
-            rows.append(("batched", n, args.device, dtype, "lazy", args.task_bank_size))
-    rows.append(("batched", middle, args.device, None, "lazy", None))
-    rows.append(("batched", middle, args.device, None, "dense", None))
+            rows.append(("batched", n, args.device, dtype, "lazy", bank, False))
+    rows.append(("batched", middle, args.device, None, "lazy", bank, True))
+    rows.append(("batched", middle, args.device, None, "lazy", None, False))
+    rows.append(("batched", middle, args.device, None, "dense", None, False))
     for n in args.n_envs:
         if n <= args.skip_dummy_above:
-            rows.append(("dummy", n, "cpu", None, "lazy", None))
-    for kind, n, device, dtype, scoring, bank in rows:
+            rows.append(("dummy", n, "cpu", None, "lazy", None, False))
+    for kind, n, device, dtype, scoring, bank_size, features in rows:
         try:
             r = measure(
                 kind,
@@ -243,9 +246,11 @@ def main(argv: list[str] | None = None) -> int:
                 size=args.size,
                 device=device,
                 seconds=args.seconds,
+                warmup=bank_warmup(bank) if features else 1,
                 metric_dtype=dtype,
                 schedule=scoring,
-                task_bank_size=bank,
+                task_bank_size=bank_size,
+                task_bank_features=features,
             )
         except Exception as exc:
             failed = True

@@ -48,7 +48,7 @@ from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vec_throughput import environment_line, write_section
+from vec_throughput import bank_warmup, environment_line, write_section
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "step_breakdown.md"
 
@@ -190,6 +190,7 @@ def measure(args: argparse.Namespace) -> tuple[Node, list[Node], float]:
         perceptual_backend=args.perceptual_backend,
         dense_components=args.scoring == "dense",
         task_bank_size=args.task_bank_size,
+        task_bank_features=args.task_bank_features,
         **kwargs,
     )
     rng = np.random.default_rng(0)
@@ -278,7 +279,13 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--n-envs", type=int, default=64)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="timed vector steps")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed vector steps")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed vector steps (default 3; with --task-bank-features, bank_warmup(): "
+        "horizon x bank size, so that replayed tasks are timed)",
+    )
     parser.add_argument(
         "--perceptual-backend", default="auto", choices=["auto", "stlpips", "lpips"]
     )
@@ -295,6 +302,11 @@ def main(argv: list[str] | None = None) -> str:
         "--task-bank-size", type=int, default=None, help="tasks per env drawn once (env bank)"
     )
     parser.add_argument(
+        "--task-bank-features",
+        action="store_true",
+        help="the bank keeps its targets' features (needs --task-bank-size)",
+    )
+    parser.add_argument(
         "--scoring",
         default="lazy",
         choices=list(PARTS),
@@ -304,6 +316,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
+    if args.task_bank_features and args.task_bank_size is None:
+        parser.error(
+            "--task-bank-features keeps a task bank's target features: give --task-bank-size"
+        )
+    if args.warmup is None:
+        args.warmup = bank_warmup(args.task_bank_size) if args.task_bank_features else 3
     if args.n_envs < 1 or args.steps < 1 or args.warmup < 0:
         parser.error("--n-envs and --steps must be >= 1, --warmup >= 0")
 
@@ -327,7 +345,14 @@ def main(argv: list[str] | None = None) -> str:
             f"Batched env, N={args.n_envs}, {args.size}x{args.size}, default unified reward, "
             f"random Box actions; {args.warmup} warm-up then {args.steps} timed vector steps "
             f"({args.n_envs / root.seconds:.0f} env steps/s with the timers in place), "
-            f"{resets:.1f} auto-resets per vector step.",
+            f"{resets:.1f} auto-resets per vector step"
+            + (
+                f"; task bank of {args.task_bank_size} per env"
+                + (", its targets' features kept" if args.task_bank_features else "")
+                if args.task_bank_size is not None
+                else ""
+            )
+            + ".",
             "",
             markdown(root, components, args.n_envs),
             "",

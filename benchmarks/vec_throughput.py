@@ -66,6 +66,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from unigen_sb3.envs.env import DEFAULT_HORIZON
 from unigen_sb3.experiments.allocator import release_free_heap
 from unigen_sb3.make import VEC_ENV_KINDS, make_unigen_vec_env
 from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
@@ -184,6 +185,7 @@ def measure(
     perceptual_backend: str = "auto",
     schedule: str = "lazy",
     task_bank_size: int | None = None,
+    task_bank_features: bool = False,
 ) -> Result:
     """Steps per second and peak memory of one backend at one ``n_envs``.
 
@@ -202,6 +204,9 @@ def measure(
         or ``"dense"`` (``dense_components=True``: every component every step, the
         network on every changed canvas: what every step computed before lazy scoring).
     :param task_bank_size: the envs' task bank (``None``: a task drawn at every reset).
+    :param task_bank_features: the bank keeps its targets' features (``task_bank_features``
+        of the envs); pair it with a ``warmup`` of :func:`bank_warmup` steps to time the
+        replayed tasks only.
     """
     dev = resolve_device(device)
     gc.collect()
@@ -223,6 +228,7 @@ def measure(
         perceptual_backend=perceptual_backend,
         dense_components=schedule == "dense",
         task_bank_size=task_bank_size,
+        task_bank_features=task_bank_features,
         **kwargs,
     )
     rng = np.random.default_rng(seed)
@@ -249,7 +255,9 @@ def measure(
         result = Result(kind, n_envs, size, str(dev), n_envs * steps / elapsed, steps, elapsed)
         result.schedule = schedule
         if task_bank_size is not None:
-            result.note = f"task bank of {task_bank_size} per env"
+            result.note = f"task bank of {task_bank_size} per env" + (
+                ", its targets' features kept" if task_bank_features else ""
+            )
         if timer is not None:
             result.network_ms = 1000.0 * timer.seconds / (n_envs * steps)
         if metric_dtype is not None:
@@ -531,7 +539,7 @@ def _measure_row(
             start_method=args.start_method,
         )
         if r.worker_rss_mb is not None:
-            r.note = f"{r.worker_rss_mb:.0f} MB RSS per worker"
+            r.note = ", ".join(x for x in (r.note, f"{r.worker_rss_mb:.0f} MB RSS per worker") if x)
         print(f"size={size} N={n} before {kind}: {_fmt(r.steps_per_s, 1)} env steps/s")
         return r
     r = measure(
@@ -547,9 +555,10 @@ def _measure_row(
         perceptual_backend=args.perceptual_backend,
         schedule=schedule,
         task_bank_size=args.task_bank_size,
+        task_bank_features=args.task_bank_features,
     )
     if r.worker_rss_mb is not None:
-        r.note = f"{r.worker_rss_mb:.0f} MB RSS per worker"
+        r.note = ", ".join(x for x in (r.note, f"{r.worker_rss_mb:.0f} MB RSS per worker") if x)
     print(
         f"size={size} N={n} {schedule} {kind} on {dev}: "
         f"{_fmt(r.steps_per_s, 1)} env steps/s, "
@@ -557,6 +566,13 @@ def _measure_row(
         flush=True,
     )
     return r
+
+
+def bank_warmup(task_bank_size: int, horizon: int = DEFAULT_HORIZON) -> int:
+    """Vector steps after which every env has played each of its ``task_bank_size`` banked
+    tasks at least once (an episode lasts at most ``horizon`` steps): from then on, a bank
+    that keeps its targets' features runs the network on final canvases only."""
+    return int(horizon) * int(task_bank_size)
 
 
 def median_run(runs: list[Result]) -> Result:
@@ -699,6 +715,12 @@ def main(argv: list[str] | None = None) -> None:
         "--task-bank-size", type=int, default=None, help="tasks per env drawn once (env bank)"
     )
     parser.add_argument(
+        "--task-bank-features",
+        action="store_true",
+        help="the bank keeps its targets' features (needs --task-bank-size; the default "
+        "--warmup then lets every env play its bank once, so that replayed tasks are timed)",
+    )
+    parser.add_argument(
         "--scoring",
         nargs="+",
         default=["dense", "lazy"],
@@ -708,7 +730,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per row")
     parser.add_argument("--min-steps", type=int, default=2, help="timed vector steps per row")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed vector steps per row")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed vector steps per row (default 1; with --task-bank-features, "
+        "bank_warmup(): horizon x bank size)",
+    )
     parser.add_argument(
         "--max-subproc", type=int, default=8, help="largest N run with SubprocVecEnv"
     )
@@ -743,6 +771,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
     check_before_and_repeats(parser, args.before, args.repeats)
+    if args.task_bank_features and args.task_bank_size is None:
+        parser.error(
+            "--task-bank-features keeps a task bank's target features: give --task-bank-size"
+        )
+    if args.warmup is None:
+        args.warmup = bank_warmup(args.task_bank_size) if args.task_bank_features else 1
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     _, section = run(args)

@@ -34,9 +34,12 @@ def test_every_stage_passes_on_the_cpu(tmp_path: Path, monkeypatch: pytest.Monke
     ]
     assert all(state == "ok" for _, state in stages), stages
     assert "lazy: canvas, target, start, mask on the device" in text
-    # A row per N and metric dtype (bank), the middle N without a bank and dense, one dummy.
+    # A row per N and metric dtype (bank), the middle N with the bank keeping its targets'
+    # features, without a bank and dense, one dummy.
     rows = re.findall(r"^\| 36 \| (\d+) \| (\w+) \| (\w+) \| cpu \| ([\d.]+) \|", text, re.M)
-    assert len(rows) == 7 and all(float(rate) > 0 for *_, rate in rows), rows
+    assert len(rows) == 8 and all(float(rate) > 0 for *_, rate in rows), rows
+    kept = [line for line in text.splitlines() if "its targets' features kept" in line]
+    assert len(kept) == 1 and kept[0].startswith("| 36 | 4 | lazy | UniGenVecEnv |"), kept
     assert sum(1 for row in rows if row[2] == "DummyVecEnv") == 1
     bf16 = [line for line in text.splitlines() if line.startswith("| 36 |") and "bfloat16" in line]
     assert len(bf16) == 2, bf16

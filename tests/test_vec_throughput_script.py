@@ -117,3 +117,27 @@ def test_peak_rss_restarts_without_the_heap_earlier_rows_freed(vt: ModuleType) -
     assert _rss_mb("VmRSS") < held - 100  # the freed ~180 MB went back to the OS
     assert _rss_mb("VmHWM") < held - 100  # and the peak restarts from there
     assert len(keepers) == 3000
+
+
+def test_kept_target_features_rows_warm_up_through_the_bank(
+    vt: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import step_breakdown
+
+    for script in (vt, step_breakdown):
+        with pytest.raises(SystemExit):
+            script.main(["--task-bank-features", "--output", str(tmp_path / "never.md")])
+        assert (
+            "--task-bank-features keeps a task bank's target features: give --task-bank-size"
+            in (capsys.readouterr().err)
+        )
+    assert not (tmp_path / "never.md").exists()
+    assert vt.bank_warmup(4) == 4 * 12  # default horizon x bank size
+    out = tmp_path / "rows.md"
+    args = ["--sizes", "36", "--n-envs", "2", "--kinds", "batched", "--scoring", "lazy"]
+    bank = ["--task-bank-size", "1", "--task-bank-features", "--seconds", "0", "--output"]
+    vt.main([*args, *bank, str(out)])
+    text = out.read_text()
+    assert "12 warm-up step(s)" in text  # every env played its one banked task
+    row = [line for line in text.splitlines() if line.startswith("| 36 | 2 | lazy |")]
+    assert len(row) == 1 and "task bank of 1 per env, its targets' features kept" in row[0], row

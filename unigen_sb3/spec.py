@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from unigen_sb3.envs.bank import check_task_bank_size
+from unigen_sb3.envs.bank import check_task_bank_features, check_task_bank_size
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
 from unigen_sb3.envs.env import DEFAULT_HORIZON, DEFAULT_SIZE, check_env_args, resolve_backend
 from unigen_sb3.envs.tasks import PROMPT_SPLITS
@@ -95,6 +95,8 @@ class UniGenSpec:
         are the same either way; see :meth:`env_kwargs`).
     :param task_bank_size: ``None`` or tasks per env drawn once and kept on the device (see
         :class:`~unigen_sb3.envs.bank.TaskBank`).
+    :param task_bank_features: with a task bank, keep each banked task's target features
+        after its first episode (see :class:`~unigen_sb3.envs.bank.TargetFeatureCache`).
     :param prompt_split: ``"train"``, ``"heldout"`` or ``None`` (all prompts).
     :param edit_fraction: probability of an editing task when ``task="unified"``.
     :param reference: ``"hidden"`` or ``"observed"`` (see
@@ -116,6 +118,7 @@ class UniGenSpec:
     metric_dtype: str = "float32"
     dense_components: bool = False
     task_bank_size: int | None = None
+    task_bank_features: bool = False
     prompt_split: str | None = "train"
     edit_fraction: float = 0.5
     reference: str = "hidden"
@@ -155,6 +158,10 @@ class UniGenSpec:
             )
         put("metric_dtype", metric_dtype)
         put("task_bank_size", check_task_bank_size(self.task_bank_size))
+        put(
+            "task_bank_features",
+            check_task_bank_features(self.task_bank_features, self.task_bank_size),
+        )
         if not isinstance(self.dense_components, bool):
             raise ValueError(f"dense_components={self.dense_components!r} must be true or false")
         if self.prompt_split not in PROMPT_SPLITS:

@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
+from unigen_sb3.configs.loader import load_config
+from unigen_sb3.configs.schema import ConfigError
 from unigen_sb3.envs.bank import TaskBank, task_bytes
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
 from unigen_sb3.envs.env import UniGenEnv
@@ -105,3 +108,161 @@ def test_bad_bank_sizes_are_refused(bad: Any) -> None:
         UniGenVecEnv(1, size=SIZE, device="cpu", task_bank_size=bad)
     with pytest.raises(ValueError, match="task_bank_size"):
         UniGenSpec(size=SIZE, device="cpu", task_bank_size=bad)
+
+
+# ---------------------------------------------------------------- kept target features
+def _play(
+    make: Any, steps: int, n: int, seed: int = 0
+) -> tuple[list[np.ndarray], list[list[dict[str, Any]]]]:
+    """Rewards and infos of ``steps`` seeded random vector steps of ``make()``."""
+    venv = make()
+    venv.reset()
+    rng = np.random.default_rng(seed)
+    rewards, infos = [], []
+    for _ in range(steps):
+        _, rew, _, info = venv.step(_actions(rng, n))
+        rewards.append(rew)
+        infos.append(info)
+    return rewards, infos
+
+
+def _same_infos(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.get("state_components"), y.get("state_components"))
+        assert x["sub_metrics"].keys() == y["sub_metrics"].keys()
+        for key, value in x["sub_metrics"].items():
+            np.testing.assert_array_equal(value, y["sub_metrics"][key], err_msg=key)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_kept_target_features_change_no_reward_or_info(dense: bool) -> None:
+    def make(features: bool) -> UniGenVecEnv:
+        return UniGenVecEnv(
+            3,
+            size=SIZE,
+            horizon=3,
+            seed=5,
+            device="cpu",
+            task_bank_size=2,
+            task_bank_features=features,
+            dense_components=dense,
+        )
+
+    steps = 14  # at most 3 steps per episode: every env replays its 2 tasks at least twice
+    plain_rewards, plain_infos = _play(lambda: make(False), steps, 3)
+    kept_rewards, kept_infos = _play(lambda: make(True), steps, 3)
+    for r_plain, r_kept, i_plain, i_kept in zip(
+        plain_rewards, kept_rewards, plain_infos, kept_infos, strict=True
+    ):
+        np.testing.assert_array_equal(r_plain, r_kept)
+        _same_infos(i_plain, i_kept)
+    venv = make(True)
+    venv.reset()
+    assert venv.bank is not None and venv.bank.target_features is venv.core.target_cache
+    assert make(False).core.target_cache is None
+
+
+def test_single_env_with_kept_target_features_pays_the_same_rewards() -> None:
+    def episodes(features: bool) -> list[np.ndarray]:
+        env = UniGenEnv(
+            size=SIZE, horizon=2, device="cpu", task_bank_size=2, task_bank_features=features
+        )
+        rng = np.random.default_rng(3)
+        paid = []
+        for episode in range(6):
+            env.reset(seed=11 if episode == 0 else None)
+            done = False
+            while not done:
+                action = {
+                    "op": int(rng.integers(NUM_OPS)),
+                    "params": rng.uniform(-1, 1, NUM_PARAMS).astype(np.float32),
+                }
+                _, reward, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+            paid.append(np.asarray(reward))
+        if features:
+            assert env.bank is not None and env.bank.target_features is not None
+            assert env.bank.target_features.filled.all()
+        return paid
+
+    for plain, kept in zip(episodes(False), episodes(True), strict=True):
+        np.testing.assert_array_equal(plain, kept)
+
+
+def test_replayed_targets_never_run_through_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After every env played its bank once, a forward holds final canvases (and starts),
+    never a banked target; without kept features the targets keep coming back (the control
+    that shows the check can fail)."""
+
+    def targets_in_forwards(features: bool) -> int:
+        venv = UniGenVecEnv(
+            3,
+            size=SIZE,
+            horizon=2,
+            seed=2,
+            device="cpu",
+            task_bank_size=2,
+            task_bank_features=features,
+        )
+        venv.reset()
+        assert venv.bank is not None
+        rng = np.random.default_rng(4)
+        for _ in range(2 * 2):  # horizon x bank size: every task played once
+            venv.step(_actions(rng, 3))
+        network = venv.rewards.perceptual
+        seen: list[torch.Tensor] = []
+        original = network.features
+
+        def spy(images: torch.Tensor) -> list[torch.Tensor]:
+            seen.append(images.clone())
+            return original(images)
+
+        monkeypatch.setattr(network, "features", spy)
+        ended = 0
+        for _ in range(8):
+            ended += int(venv.step(_actions(rng, 3))[2].sum())
+        monkeypatch.undo()
+        assert ended >= 6
+        targets = venv.bank.images["target"].flatten(1)
+        return sum(
+            int((batch.flatten(1)[:, None] == targets[None]).all(dim=2).any(dim=1).sum())
+            for batch in seen
+        )
+
+    assert targets_in_forwards(False) > 0
+    assert targets_in_forwards(True) == 0
+
+
+def test_kept_target_features_memory_is_as_documented() -> None:
+    env = UniGenEnv(
+        size=64, horizon=1, device="cpu", task_bank_size=3, task_bank_features=True, seed=0
+    )
+    env.reset()
+    cache = env.bank.target_features if env.bank is not None else None
+    assert cache is not None and cache.nbytes == 0  # allocated at the first episode's end
+    env.step({"op": 0, "params": np.zeros(NUM_PARAMS, np.float32)})
+    per_task_kib = cache.nbytes / 3 / 1024
+    assert round(per_task_kib) == 618, per_task_kib  # the figure the docs give
+    assert cache.filled.tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_bad_task_bank_features_are_refused(bad: Any) -> None:
+    with pytest.raises(ValueError, match="task_bank_features"):
+        UniGenVecEnv(1, size=SIZE, device="cpu", task_bank_size=2, task_bank_features=bad)
+    with pytest.raises(ValueError, match="task_bank_features"):
+        UniGenSpec(size=SIZE, device="cpu", task_bank_size=2, task_bank_features=bad)
+
+
+def test_kept_target_features_need_a_bank() -> None:
+    with pytest.raises(ValueError, match=r"task_bank_features=True .* needs a bank"):
+        UniGenVecEnv(1, size=SIZE, device="cpu", task_bank_features=True)
+    with pytest.raises(ValueError, match=r"task_bank_features=True .* needs a bank"):
+        UniGenEnv(size=SIZE, device="cpu", task_bank_features=True)
+    with pytest.raises(ValueError, match="needs a bank"):
+        UniGenSpec(size=SIZE, device="cpu", task_bank_features=True)
+    with pytest.raises(ConfigError, match="needs a bank") as err:
+        load_config(None, ["env.task_bank_features=true"])
+    assert err.value.path == "env.task_bank_features"
+    config = load_config(None, ["env.task_bank_features=true", "env.task_bank_size=2"])
+    assert UniGenSpec.from_config(config).env_kwargs()["task_bank_features"] is True

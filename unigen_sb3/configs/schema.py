@@ -123,6 +123,7 @@ class EnvConfig:
             "the bank holds 40 * size**2 bytes per task and env on the device",
         )
     )
+    task_bank_features: bool
 
 
 @dataclass
@@ -600,6 +601,12 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
     cfg: ExperimentConfig = _build(ExperimentConfig, data, "")
     _check_device(cfg.env.device, "env.device", require_cuda=True)
     _check_device(cfg.training.device, "training.device", require_cuda=False)
+    if cfg.env.task_bank_features and cfg.env.task_bank_size is None:
+        raise ConfigError(
+            "env.task_bank_features",
+            "true keeps the features of a task bank's targets and needs a bank: set "
+            "env.task_bank_size to an int (tasks per env), or task_bank_features to false",
+        )
     cfg.reward.weights = _check_weights(
         cfg.reward.weights, "reward.weights", cfg.reward.normalize_weights
     )

@@ -20,9 +20,11 @@ step computes the per-step components the core was asked for (``step_components`
 the episodes that end on it, all three. The perceptual network (``quality``'s) runs on an
 episode's target, start and final canvas at its end, in one forward for all the episodes
 ending on that step (a blank start's features are computed once per process and colour, a
-photo start's once per process and patch, and a final canvas equal to its start takes the
-start's), unless ``quality`` is a step component (then it runs at every reset and on every
-changed canvas, and all three components are computed every step: the *dense* schedule).
+photo start's once per process and patch, a final canvas equal to its start takes the
+start's, and a task bank that keeps its targets' features runs a replayed task's target
+not at all: ``target_cache``), unless ``quality`` is a step component (then it runs at
+every reset and on every changed canvas, and all three components are computed every step:
+the *dense* schedule).
 ``temporal`` is computed every step for the canvases that changed (its minimum over the
 episode is paid), and is exactly 1 for the others (SSIM of an image with itself). The
 current canvas's components are reported as ``info["state_components"]`` (the potential for
@@ -40,7 +42,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -53,6 +55,9 @@ from unigen_sb3.rewards.components import (
     TaskBatch,
 )
 from unigen_sb3.rewards.names import COMPONENT_NAMES, COMPONENT_RANGES, SUB_METRICS
+
+if TYPE_CHECKING:
+    from unigen_sb3.envs.bank import TargetFeatureCache
 
 RECENT_NAMES: tuple[str, ...] = ("changed_area", "mean_change", "last_op", "step_fraction")
 """Meaning of the ``recent`` observation: the fraction of pixels the last step changed, the
@@ -168,6 +173,12 @@ class UniGenCore:
         self.temporal_min = np.ones(n, dtype=np.float64)
         self.state_components = np.zeros((n, 3), dtype=np.float32)
         self.tasks: list[Task | None] = [None] * n
+        #: Each episode's task bank row (-1: not from a bank), the key of :attr:`target_cache`.
+        self.bank_rows = np.full(n, -1, dtype=np.int64)
+        #: Target features kept per bank row (a task bank's
+        #: :class:`~unigen_sb3.envs.bank.TargetFeatureCache`): a banked task's target runs
+        #: through the network once, the features are read from here when it comes back.
+        self.target_cache: TargetFeatureCache | None = None
 
     # ------------------------------------------------------------------ reset
     def reset(
@@ -175,15 +186,21 @@ class UniGenCore:
         indices: Sequence[int],
         tasks: Sequence[Task],
         images: Mapping[str, torch.Tensor] | None = None,
+        bank_rows: Sequence[int] | np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
         """Start new episodes at ``indices`` with ``tasks``; returns their reset infos.
 
         :param images: the tasks' :data:`TASK_IMAGES` already stacked on the device, their
             targets rendered (a task bank's rows): then nothing is stacked, copied from the
             host or rendered here.
+        :param bank_rows: the tasks' task bank rows, the keys of :attr:`target_cache`
+            (default: not from a bank).
         """
         idx = torch.as_tensor(list(indices), dtype=torch.int64, device=self.device)
         dev = self.device
+        self.bank_rows[np.asarray(indices, dtype=np.int64)] = (
+            -1 if bank_rows is None else np.asarray(bank_rows, dtype=np.int64)
+        )
         if images is None:
             render_targets(tasks)
             images = {
@@ -262,10 +279,10 @@ class UniGenCore:
         One network forward for the targets, the start canvases and ``extra`` together, except
         for images whose features are known already: a single-colour start canvas
         (generation's blank one) is computed once per colour, a photo start (one of the
-        photos package's few patches) once per image, and an ``extra`` image equal to its
-        start canvas (an episode that never changed it) takes the start's features. An
-        image's features do not depend on the batch it is computed in, so reuse changes no
-        value.
+        photos package's few patches) once per image, a banked task's target once per bank
+        row (with a :attr:`target_cache`), and an ``extra`` image equal to its start canvas
+        (an episode that never changed it) takes the start's features. An image's features
+        do not depend on the batch it is computed in, so reuse changes no value.
 
         :param extra: ``(len(idx), 3, H, W)`` images, one per episode of ``idx``.
         :param tasks: the episodes' tasks (default: the running ones, :attr:`tasks`).
@@ -300,12 +317,40 @@ class UniGenCore:
         moved: list[int] = []
         if extra is not None:
             moved = torch.nonzero((extra != starts).flatten(1).any(dim=1)).flatten().tolist()
-        images = [self.target[idx], starts[run]] + ([] if extra is None else [extra[moved]])
-        both = self.rewards.perceptual.features(torch.cat(images))
-        new_feats = [f[:k] for f in both]
-        end = k + len(run)
+        # Targets whose features a task bank keeps (``hit``) and those to compute (``fresh``).
+        cache, hit = self.target_cache, []
+        rows = np.full(k, -1, dtype=np.int64)
+        if cache is not None:
+            rows = self.bank_rows[idx.cpu().numpy()]
+            hit = [j for j in range(k) if rows[j] >= 0 and cache.filled[rows[j]]]
+        fresh = sorted(set(range(k)) - set(hit))
+        targets = self.target[idx] if not hit else self.target[idx[fresh]]
+        images = [targets, starts[run]] + ([] if extra is None else [extra[moved]])
+        both: list[torch.Tensor] = []
+        if len(fresh) + len(run) + len(moved):
+            both = self.rewards.perceptual.features(torch.cat(images))
+        if not hit:
+            new_feats = [f[:k] for f in both]
+        else:
+            kept = cast("TargetFeatureCache", cache).lookup(rows[hit])
+            if not fresh:
+                new_feats = kept
+            else:
+                new_feats = [
+                    torch.empty((k, *f.shape[1:]), dtype=f.dtype, device=f.device) for f in kept
+                ]
+                for dest, f, g in zip(new_feats, kept, both, strict=True):
+                    dest[hit] = f
+                    dest[fresh] = g[: len(fresh)]
+        if cache is not None:
+            store = [j for j in fresh if rows[j] >= 0]
+            if store:
+                cache.store(rows[store], [f[store] for f in new_feats])
+        # ``both`` holds the fresh targets, then the start canvases computed, then ``extra``.
+        n_targets = len(fresh)
+        end = n_targets + len(run)
         if not known:
-            start_feats = [f[k:end] for f in both]
+            start_feats = [f[n_targets:end] for f in both]
         else:
             # Rows that share known features (one colour, one photo) are written in one
             # indexed copy per layer, not one per row and layer (~60 per step at N=64).
@@ -313,11 +358,11 @@ class UniGenCore:
             for j, feats in known.items():
                 shared.setdefault(id(feats), (feats, []))[1].append(j)
             start_feats = [torch.empty_like(f) for f in new_feats]
-            for layer, (dest, f) in enumerate(zip(start_feats, both, strict=True)):
+            for layer, dest in enumerate(start_feats):
                 if run:
-                    dest[run] = f[k:end]
-                for feats, rows in shared.values():
-                    dest[rows] = feats[layer]
+                    dest[run] = both[layer][n_targets:end]
+                for feats, same in shared.values():
+                    dest[same] = feats[layer]
         if photo_keys:
             if len(self.rewards.start_features) + len(photo_keys) > _MAX_PHOTO_STARTS:
                 self.rewards.start_features.clear()

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from unigen_sb3.envs.bank import TaskBank, check_task_bank_size
+from unigen_sb3.envs.bank import TaskBank, check_task_bank_features, check_task_bank_size
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS, OPS
 from unigen_sb3.envs.core import RECENT_NAMES, UniGenCore
 from unigen_sb3.envs.tasks import (
@@ -367,6 +367,11 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         seeded reset (and the first one) draws the next ``B`` tasks at once and keeps them
         on ``device`` (:class:`~unigen_sb3.envs.bank.TaskBank`); the following resets index
         them, repeating after ``B`` episodes (the first ``B`` are those played without a bank).
+    :param task_bank_features: with a task bank, keep each banked task's target features
+        from its first episode, so that a replayed task's episode runs the metric network on
+        its final canvas only (:class:`~unigen_sb3.envs.bank.TargetFeatureCache`; same
+        rewards bit for bit; 618 KiB per banked task at 64x64 with the default network).
+        Default ``False``.
     :param render_mode: ``"rgb_array"`` or ``None``.
 
     Example:
@@ -393,11 +398,13 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         metric_dtype: str | None = None,
         dense_components: bool | Sequence[str] = False,
         task_bank_size: int | None = None,
+        task_bank_features: bool = False,
         render_mode: str | None = None,
     ) -> None:
         check_env_args(task, size, horizon, render_mode, reference)
         step_components = step_components_of(dense_components)
         self.task_bank_size = check_task_bank_size(task_bank_size)
+        self.task_bank_features = check_task_bank_features(task_bank_features, task_bank_size)
         self.bank: TaskBank | None = None
         size, horizon = int(size), int(horizon)
         self.dense_components = dense_components
@@ -450,10 +457,15 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         else:
             if self.bank is None or seed is not None:
                 self.bank = TaskBank(
-                    self.sampler, [self.np_random], self.task_bank_size, self.device
+                    self.sampler,
+                    [self.np_random],
+                    self.task_bank_size,
+                    self.device,
+                    keep_target_features=self.task_bank_features,
                 )
-            tasks, images = self.bank.next([0])
-            info = self.core.reset([0], tasks, images)[0]
+                self.core.target_cache = self.bank.target_features
+            tasks, images, rows = self.bank.next([0])
+            info = self.core.reset([0], tasks, images, bank_rows=rows)[0]
         self._needs_reset = False
         return self._obs(), info
 
