@@ -134,19 +134,24 @@ def _same_infos(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
             np.testing.assert_array_equal(value, y["sub_metrics"][key], err_msg=key)
 
 
+def _banked3(features: bool, *, horizon: int, seed: int, **kwargs: Any) -> UniGenVecEnv:
+    """Three envs with a bank of two tasks each, keeping their targets' features or not."""
+    return UniGenVecEnv(
+        3,
+        size=SIZE,
+        horizon=horizon,
+        seed=seed,
+        device="cpu",
+        task_bank_size=2,
+        task_bank_features=features,
+        **kwargs,
+    )
+
+
 @pytest.mark.parametrize("dense", [False, True])
 def test_kept_target_features_change_no_reward_or_info(dense: bool) -> None:
     def make(features: bool) -> UniGenVecEnv:
-        return UniGenVecEnv(
-            3,
-            size=SIZE,
-            horizon=3,
-            seed=5,
-            device="cpu",
-            task_bank_size=2,
-            task_bank_features=features,
-            dense_components=dense,
-        )
+        return _banked3(features, horizon=3, seed=5, dense_components=dense)
 
     steps = 14  # at most 3 steps per episode: every env replays its 2 tasks at least twice
     plain_rewards, plain_infos = _play(lambda: make(False), steps, 3)
@@ -195,15 +200,7 @@ def test_replayed_targets_never_run_through_the_network(monkeypatch: pytest.Monk
     that shows the check can fail)."""
 
     def targets_in_forwards(features: bool) -> int:
-        venv = UniGenVecEnv(
-            3,
-            size=SIZE,
-            horizon=2,
-            seed=2,
-            device="cpu",
-            task_bank_size=2,
-            task_bank_features=features,
-        )
+        venv = _banked3(features, horizon=2, seed=2)
         venv.reset()
         assert venv.bank is not None
         rng = np.random.default_rng(4)
