@@ -48,7 +48,7 @@ from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vec_throughput import bank_warmup, environment_line, write_section
+from vec_throughput import environment_line, resolve_bank_warmup, write_section
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "step_breakdown.md"
 
@@ -316,12 +316,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
-    if args.task_bank_features and args.task_bank_size is None:
-        parser.error(
-            "--task-bank-features keeps a task bank's target features: give --task-bank-size"
-        )
-    if args.warmup is None:
-        args.warmup = bank_warmup(args.task_bank_size) if args.task_bank_features else 3
+    resolve_bank_warmup(parser, args, default=3)
     if args.n_envs < 1 or args.steps < 1 or args.warmup < 0:
         parser.error("--n-envs and --steps must be >= 1, --warmup >= 0")
 

@@ -568,6 +568,20 @@ def _measure_row(
     return r
 
 
+def resolve_bank_warmup(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, default: int
+) -> None:
+    """Refuse ``--task-bank-features`` without ``--task-bank-size`` (through
+    ``parser.error``) and set an unset ``args.warmup``: :func:`bank_warmup` steps with
+    ``--task-bank-features``, else ``default`` (this script's and ``step_breakdown.py``'s)."""
+    if args.task_bank_features and args.task_bank_size is None:
+        parser.error(
+            "--task-bank-features keeps a task bank's target features: give --task-bank-size"
+        )
+    if args.warmup is None:
+        args.warmup = bank_warmup(args.task_bank_size) if args.task_bank_features else default
+
+
 def bank_warmup(task_bank_size: int, horizon: int = DEFAULT_HORIZON) -> int:
     """Vector steps after which every env has played each of its ``task_bank_size`` banked
     tasks at least once (an episode lasts at most ``horizon`` steps): from then on, a bank
@@ -771,12 +785,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
     check_before_and_repeats(parser, args.before, args.repeats)
-    if args.task_bank_features and args.task_bank_size is None:
-        parser.error(
-            "--task-bank-features keeps a task bank's target features: give --task-bank-size"
-        )
-    if args.warmup is None:
-        args.warmup = bank_warmup(args.task_bank_size) if args.task_bank_features else 1
+    resolve_bank_warmup(parser, args, default=1)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     _, section = run(args)

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 
 from unigen_sb3.data.prompts import SPLITS
-from unigen_sb3.envs.bank import MAX_TASK_BANK_SIZE
+from unigen_sb3.envs.bank import MAX_TASK_BANK_SIZE, check_task_bank_features
 from unigen_sb3.envs.tasks import REFERENCE_MODES, TASK_KINDS
 from unigen_sb3.rewards.names import COMPONENT_NAMES
 from unigen_sb3.rewards.normalizers import NORMALIZATIONS
@@ -601,12 +601,10 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
     cfg: ExperimentConfig = _build(ExperimentConfig, data, "")
     _check_device(cfg.env.device, "env.device", require_cuda=True)
     _check_device(cfg.training.device, "training.device", require_cuda=False)
-    if cfg.env.task_bank_features and cfg.env.task_bank_size is None:
-        raise ConfigError(
-            "env.task_bank_features",
-            "true keeps the features of a task bank's targets and needs a bank: set "
-            "env.task_bank_size to an int (tasks per env), or task_bank_features to false",
-        )
+    try:  # the env's own rule (a bank for its targets' features), refused before training
+        check_task_bank_features(cfg.env.task_bank_features, cfg.env.task_bank_size)
+    except ValueError as exc:
+        raise ConfigError("env.task_bank_features", str(exc)) from None
     cfg.reward.weights = _check_weights(
         cfg.reward.weights, "reward.weights", cfg.reward.normalize_weights
     )
