@@ -48,7 +48,7 @@ from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vec_throughput import environment_line, resolve_bank_warmup, write_section
+from vec_throughput import bank_note, environment_line, resolve_bank_warmup, write_section
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "step_breakdown.md"
 
@@ -342,8 +342,7 @@ def main(argv: list[str] | None = None) -> str:
             f"({args.n_envs / root.seconds:.0f} env steps/s with the timers in place), "
             f"{resets:.1f} auto-resets per vector step"
             + (
-                f"; task bank of {args.task_bank_size} per env"
-                + (", its targets' features kept" if args.task_bank_features else "")
+                "; " + bank_note(args.task_bank_size, args.task_bank_features)
                 if args.task_bank_size is not None
                 else ""
             )

@@ -255,9 +255,7 @@ def measure(
         result = Result(kind, n_envs, size, str(dev), n_envs * steps / elapsed, steps, elapsed)
         result.schedule = schedule
         if task_bank_size is not None:
-            result.note = f"task bank of {task_bank_size} per env" + (
-                ", its targets' features kept" if task_bank_features else ""
-            )
+            result.note = bank_note(task_bank_size, task_bank_features)
         if timer is not None:
             result.network_ms = 1000.0 * timer.seconds / (n_envs * steps)
         if metric_dtype is not None:
@@ -580,6 +578,12 @@ def resolve_bank_warmup(
         )
     if args.warmup is None:
         args.warmup = bank_warmup(args.task_bank_size) if args.task_bank_features else default
+
+
+def bank_note(task_bank_size: int, task_bank_features: bool) -> str:
+    """How a row's or section's text names the envs' task bank."""
+    kept = ", its targets' features kept" if task_bank_features else ""
+    return f"task bank of {task_bank_size} per env{kept}"
 
 
 def bank_warmup(task_bank_size: int, horizon: int = DEFAULT_HORIZON) -> int:
