@@ -1,4 +1,4 @@
-"""One-shot check of the CUDA path of the batched VecEnv, for a lent GPU machine (< 5 minutes).
+"""One-shot check of the CUDA path of the batched VecEnv, for a lent GPU machine (about 6 minutes).
 
 Stages (each writes its result into the markdown report as soon as it is done, so a stage
 that fails or a run that is cut short still leaves the earlier results):

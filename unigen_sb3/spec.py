@@ -96,7 +96,8 @@ class UniGenSpec:
     :param task_bank_size: ``None`` or tasks per env drawn once and kept on the device (see
         :class:`~unigen_sb3.envs.bank.TaskBank`).
     :param task_bank_features: with a task bank, keep each banked task's target features
-        after its first episode (see :class:`~unigen_sb3.envs.bank.TargetFeatureCache`).
+        (and a shapes scene start's, the start distance and target realism) after its first
+        episode (see :class:`~unigen_sb3.envs.bank.TargetFeatureCache`).
     :param prompt_split: ``"train"``, ``"heldout"`` or ``None`` (all prompts).
     :param edit_fraction: probability of an editing task when ``task="unified"``.
     :param reference: ``"hidden"`` or ``"observed"`` (see

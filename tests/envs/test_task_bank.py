@@ -148,10 +148,24 @@ def _banked3(features: bool, *, horizon: int, seed: int, **kwargs: Any) -> UniGe
     )
 
 
+# Seed 0's banks hold every kind of start: blank (generation), a shapes scene and a photo.
+_ALL_STARTS_SEED = 0
+
+
+def _sources(venv: UniGenVecEnv) -> set[tuple[str, str]]:
+    assert venv.bank is not None
+    return {(t.kind, t.source) for t in venv.bank.tasks}
+
+
 @pytest.mark.parametrize("dense", [False, True])
 def test_kept_target_features_change_no_reward_or_info(dense: bool) -> None:
+    kept_env: list[UniGenVecEnv] = []
+
     def make(features: bool) -> UniGenVecEnv:
-        return _banked3(features, horizon=3, seed=5, dense_components=dense)
+        venv = _banked3(features, horizon=3, seed=_ALL_STARTS_SEED, dense_components=dense)
+        if features:
+            kept_env.append(venv)
+        return venv
 
     steps = 14  # at most 3 steps per episode: every env replays its 2 tasks at least twice
     plain_rewards, plain_infos = _play(lambda: make(False), steps, 3)
@@ -161,9 +175,16 @@ def test_kept_target_features_change_no_reward_or_info(dense: bool) -> None:
     ):
         np.testing.assert_array_equal(r_plain, r_kept)
         _same_infos(i_plain, i_kept)
-    venv = make(True)
-    venv.reset()
-    assert venv.bank is not None and venv.bank.target_features is venv.core.target_cache
+    venv = kept_env[0]
+    assert _sources(venv) == {("generate", "shapes"), ("edit", "shapes"), ("edit", "photos")}
+    cache = venv.core.target_cache
+    assert venv.bank is not None and venv.bank.target_features is cache and cache is not None
+    assert cache.filled.all()
+    # Starts kept: the shapes scenes' only (blank canvases and photos have their own caches).
+    scenes = [r for r, t in enumerate(venv.bank.tasks) if t.kind == "edit" and t.source == "shapes"]
+    assert sorted(cache.starts) == scenes
+    # Lazy scoring keeps each task's start distance and target realism from its first episode.
+    assert cache.scored.all() != dense
     assert make(False).core.target_cache is None
 
 
@@ -194,53 +215,79 @@ def test_single_env_with_kept_target_features_pays_the_same_rewards() -> None:
         np.testing.assert_array_equal(plain, kept)
 
 
-def test_replayed_targets_never_run_through_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """After every env played its bank once, a forward holds final canvases (and starts),
-    never a banked target; without kept features the targets keep coming back (the control
-    that shows the check can fail)."""
+def test_replayed_tasks_run_only_final_canvases_through_the_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After every env played its bank once, a forward holds final canvases only: never a
+    banked target nor a banked shapes-scene start, and the start distances and target
+    realism are not computed again. Without kept features the targets and starts keep
+    coming back and every episode end prepares its scores (the control that shows each
+    check can fail)."""
 
-    def targets_in_forwards(features: bool) -> int:
-        venv = _banked3(features, horizon=2, seed=2)
+    def replay(features: bool) -> tuple[int, int, int]:
+        venv = _banked3(features, horizon=2, seed=_ALL_STARTS_SEED)
         venv.reset()
-        assert venv.bank is not None
+        assert ("edit", "shapes") in _sources(venv) and venv.bank is not None
         rng = np.random.default_rng(4)
         for _ in range(2 * 2):  # horizon x bank size: every task played once
             venv.step(_actions(rng, 3))
-        network = venv.rewards.perceptual
+        network, rewards = venv.rewards.perceptual, venv.rewards
         seen: list[torch.Tensor] = []
-        original = network.features
+        prepared: list[int] = []
+        features_of, prepare = network.features, rewards.prepare_perceptual
 
         def spy(images: torch.Tensor) -> list[torch.Tensor]:
             seen.append(images.clone())
-            return original(images)
+            return features_of(images)
+
+        def prepare_spy(batch: Any) -> Any:
+            prepared.append(batch.target.shape[0])
+            return prepare(batch)
 
         monkeypatch.setattr(network, "features", spy)
+        monkeypatch.setattr(rewards, "prepare_perceptual", prepare_spy)
         ended = 0
         for _ in range(8):
             ended += int(venv.step(_actions(rng, 3))[2].sum())
         monkeypatch.undo()
         assert ended >= 6
-        targets = venv.bank.images["target"].flatten(1)
-        return sum(
-            int((batch.flatten(1)[:, None] == targets[None]).all(dim=2).any(dim=1).sum())
-            for batch in seen
-        )
 
-    assert targets_in_forwards(False) > 0
-    assert targets_in_forwards(True) == 0
+        def found(images: torch.Tensor) -> int:
+            flat = images.flatten(1)
+            return sum(
+                int((batch.flatten(1)[:, None] == flat[None]).all(dim=2).any(dim=1).sum())
+                for batch in seen
+            )
+
+        scenes = [t.start for t in venv.bank.tasks if t.kind == "edit" and t.source == "shapes"]
+        return found(venv.bank.images["target"]), found(torch.stack(scenes)), len(prepared)
+
+    targets, starts, prepared = replay(False)
+    assert targets > 0 and starts > 0 and prepared > 0
+    assert replay(True) == (0, 0, 0)
 
 
 def test_kept_target_features_memory_is_as_documented() -> None:
     env = UniGenEnv(
-        size=64, horizon=1, device="cpu", task_bank_size=3, task_bank_features=True, seed=0
+        size=64, horizon=1, device="cpu", task_bank_size=3, task_bank_features=True, seed=2
     )
     env.reset()
     cache = env.bank.target_features if env.bank is not None else None
     assert cache is not None and cache.nbytes == 0  # allocated at the first episode's end
+    task = env.current_task
+    assert task is not None and (task.kind, task.source) == ("edit", "shapes")
     env.step({"op": 0, "params": np.zeros(NUM_PARAMS, np.float32)})
-    per_task_kib = cache.nbytes / 3 / 1024
-    assert round(per_task_kib) == 618, per_task_kib  # the figure the docs give
+    assert cache.layers is not None
+    targets = sum(t.numel() * t.element_size() for t in cache.layers)
+    assert round(targets / 3 / 1024) == 618, targets  # per task: the figure the docs give
     assert cache.filled.tolist() == [True, False, False]
+    assert cache.scored.tolist() == [True, False, False]
+    # The first task starts from a shapes scene: its start takes one image's features more.
+    assert list(cache.starts) == [0]
+    starts = sum(t.numel() * t.element_size() for t in cache.starts[0])
+    assert starts * 3 == targets
+    scores = 3 * (4 + 8)  # a float32 start distance and a float64 target realism per row
+    assert cache.nbytes == targets + starts + scores
 
 
 @pytest.mark.parametrize("bad", [1, "yes", None])

@@ -16,14 +16,18 @@ masks and int64 superpixels): 160 KiB at 64x64, so ``size=64`` costs 10 MiB per 
 again).
 
 Target features (``keep_target_features=True``): a bank's tasks repeat, and each episode's
-paid reward runs the metric network on the target as well as on the final canvas. The bank
-can keep each task's target features from its first episode (:class:`TargetFeatureCache`),
-so that a replayed task's episode runs the network on its final canvas only. An image's
-features do not depend on the batch they are computed in, so the rewards stay the same bit
-for bit. Memory: the network's feature maps of one image per task, allocated on the device
-at the first episode's end: 618 KiB per task at 64x64 with the default network (about four
-times the bank's images; ``size=64`` and ``N=64`` take 2.4 GiB more), 2.5 MiB at 128x128
-(:attr:`TargetFeatureCache.nbytes` reports it).
+paid reward runs the metric network on the target, on a start canvas that no other cache
+holds (a shapes scene: an edit's; generation's blank canvas and the photo patches are
+computed once per process) and on the final canvas. The bank can keep what the network gives
+for each task from its first episode (:class:`TargetFeatureCache`: the target's features, a
+shapes scene start's, the start's distance from the target and the target's realism), so
+that a replayed task's episode runs the network on its final canvas only. An image's
+features, and the scores computed from them, do not depend on the batch they are computed
+in, so the rewards stay the same bit for bit. Memory: the network's feature maps of one
+image per task, allocated on the device at the first episode's end, and of one more per task
+that starts from a shapes scene: 618 KiB per image at 64x64 with the default network (about
+four times the bank's images; ``size=64`` and ``N=64`` take 2.4 GiB more for the targets),
+2.5 MiB at 128x128 (:attr:`TargetFeatureCache.nbytes` reports it).
 """
 
 from __future__ import annotations
@@ -85,31 +89,52 @@ def check_task_bank_features(value: object, task_bank_size: object) -> bool:
 
 
 class TargetFeatureCache:
-    """The metric network's features of a bank's targets, one entry per bank row.
+    """What the metric network gives for a bank's tasks, one entry per bank row: the
+    target's features, the start canvas's features when no other cache holds them, and the
+    two numbers a paid reward derives from those (the start's distance from the target and
+    the target's realism).
 
-    Filled by :class:`~unigen_sb3.envs.core.UniGenCore` when it first computes a banked
-    task's target features (at the end of the task's first episode, or at its reset under
-    the dense schedule) and read instead of running the network again when the task comes
-    back. The layers are allocated at the first :meth:`store`, on the features' device and
-    in their dtype.
+    Filled by :class:`~unigen_sb3.envs.core.UniGenCore` when it first computes them for a
+    banked task (at the end of the task's first episode, or, for features, at its reset
+    under the dense schedule) and read instead of running the network again when the task
+    comes back. The target layers are allocated at the first :meth:`store`, on the
+    features' device and in their dtype.
+
+    Start features are kept only for starts the core's own caches miss: a shapes scene (an
+    edit task's). A generation task's blank canvas and a photo patch are computed once per
+    colour and per patch for every task that starts from them.
 
     :param rows: number of bank rows (tasks) it can hold.
     """
 
     def __init__(self, rows: int) -> None:
         self.rows = int(rows)
-        #: Per network layer, ``(rows, C, h, w)`` features (``None`` until the first store).
+        #: Per network layer, ``(rows, C, h, w)`` target features (``None`` until the first
+        #: store).
         self.layers: list[torch.Tensor] | None = None
-        #: Which rows hold features.
+        #: Which rows hold target features.
         self.filled = np.zeros(self.rows, dtype=bool)
+        #: Start features by row, one ``(1, C, h, w)`` tensor per layer (shapes scenes only).
+        self.starts: dict[int, list[torch.Tensor]] = {}
+        #: Per row, the start's perceptual distance from the target (``None`` until the
+        #: first :meth:`store_scores`).
+        self.start_distance: torch.Tensor | None = None
+        #: Per row, the target's squared Mahalanobis distance under the realism model
+        #: (``None`` until stored, and always without a realism model).
+        self.target_m2: torch.Tensor | None = None
+        #: Which rows hold their start distance (and target realism).
+        self.scored = np.zeros(self.rows, dtype=bool)
 
     @property
     def nbytes(self) -> int:
-        """Bytes the stored layers take (0 before the first store)."""
-        return sum(t.numel() * t.element_size() for t in self.layers or [])
+        """Bytes everything stored takes (0 before the first store)."""
+        tensors = [*(self.layers or []), *(t for f in self.starts.values() for t in f)]
+        tensors += [t for t in (self.start_distance, self.target_m2) if t is not None]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def lookup(self, rows: Sequence[int] | np.ndarray) -> list[torch.Tensor]:
-        """The features of bank ``rows`` (each filled), one ``(len(rows), ...)`` per layer.
+        """The target features of bank ``rows`` (each filled), one ``(len(rows), ...)`` per
+        layer.
 
         :raises KeyError: for a row that holds no features.
         """
@@ -121,7 +146,8 @@ class TargetFeatureCache:
         return [layer[index] for layer in self.layers]
 
     def store(self, rows: Sequence[int] | np.ndarray, features: Sequence[torch.Tensor]) -> None:
-        """Keep ``features`` (one ``(len(rows), ...)`` tensor per layer) as those of ``rows``."""
+        """Keep ``features`` (one ``(len(rows), ...)`` tensor per layer) as the targets' of
+        ``rows``."""
         ids = np.asarray(rows, dtype=np.int64)
         if not ids.size:
             return
@@ -134,6 +160,45 @@ class TargetFeatureCache:
         for layer, f in zip(self.layers, features, strict=True):
             layer[index] = f
         self.filled[ids] = True
+
+    def store_start(self, row: int, features: Sequence[torch.Tensor]) -> None:
+        """Keep ``features`` (one ``(1, ...)`` tensor per layer, copied) as row ``row``'s
+        start's."""
+        self.starts[int(row)] = [f.clone() for f in features]
+
+    def store_scores(
+        self,
+        rows: Sequence[int] | np.ndarray,
+        start_distance: torch.Tensor,
+        target_m2: torch.Tensor | None,
+    ) -> None:
+        """Keep the start distances and target realism values (``(len(rows),)`` each;
+        ``target_m2`` ``None`` without a realism model) of ``rows``."""
+        ids = np.asarray(rows, dtype=np.int64)
+        if not ids.size:
+            return
+        if self.start_distance is None:
+            self.start_distance = start_distance.new_zeros(self.rows)
+        index = torch.as_tensor(ids, device=self.start_distance.device)
+        self.start_distance[index] = start_distance.to(self.start_distance)
+        if target_m2 is not None:
+            if self.target_m2 is None:
+                self.target_m2 = target_m2.new_zeros(self.rows)
+            self.target_m2[index] = target_m2.to(self.target_m2)
+        self.scored[ids] = True
+
+    def scores(self, rows: Sequence[int] | np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The start distances and target realism values of ``rows`` (each scored).
+
+        :raises KeyError: for a row that holds none.
+        """
+        ids = np.asarray(rows, dtype=np.int64)
+        if self.start_distance is None or not self.scored[ids].all():
+            missing = ids if self.start_distance is None else ids[~self.scored[ids]]
+            raise KeyError(f"bank rows {missing.tolist()} hold no start distance yet")
+        index = torch.as_tensor(ids, device=self.start_distance.device)
+        m2 = None if self.target_m2 is None else self.target_m2[index]
+        return self.start_distance[index], m2
 
 
 class BankDraw(NamedTuple):

@@ -257,6 +257,34 @@ class UniGenCore:
         masks = host["op_mask"] > 0.5
         return self._infos(ids, host["sub"], masks, np.zeros(k, dtype=bool))
 
+    def _perceptual_scores(self, idx: torch.Tensor, ids: np.ndarray, batch: TaskBatch) -> None:
+        """Fill the start distances and target realism of episodes ``idx`` (``ids`` on the
+        host) from ``batch`` (their targets' and starts' features): read from the task
+        bank's :attr:`target_cache` when it holds every episode's, computed otherwise (and
+        kept there for the banked ones). Kept values are the computed ones: the distance
+        heads and the realism model score fixed-size blocks of rows, so a value does not
+        depend on the batch it was computed in."""
+        cache = self.target_cache
+        if cache is None:
+            self._store_perceptual(idx, self.rewards.prepare_perceptual(batch))
+            return
+        rows = self.bank_rows[ids]
+        banked = rows >= 0
+        if banked.all() and cache.scored[rows].all():
+            distance, m2 = cache.scores(rows)
+            self._store_perceptual(idx, replace(batch, start_distance=distance, target_m2=m2))
+            return
+        prepared = self.rewards.prepare_perceptual(batch)
+        self._store_perceptual(idx, prepared)
+        if banked.any():
+            keep = torch.as_tensor(np.flatnonzero(banked), device=self.device)
+            m2 = prepared.target_m2
+            cache.store_scores(
+                rows[banked],
+                cast(torch.Tensor, prepared.start_distance)[keep],
+                None if m2 is None else m2[keep.to(m2.device)],
+            )
+
     def _store_perceptual(self, idx: torch.Tensor, prepared: TaskBatch) -> None:
         """Keep the network-derived caches of episodes ``idx`` (start distance, target m2)."""
         self.start_distance[idx] = cast(torch.Tensor, prepared.start_distance)
@@ -279,8 +307,9 @@ class UniGenCore:
         One network forward for the targets, the start canvases and ``extra`` together, except
         for images whose features are known already: a single-colour start canvas
         (generation's blank one) is computed once per colour, a photo start (one of the
-        photos package's few patches) once per image, a banked task's target once per bank
-        row (with a :attr:`target_cache`), and an ``extra`` image equal to its start canvas
+        photos package's few patches) once per image, a banked task's target and its other
+        starts (shapes scenes) once per bank row (with a :attr:`target_cache`), and an
+        ``extra`` image equal to its start canvas
         (an episode that never changed it) takes the start's features. An image's features
         do not depend on the batch it is computed in, so reuse changes no value.
 
@@ -301,27 +330,39 @@ class UniGenCore:
         for colour in wanted - self._flat_features.keys():
             image = torch.full((1, *starts.shape[1:]), colour, device=self.device)
             self._flat_features[colour] = self.rewards.perceptual.features(image)
-        # Known start features per row: a flat colour's, or a photo start seen before.
+        cache = self.target_cache
+        rows = np.full(k, -1, dtype=np.int64)
+        if cache is not None:
+            rows = self.bank_rows[idx.cpu().numpy()]
+        # Known start features per row: a flat colour's, a photo start seen before, or a
+        # banked task's start kept by the task bank.
         known: dict[int, list[torch.Tensor]] = {
             j: self._flat_features[colours[j]] for j in range(k) if uniform[j]
         }
         photo_keys: dict[int, bytes] = {}
+        bank_starts: list[int] = []
         for j, task in enumerate(tasks):
-            if not uniform[j] and task is not None and task.source == "photos":
+            if uniform[j]:
+                continue
+            if task is not None and task.source == "photos":
                 key = hashlib.blake2b(starts[j].cpu().numpy().tobytes(), digest_size=16).digest()
                 if key in self.rewards.start_features:
                     known[j] = self.rewards.start_features[key]
                 else:
                     photo_keys[j] = key
+            elif cache is not None and rows[j] >= 0:
+                kept_start = cache.starts.get(int(rows[j]))
+                if kept_start is not None:
+                    known[j] = kept_start
+                else:
+                    bank_starts.append(j)
         run = [j for j in range(k) if j not in known]
         moved: list[int] = []
         if extra is not None:
             moved = torch.nonzero((extra != starts).flatten(1).any(dim=1)).flatten().tolist()
         # Targets whose features a task bank keeps (``hit``) and those to compute (``fresh``).
-        cache, hit = self.target_cache, []
-        rows = np.full(k, -1, dtype=np.int64)
+        hit = []
         if cache is not None:
-            rows = self.bank_rows[idx.cpu().numpy()]
             hit = [j for j in range(k) if rows[j] >= 0 and cache.filled[rows[j]]]
         fresh = sorted(set(range(k)) - set(hit))
         targets = self.target[idx] if not hit else self.target[idx[fresh]]
@@ -368,6 +409,10 @@ class UniGenCore:
                 self.rewards.start_features.clear()
             for j, key in photo_keys.items():
                 self.rewards.start_features[key] = [f[j : j + 1].clone() for f in start_feats]
+        for j in bank_starts:
+            cast("TargetFeatureCache", cache).store_start(
+                int(rows[j]), [f[j : j + 1] for f in start_feats]
+            )
         if extra is None:
             return new_feats, start_feats, None
         if len(moved) == k:
@@ -464,7 +509,7 @@ class UniGenCore:
             focus=self.focus[fidx],
             start_features=sfeats,
         )
-        self._store_perceptual(fidx, self.rewards.prepare_perceptual(batch))
+        self._perceptual_scores(fidx, ended, batch)
         results = self._components(fidx, prev[fidx], canvas, cfeats, COMPONENT_NAMES, tfeats)
         self._put(values, sub, fidx, results)
 

@@ -367,11 +367,13 @@ class UniGenEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         seeded reset (and the first one) draws the next ``B`` tasks at once and keeps them
         on ``device`` (:class:`~unigen_sb3.envs.bank.TaskBank`); the following resets index
         them, repeating after ``B`` episodes (the first ``B`` are those played without a bank).
-    :param task_bank_features: with a task bank, keep each banked task's target features
-        from its first episode, so that a replayed task's episode runs the metric network on
-        its final canvas only (:class:`~unigen_sb3.envs.bank.TargetFeatureCache`; same
-        rewards bit for bit; 618 KiB per banked task at 64x64 with the default network).
-        Default ``False``.
+    :param task_bank_features: with a task bank, keep what the metric network gives for
+        each banked task (its target's features, a shapes scene start's, the start's
+        distance and the target's realism) from its first episode, so that a replayed task's
+        episode runs the network on its final canvas only
+        (:class:`~unigen_sb3.envs.bank.TargetFeatureCache`; same rewards bit for bit; 618 KiB
+        per banked task at 64x64 with the default network, twice that for a task that
+        starts from a shapes scene). Default ``False``.
     :param render_mode: ``"rgb_array"`` or ``None``.
 
     Example:
