@@ -129,8 +129,8 @@ def test_a_photo_start_runs_the_network_once_per_process() -> None:
     alone = venv.rewards.perceptual.features(core.start[idx])
     calls = _count_images(venv.rewards)
     try:
-        _, first, _ = core._reset_features(idx)
-        _, again, _ = core._reset_features(idx)
+        _, first, _ = core._reset_features(idx, np.asarray(photos))
+        _, again, _ = core._reset_features(idx, np.asarray(photos))
     finally:
         del venv.rewards.perceptual.features
     # First: the targets and the photos; then the targets only, the photos' features cached.

@@ -216,7 +216,9 @@ class UniGenCore:
         batch = TaskBatch(self.target[idx], self.mask[idx], self.start[idx], focus=self.focus[idx])
         start_feats: list[torch.Tensor] | None = None
         if self.dense:
-            new_feats, start_feats, _ = self._reset_features(idx, tasks=tasks)
+            new_feats, start_feats, _ = self._reset_features(
+                idx, np.asarray(indices, dtype=np.int64), tasks=tasks
+            )
             if self.target_features is None or self.canvas_features is None:
                 self.target_features, self.canvas_features = (
                     [
@@ -298,6 +300,7 @@ class UniGenCore:
     def _reset_features(
         self,
         idx: torch.Tensor,
+        ids: np.ndarray,
         extra: torch.Tensor | None = None,
         tasks: Sequence[Task | None] | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor] | None]:
@@ -313,13 +316,14 @@ class UniGenCore:
         (an episode that never changed it) takes the start's features. An image's features
         do not depend on the batch it is computed in, so reuse changes no value.
 
+        :param ids: the episodes ``idx`` on the host (read there: no device sync).
         :param extra: ``(len(idx), 3, H, W)`` images, one per episode of ``idx``.
         :param tasks: the episodes' tasks (default: the running ones, :attr:`tasks`).
         :return: ``(target features, start features, extra's features or None)``.
         """
         k = int(idx.numel())
         if tasks is None:
-            tasks = [self.tasks[i] for i in idx.tolist()]
+            tasks = [self.tasks[i] for i in ids.tolist()]
         starts = self.start[idx]
         flat = starts.flatten(1)
         uniform = (flat == flat[:, :1]).all(dim=1).tolist()
@@ -333,7 +337,7 @@ class UniGenCore:
         cache = self.target_cache
         rows = np.full(k, -1, dtype=np.int64)
         if cache is not None:
-            rows = self.bank_rows[idx.cpu().numpy()]
+            rows = self.bank_rows[ids]
         # Known start features per row: a flat colour's, a photo start seen before, or a
         # banked task's start kept by the task bank.
         known: dict[int, list[torch.Tensor]] = {
@@ -500,7 +504,7 @@ class UniGenCore:
             return
         fidx = torch.as_tensor(ended, dtype=torch.int64, device=self.device)
         canvas = new[fidx]
-        tfeats, sfeats, cfeats = self._reset_features(fidx, extra=canvas)
+        tfeats, sfeats, cfeats = self._reset_features(fidx, ended, extra=canvas)
         batch = TaskBatch(
             self.target[fidx],
             self.mask[fidx],
