@@ -102,13 +102,10 @@ class UniGenVecEnv(VecEnv):
         ``device`` (:class:`~unigen_sb3.envs.bank.TaskBank`), so an auto-reset is an index
         into device tensors and no task is sampled inside the step loop; the first ``B``
         episodes of each env are those it plays without a bank, then they repeat.
-    :param task_bank_features: with a task bank, keep what the metric network gives for
-        each banked task (its target's features, a shapes scene start's, the start's
-        distance and the target's realism) from its first episode, so that a replayed task's
-        episode runs the network on its final canvas only
-        (:class:`~unigen_sb3.envs.bank.TargetFeatureCache`; same rewards bit for bit; 618 KiB
-        per banked task at 64x64 with the default network, twice that for a task that
-        starts from a shapes scene). Default ``False``.
+    :param task_bank_features: ``True`` (needs ``task_bank_size``): the bank keeps, per
+        task, the metric network's results of its first episode, and a replayed task runs
+        the network on its final canvas only; rewards are the same bit for bit. What is kept
+        and its memory: :class:`~unigen_sb3.envs.bank.TargetFeatureCache`. Default ``False``.
     :param render_mode: ``"rgb_array"`` or ``None``.
 
     Memory: besides its images, each env keeps the perceptual features of its target and of
