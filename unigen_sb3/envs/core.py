@@ -196,11 +196,10 @@ class UniGenCore:
         :param bank_rows: the tasks' task bank rows, the keys of :attr:`target_cache`
             (default: not from a bank).
         """
-        idx = torch.as_tensor(list(indices), dtype=torch.int64, device=self.device)
+        ids = np.asarray(indices, dtype=np.int64)
+        idx = torch.as_tensor(ids, device=self.device)
         dev = self.device
-        self.bank_rows[np.asarray(indices, dtype=np.int64)] = (
-            -1 if bank_rows is None else np.asarray(bank_rows, dtype=np.int64)
-        )
+        self.bank_rows[ids] = -1 if bank_rows is None else np.asarray(bank_rows, dtype=np.int64)
         if images is None:
             render_targets(tasks)
             images = {
@@ -216,9 +215,7 @@ class UniGenCore:
         batch = TaskBatch(self.target[idx], self.mask[idx], self.start[idx], focus=self.focus[idx])
         start_feats: list[torch.Tensor] | None = None
         if self.dense:
-            new_feats, start_feats, _ = self._reset_features(
-                idx, np.asarray(indices, dtype=np.int64), tasks=tasks
-            )
+            new_feats, start_feats, _ = self._reset_features(idx, ids, tasks=tasks)
             if self.target_features is None or self.canvas_features is None:
                 self.target_features, self.canvas_features = (
                     [
@@ -243,7 +240,6 @@ class UniGenCore:
         for i, t in zip(indices, tasks, strict=True):
             self.tasks[i] = t
             self.attributes[i] = t.attributes
-        ids = np.asarray(indices, dtype=np.int64)
         self.recent[ids] = 0.0
         self.steps[ids] = 0
         self.temporal_min[ids] = 1.0
@@ -310,10 +306,10 @@ class UniGenCore:
         One network forward for the targets, the start canvases and ``extra`` together, except
         for images whose features are known already: a single-colour start canvas
         (generation's blank one) is computed once per colour, a photo start (one of the
-        photos package's few patches) once per image, a banked task's target and its other
-        starts (shapes scenes) once per bank row (with a :attr:`target_cache`), and an
-        ``extra`` image equal to its start canvas
-        (an episode that never changed it) takes the start's features. An image's features
+        photos package's few patches) once per image, a banked task's target, and its start
+        when that is a shapes scene, once per bank row (with a :attr:`target_cache`), and an
+        ``extra`` image equal to its start canvas (an episode that never changed it) takes the
+        start's features. An image's features
         do not depend on the batch it is computed in, so reuse changes no value.
 
         :param ids: the episodes ``idx`` on the host (read there: no device sync).
