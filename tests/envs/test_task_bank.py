@@ -15,7 +15,7 @@ import torch
 
 from unigen_sb3.configs.loader import load_config
 from unigen_sb3.configs.schema import ConfigError
-from unigen_sb3.envs.bank import TaskBank, task_bytes
+from unigen_sb3.envs.bank import TargetFeatureCache, TaskBank, task_bytes
 from unigen_sb3.envs.canvas import NUM_OPS, NUM_PARAMS
 from unigen_sb3.envs.env import UniGenEnv
 from unigen_sb3.envs.vec_env import UniGenVecEnv
@@ -310,3 +310,20 @@ def test_kept_target_features_need_a_bank() -> None:
     assert err.value.path == "env.task_bank_features"
     config = load_config(None, ["env.task_bank_features=true", "env.task_bank_size=2"])
     assert UniGenSpec.from_config(config).env_kwargs()["task_bank_features"] is True
+
+
+def test_feature_cache_names_the_rows_it_does_not_hold() -> None:
+    cache = TargetFeatureCache(4)
+    with pytest.raises(KeyError, match=r"bank rows \[0, 2\] hold no target features yet"):
+        cache.lookup([0, 2])
+    with pytest.raises(KeyError, match=r"bank rows \[1\] hold no start distance yet"):
+        cache.scores([1])
+    cache.store([2], [torch.ones(1, 3, 2, 2)])
+    cache.store_scores([2], torch.tensor([0.5]), None)
+    with pytest.raises(KeyError, match=r"bank rows \[0\] hold no target features yet"):
+        cache.lookup([2, 0])
+    with pytest.raises(KeyError, match=r"bank rows \[3\] hold no start distance yet"):
+        cache.scores([3, 2])
+    assert torch.equal(cache.lookup([2])[0], torch.ones(1, 3, 2, 2))
+    distance, m2 = cache.scores([2])
+    assert distance.tolist() == [0.5] and m2 is None

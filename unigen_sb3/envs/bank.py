@@ -33,7 +33,7 @@ four times the bank's images; ``size=64`` and ``N=64`` take 2.4 GiB more for the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -54,6 +54,8 @@ __all__ = [
 
 MAX_TASK_BANK_SIZE = 100_000
 """Largest bank per env accepted (at 64x64 that is 16 GB per env)."""
+
+_T = TypeVar("_T")
 
 # Edit targets rendered per canvas call while a bank is built (bounds the call's memory).
 _RENDER_CHUNK = 256
@@ -86,6 +88,18 @@ def check_task_bank_features(value: object, task_bank_size: object) -> bool:
             "a bank: set task_bank_size to an int (tasks per env), or task_bank_features=False"
         )
     return bool(value)
+
+
+def _held(store: _T | None, ids: np.ndarray, held: np.ndarray, what: str) -> _T:
+    """``store`` when every row of ``ids`` is ``held`` in it.
+
+    :raises KeyError: naming the rows of ``ids`` that hold no ``what`` (all of them before
+        the first store, while ``store`` is ``None``).
+    """
+    if store is None or not held[ids].all():
+        missing = ids if store is None else ids[~held[ids]]
+        raise KeyError(f"bank rows {missing.tolist()} hold no {what} yet")
+    return store
 
 
 class TargetFeatureCache:
@@ -139,11 +153,9 @@ class TargetFeatureCache:
         :raises KeyError: for a row that holds no features.
         """
         ids = np.asarray(rows, dtype=np.int64)
-        if self.layers is None or not self.filled[ids].all():
-            missing = ids if self.layers is None else ids[~self.filled[ids]]
-            raise KeyError(f"bank rows {missing.tolist()} hold no target features yet")
-        index = torch.as_tensor(ids, device=self.layers[0].device)
-        return [layer[index] for layer in self.layers]
+        layers = _held(self.layers, ids, self.filled, "target features")
+        index = torch.as_tensor(ids, device=layers[0].device)
+        return [layer[index] for layer in layers]
 
     def store(self, rows: Sequence[int] | np.ndarray, features: Sequence[torch.Tensor]) -> None:
         """Keep ``features`` (one ``(len(rows), ...)`` tensor per layer) as the targets' of
@@ -193,12 +205,10 @@ class TargetFeatureCache:
         :raises KeyError: for a row that holds none.
         """
         ids = np.asarray(rows, dtype=np.int64)
-        if self.start_distance is None or not self.scored[ids].all():
-            missing = ids if self.start_distance is None else ids[~self.scored[ids]]
-            raise KeyError(f"bank rows {missing.tolist()} hold no start distance yet")
-        index = torch.as_tensor(ids, device=self.start_distance.device)
+        distance = _held(self.start_distance, ids, self.scored, "start distance")
+        index = torch.as_tensor(ids, device=distance.device)
         m2 = None if self.target_m2 is None else self.target_m2[index]
-        return self.start_distance[index], m2
+        return distance[index], m2
 
 
 class BankDraw(NamedTuple):
