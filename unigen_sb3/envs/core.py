@@ -21,10 +21,10 @@ the episodes that end on it, all three. The perceptual network (``quality``'s) r
 episode's target, start and final canvas at its end, in one forward for all the episodes
 ending on that step (a blank start's features are computed once per process and colour, a
 photo start's once per process and patch, a final canvas equal to its start takes the
-start's, and a task bank that keeps its targets' features runs a replayed task's target
-not at all: ``target_cache``), unless ``quality`` is a step component (then it runs at
-every reset and on every changed canvas, and all three components are computed every step:
-the *dense* schedule).
+start's, and a task bank that keeps its tasks' features runs a replayed task's target and
+start not at all, nor recomputes their scores: ``target_cache``), unless ``quality`` is a
+step component (then it runs at every reset and on every changed canvas, and all three
+components are computed every step: the *dense* schedule).
 ``temporal`` is computed every step for the canvases that changed (its minimum over the
 episode is paid), and is exactly 1 for the others (SSIM of an image with itself). The
 current canvas's components are reported as ``info["state_components"]`` (the potential for
@@ -175,9 +175,10 @@ class UniGenCore:
         self.tasks: list[Task | None] = [None] * n
         #: Each episode's task bank row (-1: not from a bank), the key of :attr:`target_cache`.
         self.bank_rows = np.full(n, -1, dtype=np.int64)
-        #: Target features kept per bank row (a task bank's
-        #: :class:`~unigen_sb3.envs.bank.TargetFeatureCache`): a banked task's target runs
-        #: through the network once, the features are read from here when it comes back.
+        #: What the network gave per bank row (a task bank's
+        #: :class:`~unigen_sb3.envs.bank.TargetFeatureCache`: target features, a shapes
+        #: scene start's, the start distance and target realism): computed at a banked
+        #: task's first episode, read from here when it comes back.
         self.target_cache: TargetFeatureCache | None = None
 
     # ------------------------------------------------------------------ reset
@@ -309,8 +310,8 @@ class UniGenCore:
         photos package's few patches) once per image, a banked task's target, and its start
         when that is a shapes scene, once per bank row (with a :attr:`target_cache`), and an
         ``extra`` image equal to its start canvas (an episode that never changed it) takes the
-        start's features. An image's features
-        do not depend on the batch it is computed in, so reuse changes no value.
+        start's features. An image's features do not depend on the batch it is computed in,
+        so reuse changes no value.
 
         :param ids: the episodes ``idx`` on the host (read there: no device sync).
         :param extra: ``(len(idx), 3, H, W)`` images, one per episode of ``idx``.
