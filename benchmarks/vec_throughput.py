@@ -97,6 +97,12 @@ class Result:
     # Every run's env steps/s, in pass order, when the row was run several times (--repeats).
     runs: tuple[float | None, ...] = ()
 
+    def note_workers(self) -> None:
+        """Add the SubprocVecEnv workers' mean RSS (when measured) to :attr:`note`."""
+        if self.worker_rss_mb is not None:
+            workers = f"{self.worker_rss_mb:.0f} MB RSS per worker"
+            self.note = f"{self.note}, {workers}" if self.note else workers
+
 
 class NetworkTimer:
     """Wall time spent inside the perceptual network's trunk (forward hooks on its slices).
@@ -536,8 +542,7 @@ def _measure_row(
             threads=args.threads,
             start_method=args.start_method,
         )
-        if r.worker_rss_mb is not None:
-            r.note = ", ".join(x for x in (r.note, f"{r.worker_rss_mb:.0f} MB RSS per worker") if x)
+        r.note_workers()
         print(f"size={size} N={n} before {kind}: {_fmt(r.steps_per_s, 1)} env steps/s")
         return r
     r = measure(
@@ -555,8 +560,7 @@ def _measure_row(
         task_bank_size=args.task_bank_size,
         task_bank_features=args.task_bank_features,
     )
-    if r.worker_rss_mb is not None:
-        r.note = ", ".join(x for x in (r.note, f"{r.worker_rss_mb:.0f} MB RSS per worker") if x)
+    r.note_workers()
     print(
         f"size={size} N={n} {schedule} {kind} on {dev}: "
         f"{_fmt(r.steps_per_s, 1)} env steps/s, "

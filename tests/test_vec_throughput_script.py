@@ -141,3 +141,15 @@ def test_kept_target_features_rows_warm_up_through_the_bank(
     assert "12 warm-up step(s)" in text  # every env played its one banked task
     row = [line for line in text.splitlines() if line.startswith("| 36 | 2 | lazy |")]
     assert len(row) == 1 and "task bank of 1 per env, its targets' features kept" in row[0], row
+
+
+def test_worker_rss_joins_a_rows_note(vt: ModuleType) -> None:
+    banked = vt.Result("subproc", 4, 64, "cpu", worker_rss_mb=812.4, note="task bank of 2 per env")
+    banked.note_workers()
+    assert banked.note == "task bank of 2 per env, 812 MB RSS per worker"
+    plain = vt.Result("subproc", 4, 64, "cpu", worker_rss_mb=790.0)
+    plain.note_workers()
+    assert plain.note == "790 MB RSS per worker"
+    unmeasured = vt.Result("dummy", 4, 64, "cpu", note="x")
+    unmeasured.note_workers()
+    assert unmeasured.note == "x"
