@@ -91,6 +91,33 @@ def test_lazy_runs_the_network_only_where_an_episode_ends() -> None:
         del venv.rewards.perceptual.features
 
 
+def test_temporal_ssim_runs_once_per_changed_canvas_and_step() -> None:
+    # Ending episodes' consistency reads the step's temporal instead of computing it again.
+    venv = UniGenVecEnv(4, "edit", size=SIZE, horizon=3, seed=0, device="cpu")
+    computed = venv.rewards.temporal
+    rows: list[int] = []
+
+    def counting(prev: torch.Tensor, canvas: torch.Tensor, outside: torch.Tensor) -> Any:
+        rows.append(int(prev.shape[0]))
+        return computed(prev, canvas, outside)
+
+    venv.rewards.temporal = counting  # type: ignore[method-assign]
+    try:
+        venv.reset()
+        params = np.zeros((4, NUM_PARAMS), np.float32)
+        params[:, 6] = 1.0  # a fill that changes every canvas
+        ops = np.array([OP_FILL, OP_FILL, OP_STOP, OP_STOP])
+        _, _, dones, infos = venv.step({"op": ops, "params": params})
+    finally:
+        del venv.rewards.temporal
+    assert dones.tolist() == [False, False, True, True]
+    assert rows == [2], "the temporal SSIM ran more than once, or not on the changed canvases"
+    for i in (2, 3):  # a stop leaves its canvas as it was: temporal exactly 1
+        sub = infos[i]["sub_metrics"]
+        assert sub["consistency/temporal"] == 1.0
+        assert infos[i]["state_components"][2] == np.float32(sub["consistency/style"])
+
+
 @pytest.mark.parametrize("task", ["edit", "generate"])
 def test_a_final_canvas_equal_to_its_start_reuses_the_start_features(task: str) -> None:
     # Envs 0 and 1 stop at once (their canvases never changed), envs 2 and 3 stroke. The

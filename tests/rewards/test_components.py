@@ -158,6 +158,18 @@ def test_changes_outside_the_mask_cost_preservation_and_temporal(
     torch.testing.assert_close(r["edit"].sub["accuracy"], torch.ones(2))  # inside still right
 
 
+def test_consistency_reads_a_given_temporal(computer: RewardComputer) -> None:
+    task, _ = _edit_task()
+    spoiled = task.target.clone()
+    spoiled[:, :, 25:, 25:] = 1.0 - spoiled[:, :, 25:, 25:]
+    computed = computer(task.target, spoiled, task)["consistency"]
+    given = computed.sub["temporal"].clone()
+    same = computer(task.target, spoiled, task, temporal=given)["consistency"]
+    assert torch.equal(same.value, computed.value) and same.sub["temporal"] is given
+    halved = computer(task.target, spoiled, task, temporal=0.5 * given)["consistency"]
+    torch.testing.assert_close(halved.value, 0.5 * computed.value)
+
+
 def test_outside_windows_leave_out_the_mask_ring() -> None:
     from unigen_sb3.rewards.components import outside_windows
 

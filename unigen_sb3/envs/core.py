@@ -447,7 +447,7 @@ class UniGenCore:
             extras["temporal"] = results["consistency"].sub["temporal"]
         else:
             extras["temporal"] = self._temporal(prev, new, largest)
-            self._lazy_components(prev, new, final, values, sub)
+            self._lazy_components(prev, new, final, values, sub, extras["temporal"])
             # Computed for every episode on every step (its minimum is paid): reported.
             sub["consistency/temporal"] = extras["temporal"]
         self.canvas = new
@@ -487,14 +487,20 @@ class UniGenCore:
         final: np.ndarray,
         values: torch.Tensor,
         sub: dict[str, torch.Tensor],
+        temporal: torch.Tensor,
     ) -> None:
         """Fill ``values``/``sub`` rows: all three components for the episodes ending on
         this step (one network forward for their targets, start canvases and final
-        canvases), the step components for the others."""
+        canvases), the step components for the others.
+
+        :param temporal: every episode's ``temporal`` of this step (:meth:`_temporal`),
+            which ``consistency`` reads instead of computing it again."""
         rest = np.flatnonzero(~final)
         if self.step_components and rest.size:
             ridx = torch.as_tensor(rest, dtype=torch.int64, device=self.device)
-            results = self._components(ridx, prev[ridx], new[ridx], None, self.step_components)
+            results = self._components(
+                ridx, prev[ridx], new[ridx], None, self.step_components, temporal=temporal[ridx]
+            )
             self._put(values, sub, ridx, results)
         ended = np.flatnonzero(final)
         if not ended.size:
@@ -511,7 +517,9 @@ class UniGenCore:
             start_features=sfeats,
         )
         self._perceptual_scores(fidx, ended, batch)
-        results = self._components(fidx, prev[fidx], canvas, cfeats, COMPONENT_NAMES, tfeats)
+        results = self._components(
+            fidx, prev[fidx], canvas, cfeats, COMPONENT_NAMES, tfeats, temporal[fidx]
+        )
         self._put(values, sub, fidx, results)
 
     def _empty_rows(self, k: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -604,11 +612,14 @@ class UniGenCore:
         canvas_features: list[torch.Tensor] | None = None,
         components: Sequence[str] = COMPONENT_NAMES,
         target_features: list[torch.Tensor] | None = None,
+        temporal: torch.Tensor | None = None,
     ) -> dict[str, ComponentResult]:
         """Components of episodes ``idx`` (``None``: all ``N``, without copying the caches).
 
         :param target_features: the targets' features of episodes ``idx`` (default: the
             dense schedule's cache; needed only for ``quality``).
+        :param temporal: the transitions' ``temporal`` when already computed (default:
+            ``consistency`` computes it).
         """
 
         def rows(x: torch.Tensor) -> torch.Tensor:
@@ -633,7 +644,12 @@ class UniGenCore:
             target_m2=None if self.target_m2 is None else rows(self.target_m2),
         )
         return self.rewards(
-            prev, canvas, task, canvas_features=canvas_features, components=components
+            prev,
+            canvas,
+            task,
+            canvas_features=canvas_features,
+            components=components,
+            temporal=temporal,
         )
 
     def _infos(

@@ -376,10 +376,13 @@ class RewardComputer:
         canvas: Tensor,
         task: TaskBatch,
         canvas_lab: Tensor | None = None,
+        temporal: Tensor | None = None,
     ) -> ComponentResult:
         """R_consistency: colour/style progress in the mask, guarded by temporal coherence.
 
         :param canvas_lab: the canvas in CIELAB when the caller has it already.
+        :param temporal: :meth:`temporal` of ``prev_canvas -> canvas``, (B,), when the caller
+            has it already (an env computes it for every transition of a step).
         """
         task = self._prepared(task)
         lab = canvas_lab if canvas_lab is not None else rgb_to_lab(canvas)
@@ -388,7 +391,11 @@ class RewardComputer:
         present = torch.stack([p.flatten(1).any(dim=1) for p in parts], dim=1)
         sub = {
             "style": _mean_over_parts(progress(gap, _cached(task, "start_style_gap")), present),
-            "temporal": self.temporal(prev_canvas, canvas, _cached(task, "outside")),
+            "temporal": (
+                temporal
+                if temporal is not None
+                else self.temporal(prev_canvas, canvas, _cached(task, "outside"))
+            ),
         }
         value = sub["style"] * sub["temporal"]
         return ComponentResult(value, sub, *COMPONENT_RANGES["consistency"])
@@ -404,6 +411,7 @@ class RewardComputer:
         *,
         canvas_features: list[Tensor] | None = None,
         components: Collection[str] = COMPONENT_NAMES,
+        temporal: Tensor | None = None,
     ) -> dict[str, ComponentResult]:
         """The components for a batch of transitions ``prev_canvas -> canvas``.
 
@@ -411,6 +419,8 @@ class RewardComputer:
             (one network forward fewer).
         :param components: which components to compute (default: all three); only
             ``quality`` runs the perceptual network.
+        :param temporal: the transitions' :meth:`temporal` when the caller has it (one
+            SSIM pass fewer for ``consistency``).
         :return: the requested components by name.
         :raises ValueError: for an unknown component name.
         """
@@ -426,7 +436,7 @@ class RewardComputer:
         if "edit" in wanted:
             out["edit"] = self.edit(canvas, task, lab)
         if "consistency" in wanted:
-            out["consistency"] = self.consistency(prev_canvas, canvas, task, lab)
+            out["consistency"] = self.consistency(prev_canvas, canvas, task, lab, temporal)
         return out
 
 
