@@ -26,7 +26,9 @@ per-step savings.
 median run (every run's figure in its note). This machine's speed drifts by about 10 % from
 one minute to the next, so a single pass can put two rows measured minutes apart on
 different footing. With ``--before``, the before/lazy lines give both the ratio of the
-medians and the median of the per-pass ratios; a goal is judged on both.
+medians and the median of the per-pass ratios; a goal is judged on both. For a ratio that
+the drift does not reach, ``paired_speedup.py`` times the pair in alternating slices of a few
+seconds, each configuration in one long-lived process.
 
 Usage::
 
