@@ -37,6 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from vec_throughput import environ_importing, environment_line, revision, write_section
@@ -95,6 +96,10 @@ class Side:
     def name(self) -> str:
         return f"{self.code} {self.kind}"
 
+    def slice_rates(self) -> list[float]:
+        """Env steps per second of each slice."""
+        return [self.rate(k) for k in range(len(self.steps))]
+
     def rate(self, k: int | None = None) -> float:
         """Env steps per second of slice ``k`` (default: all slices together)."""
         if k is not None:
@@ -132,7 +137,7 @@ def compare(top: Side, bottom: Side, label: str) -> Comparison:
             f"{top.name} and {bottom.name} hold {len(top.steps)} and {len(bottom.steps)} "
             "slices; a comparison needs the same number, at least one"
         )
-    ratios = [top.rate(k) / bottom.rate(k) for k in range(len(top.steps))]
+    ratios = [a / b for a, b in zip(top.slice_rates(), bottom.slice_rates(), strict=True)]
     return Comparison(label, ratios, top.rate() / bottom.rate())
 
 
@@ -151,7 +156,7 @@ def comparisons(sides: list[Side]) -> list[Comparison]:
     return out
 
 
-def _reply(side: Side) -> dict[str, object]:
+def _reply(side: Side) -> dict[str, Any]:
     proc = side.proc
     if proc is None or proc.stdout is None:
         raise RuntimeError(f"{side.name}: no worker process")
@@ -180,7 +185,7 @@ def start(
 
 def wait_ready(side: Side) -> None:
     """Wait for ``side``'s worker to finish its warm-up; check what it imported."""
-    package = Path(str(_reply(side)["ready"])).resolve()
+    package = Path(_reply(side)["ready"]).resolve()
     if not package.is_relative_to(side.source.resolve()):
         raise RuntimeError(f"{side.name} imported {package}, not the package under {side.source}")
 
@@ -193,8 +198,8 @@ def run_slice(side: Side, seconds: float) -> None:
     proc.stdin.write(f"{seconds}\n")
     proc.stdin.flush()
     out = _reply(side)
-    side.steps.append(int(str(out["steps"])))
-    side.seconds.append(float(str(out["seconds"])))
+    side.steps.append(int(out["steps"]))
+    side.seconds.append(float(out["seconds"]))
 
 
 def stop(sides: list[Side]) -> None:
@@ -252,9 +257,8 @@ def report(args: argparse.Namespace, sides: list[Side], argv: list[str]) -> str:
     command = " ".join(["python benchmarks/paired_speedup.py", *argv])
     rows = "\n".join(
         f"| {s.code} ({revision(s.source)}) | {KIND_LABELS[s.kind]} | {s.rate():.1f} | "
-        f"{float(np.median([s.rate(k) for k in range(len(s.steps))])):.1f} | "
-        f"{min(s.rate(k) for k in range(len(s.steps))):.1f}-"
-        f"{max(s.rate(k) for k in range(len(s.steps))):.1f} | {sum(s.seconds):.0f} |"
+        f"{float(np.median(s.slice_rates())):.1f} | {min(s.slice_rates()):.1f}-"
+        f"{max(s.slice_rates()):.1f} | {sum(s.seconds):.0f} |"
         for s in sides
     )
     lines = "\n".join(c.line() for c in comparisons(sides))
@@ -291,10 +295,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not (args.before / "unigen_sb3" / "__init__.py").is_file():
         parser.error(f"--before {args.before}: no unigen_sb3 package in that folder")
-    for name in ("n_envs", "size", "rounds", "warmup"):
+    for name, bound in (("n_envs", 1), ("size", 1), ("rounds", 1), ("warmup", 0)):
         value = getattr(args, name)
-        if value < (0 if name == "warmup" else 1):
-            bound = 0 if name == "warmup" else 1
+        if value < bound:
             parser.error(f"--{name.replace('_', '-')} must be an integer >= {bound}, got {value}")
     if not args.slice_seconds > 0:
         parser.error(f"--slice-seconds must be > 0, got {args.slice_seconds}")
