@@ -40,12 +40,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from vec_throughput import environ_importing, environment_line, revision, write_section
+from vec_throughput import (
+    KIND_LABELS,
+    check_before,
+    environ_importing,
+    environment_line,
+    revision,
+    write_section,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks" / "paired_speedup.md"
 KINDS = ("batched", "dummy")
-KIND_LABELS = {"batched": "UniGenVecEnv", "dummy": "DummyVecEnv"}
 
 # A worker: builds the stack of the package on its import path, warms it up, prints
 # {"ready": package file}, then for each line "SECONDS" on stdin steps for that long (at least
@@ -293,8 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--append", action="store_true", help="add a section to --output")
     args = parser.parse_args(argv)
-    if not (args.before / "unigen_sb3" / "__init__.py").is_file():
-        parser.error(f"--before {args.before}: no unigen_sb3 package in that folder")
+    check_before(parser, args.before)
     for name, bound in (("n_envs", 1), ("size", 1), ("rounds", 1), ("warmup", 0)):
         value = getattr(args, name)
         if value < bound:

@@ -714,6 +714,12 @@ image at a time.
 """
 
 
+def check_before(parser: argparse.ArgumentParser, before: Path | None) -> None:
+    """Refuse (through ``parser.error``) a ``--before`` folder without the package."""
+    if before is not None and not (before / "unigen_sb3" / "__init__.py").is_file():
+        parser.error(f"--before {before}: no unigen_sb3 package in that folder")
+
+
 def check_before_and_repeats(
     parser: argparse.ArgumentParser, before: Path | None, repeats: int
 ) -> None:
@@ -721,8 +727,7 @@ def check_before_and_repeats(
     ``--repeats`` below 1: the checks of this script and ``train_wall_time.py``."""
     if repeats < 1:
         parser.error(f"--repeats must be an integer >= 1, got {repeats}")
-    if before is not None and not (before / "unigen_sb3" / "__init__.py").is_file():
-        parser.error(f"--before {before}: no unigen_sb3 package in that folder")
+    check_before(parser, before)
 
 
 def main(argv: list[str] | None = None) -> None:
