@@ -10,6 +10,7 @@ from torch import nn
 
 from unigen_sb3.rewards import conv_blur, perceptual
 from unigen_sb3.rewards.conv_blur import ConvBlurDownsample
+from unigen_sb3.rewards.perceptual.networks import WindowMaxPool2d
 
 with perceptual._quiet():
     from stlpips_pytorch.models_lpf.downsample import Downsample
@@ -107,3 +108,40 @@ def test_stlpips_network_runs_the_fused_layer_with_loaded_weights():
     binomial = torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64)
     expected = conv_blur._compose(first.conv.weight.detach().double(), binomial, binomial)
     torch.testing.assert_close(first.k_inner, expected.float())
+
+
+def test_stlpips_trunk_pools_are_window_max_with_the_same_features():
+    pd = perceptual.PerceptualDistance("stlpips", device="cpu")
+    pools = [m for m in pd.trunk.modules() if isinstance(m, WindowMaxPool2d)]
+    assert len(pools) == 2
+    assert not any(isinstance(m, nn.MaxPool2d) for m in pd.trunk.modules())
+    x = torch.rand(5, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    swapped = pd.features(x)
+    for sl in (pd.trunk.slice2, pd.trunk.slice3):  # put the package's pools back
+        sl[0] = nn.MaxPool2d(kernel_size=3, stride=1)
+    for a, b in zip(swapped, pd.features(x), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        nn.MaxPool2d(3, stride=2),
+        nn.MaxPool2d(3, stride=1, dilation=2),
+        nn.MaxPool2d(3, stride=1, ceil_mode=True),
+        nn.MaxPool2d(3, stride=1, return_indices=True),
+        nn.MaxPool2d((3, 5), stride=1),
+        nn.MaxPool2d(3, stride=1, padding=(1, 0)),
+        nn.AvgPool2d(3, stride=1),
+    ],
+)
+def test_window_max_replaces_only_square_stride_one_max_pools(pool):
+    assert WindowMaxPool2d.replacing(pool) is None
+
+
+def test_window_max_pool_module_matches_the_pool_it_replaces():
+    pool = nn.MaxPool2d(5, stride=(1, 1), padding=2)
+    swap = WindowMaxPool2d.replacing(pool)
+    assert swap is not None and "kernel_size=5, stride=1, padding=2" in repr(swap)
+    x = torch.randn(2, 4, 9, 12, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(swap(x), pool(x))

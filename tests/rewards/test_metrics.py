@@ -329,3 +329,54 @@ def test_bad_arguments_raise():
         with pytest.raises(ValueError, match="data_range must be a finite number > 0; got inf"):
             fn(x, x, data_range=float("inf"))
     assert ssim(x, x, win_size=np.int64(5)).item() == pytest.approx(1.0)
+
+
+# Window sizes and paddings max_pool2d accepts (padding <= win_size // 2), on maps whose
+# sides are odd, even and exactly one window wide.
+WINDOW_CASES = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (5, 2), (7, 3), (7, 0)]
+
+
+@pytest.mark.parametrize(("win_size", "padding"), WINDOW_CASES)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_window_max_equals_max_pool2d_exactly(win_size, padding, channels_last):
+    g = torch.Generator().manual_seed(win_size * 10 + padding)
+    x = torch.randn(3, 5, 13, 8, generator=g)
+    x[0, 1, 4, 2] = float("nan")  # NaN propagates through both
+    x[1, 2] = 0.0  # ties
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    expected = F.max_pool2d(x, win_size, stride=1, padding=padding)
+    for slices in (True, False):
+        got = metrics.window_max(x, win_size, padding=padding, slices=slices)
+        assert got.shape == expected.shape
+        assert torch.equal(got.isnan(), expected.isnan())
+        assert torch.equal(got.nan_to_num(), expected.nan_to_num())
+    assert metrics.window_max(x, win_size, padding=padding).data_ptr() != x.data_ptr()
+
+
+def test_window_max_matches_scipy_maximum_filter():
+    from scipy import ndimage
+
+    x = np.random.default_rng(7).random((2, 3, 17, 11)).astype(np.float32)
+    # scipy centres a 5x5 window on each pixel; -inf outside is max_pool2d's padding.
+    full = ndimage.maximum_filter(x, size=(1, 1, 5, 5), mode="constant", cval=-np.inf)
+    got = metrics.window_max(torch.from_numpy(x), 5, padding=2).numpy()
+    np.testing.assert_array_equal(got, full)
+    valid = metrics.window_max(torch.from_numpy(x), 5).numpy()  # no padding: interior
+    np.testing.assert_array_equal(valid, full[..., 2:-2, 2:-2])
+
+
+@pytest.mark.parametrize(
+    ("win_size", "padding", "shape", "match"),
+    [
+        (0, 0, (1, 1, 8, 8), "win_size must be an integer >= 1"),
+        (2.5, 0, (1, 1, 8, 8), "win_size must be an integer >= 1"),
+        (3, 2, (1, 1, 8, 8), r"padding must be an integer in \[0, win_size // 2 = 1\]"),
+        (3, -1, (1, 1, 8, 8), "padding must be"),
+        (5, 0, (1, 1, 4, 8), r"shape \(1, 1, 4, 8\) with padding 0 is smaller than the 5x5"),
+        (3, 0, (8,), "smaller than the 3x3"),
+    ],
+)
+def test_window_max_refuses_bad_arguments(win_size, padding, shape, match):
+    with pytest.raises(ValueError, match=match):
+        metrics.window_max(torch.zeros(shape), win_size, padding=padding)

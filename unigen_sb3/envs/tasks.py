@@ -49,7 +49,7 @@ from unigen_sb3.envs.canvas import (
     region_param,
 )
 from unigen_sb3.rewards.components import DEFAULT_COLOR_TOL, delta_e
-from unigen_sb3.rewards.metrics import rgb_to_lab
+from unigen_sb3.rewards.metrics import rgb_to_lab, window_max
 from unigen_sb3.utils import is_int
 
 TASK_KINDS = ("generate", "edit", "unified")
@@ -306,7 +306,7 @@ def _photo_region(rng: np.random.Generator, patch: PhotoPatch) -> torch.Tensor:
     h, w = seg.shape
     while mask.float().mean() < _REGION_TARGET_AREA:
         # Neighbours: labels under the one-pixel dilation of the mask.
-        dil = torch.nn.functional.max_pool2d(mask[None, None].float(), 3, 1, 1)[0, 0] > 0
+        dil = window_max(mask.float(), 3, padding=1) > 0
         border = torch.unique(seg[dil & ~mask]).tolist()
         if not border:
             break

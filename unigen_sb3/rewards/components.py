@@ -65,7 +65,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from unigen_sb3.rewards.metrics import changed_mask, rgb_to_lab, ssim
+from unigen_sb3.rewards.metrics import changed_mask, rgb_to_lab, ssim, window_max
 from unigen_sb3.rewards.names import COMPONENT_NAMES, COMPONENT_RANGES
 from unigen_sb3.rewards.names import SUB_METRICS as SUB_METRICS  # also importable from here
 from unigen_sb3.rewards.perceptual import PerceptualDistance, RealismScorer
@@ -137,7 +137,7 @@ SSIM_WINDOW = 7
 def outside_windows(mask: Tensor, win_size: int = SSIM_WINDOW) -> Tensor:
     """Pixels whose ``win_size`` x ``win_size`` window does not touch the mask, (B,1,H,W)."""
     pad = win_size // 2
-    return 1.0 - torch.nn.functional.max_pool2d(mask.float(), win_size, stride=1, padding=pad)
+    return 1.0 - window_max(mask.float(), win_size, padding=pad)
 
 
 def delta_e(lab_x: Tensor, lab_y: Tensor) -> Tensor:
