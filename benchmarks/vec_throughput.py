@@ -70,6 +70,7 @@ import torch
 
 from unigen_sb3.envs.env import DEFAULT_HORIZON
 from unigen_sb3.experiments.allocator import release_free_heap
+from unigen_sb3.experiments.rundir import git_revision
 from unigen_sb3.make import VEC_ENV_KINDS, make_unigen_vec_env
 from unigen_sb3.rewards.mixed_precision import METRIC_DTYPES
 from unigen_sb3.rewards.perceptual import PerceptualDistance
@@ -333,17 +334,13 @@ print(json.dumps({"steps_per_s": n * steps / elapsed, "vec_steps": steps, "secon
 
 
 def revision(source: Path) -> str:
-    """``source``'s short commit id, or its path when it is not a git checkout."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
+    """``source``'s short commit id, marked when its tracked files differ from that commit
+    (what ran is then not the commit), or its path when it is not a git checkout."""
+    found = git_revision(source)
+    if found is None:
         return str(source)
-    return done.stdout.strip()
+    short = str(found["revision"])[:7]
+    return f"{short} with uncommitted changes" if found["dirty"] else short
 
 
 def environ_importing(source: Path) -> dict[str, str]:

@@ -153,3 +153,24 @@ def test_worker_rss_joins_a_rows_note(vt: ModuleType) -> None:
     unmeasured = vt.Result("dummy", 4, 64, "cpu", note="x")
     unmeasured.note_workers()
     assert unmeasured.note == "x"
+
+
+def test_revision_names_the_commit_and_marks_uncommitted_changes(
+    vt: ModuleType, tmp_path: Path
+) -> None:
+    import subprocess
+
+    assert vt.revision(tmp_path) == str(tmp_path)  # not a checkout: its path
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "a.py"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert vt.revision(tmp_path) == head[:7]
+    (tmp_path / "new.py").write_text("")  # untracked files are not counted (git_revision)
+    assert vt.revision(tmp_path) == head[:7]
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert vt.revision(tmp_path) == f"{head[:7]} with uncommitted changes"
