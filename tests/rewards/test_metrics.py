@@ -362,6 +362,8 @@ def test_window_max_matches_scipy_maximum_filter():
     full = ndimage.maximum_filter(x, size=(1, 1, 5, 5), mode="constant", cval=-np.inf)
     got = metrics.window_max(torch.from_numpy(x), 5, padding=2).numpy()
     np.testing.assert_array_equal(got, full)
+    one = metrics.window_max(torch.from_numpy(x[1]), 5, padding=2)  # (C, H, W) as well
+    np.testing.assert_array_equal(one.numpy(), full[1])
     valid = metrics.window_max(torch.from_numpy(x), 5).numpy()  # no padding: interior
     np.testing.assert_array_equal(valid, full[..., 2:-2, 2:-2])
 
@@ -374,7 +376,8 @@ def test_window_max_matches_scipy_maximum_filter():
         (3, 2, (1, 1, 8, 8), r"padding must be an integer in \[0, win_size // 2 = 1\]"),
         (3, -1, (1, 1, 8, 8), "padding must be"),
         (5, 0, (1, 1, 4, 8), r"shape \(1, 1, 4, 8\) with padding 0 is smaller than the 5x5"),
-        (3, 0, (8,), "smaller than the 3x3"),
+        (3, 0, (8, 8), r"x must be \(C, H, W\) or \(B, C, H, W\).*got shape \(8, 8\)"),
+        (3, 0, (1, 1, 1, 8, 8), r"got shape \(1, 1, 1, 8, 8\)"),
     ],
 )
 def test_window_max_refuses_bad_arguments(win_size, padding, shape, match):

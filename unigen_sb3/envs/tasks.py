@@ -306,7 +306,7 @@ def _photo_region(rng: np.random.Generator, patch: PhotoPatch) -> torch.Tensor:
     h, w = seg.shape
     while mask.float().mean() < _REGION_TARGET_AREA:
         # Neighbours: labels under the one-pixel dilation of the mask.
-        dil = window_max(mask.float(), 3, padding=1) > 0
+        dil = window_max(mask[None].float(), 3, padding=1)[0] > 0
         border = torch.unique(seg[dil & ~mask]).tolist()
         if not border:
             break

@@ -159,12 +159,12 @@ def window_max(
     ``max_pool2d`` (two kernel launches instead of ``2 * win_size``). ``slices`` forces one
     way (default: by device).
 
-    :param x: a tensor with at least two dims (``(B, C, H, W)`` for ``max_pool2d``).
+    :param x: ``(C, H, W)`` or ``(B, C, H, W)``.
     :param win_size: the window's side, an int >= 1.
     :param padding: ``-inf`` rows and columns added on each side, an int in
         ``[0, win_size // 2]`` (as ``max_pool2d`` accepts).
-    :raises ValueError: for a bad ``win_size`` or ``padding``, or windows larger than the
-        padded input.
+    :raises ValueError: for a bad ``win_size``, ``padding`` or shape, or windows larger than
+        the padded input.
     """
     if not is_int(win_size) or win_size < 1:
         raise ValueError(f"win_size must be an integer >= 1; got {win_size!r}")
@@ -172,7 +172,12 @@ def window_max(
         raise ValueError(
             f"padding must be an integer in [0, win_size // 2 = {win_size // 2}]; got {padding!r}"
         )
-    if x.dim() < 2 or min(x.shape[-2:]) + 2 * padding < win_size:
+    if x.dim() not in (3, 4):
+        raise ValueError(
+            f"x must be (C, H, W) or (B, C, H, W), as max_pool2d takes it; got shape "
+            f"{tuple(x.shape)}"
+        )
+    if min(x.shape[-2:]) + 2 * padding < win_size:
         raise ValueError(
             f"x of shape {tuple(x.shape)} with padding {padding} is smaller than the "
             f"{win_size}x{win_size} window"
