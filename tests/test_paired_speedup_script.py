@@ -85,7 +85,7 @@ def test_a_before_folder_without_the_package_is_refused(
 
 def test_a_small_run_writes_the_table_and_the_ratio(ps: ModuleType, tmp_path: Path) -> None:
     out = tmp_path / "paired.md"
-    small = ["--kinds", "batched", "--n-envs", "2", "--size", "36", "--rounds", "2"]
+    small = "--kinds batched --n-envs 2 --size 36 --rounds 2 --warmup 1".split()
     ps.main(["--before", str(REPO), *small, "--slice-seconds", "0.05", "--output", str(out)])
     text = out.read_text()
     assert text.startswith("# Speed-up ratios in paired slices")
