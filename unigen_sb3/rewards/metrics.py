@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -134,15 +135,24 @@ def _box_mean(x: torch.Tensor, win_size: int, *, slices: bool | None = None) -> 
     if not (x.device.type == "cpu" if slices is None else slices):
         rows = F.avg_pool2d(x, kernel_size=(1, win_size), stride=1)
         return F.avg_pool2d(rows, kernel_size=(win_size, 1), stride=1)
+    return _window_slices(x, win_size, torch.add) / float(win_size * win_size)
+
+
+def _window_slices(
+    x: torch.Tensor, win_size: int, combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """``combine`` folded over every ``win_size`` x ``win_size`` window of the last two dims
+    ("valid" output): first along each row, then along each column, each pass a running
+    ``combine`` of shifted slices (``torch.add``: window sums; ``torch.maximum``: maxima)."""
     w = x.shape[-1] - win_size + 1
     rows = x[..., 0:w]
     for k in range(1, win_size):
-        rows = rows + x[..., k : k + w]
+        rows = combine(rows, x[..., k : k + w])
     h = x.shape[-2] - win_size + 1
     out = rows[..., 0:h, :]
     for k in range(1, win_size):
-        out = out + rows[..., k : k + h, :]
-    return out / float(win_size * win_size)
+        out = combine(out, rows[..., k : k + h, :])
+    return out
 
 
 def window_max(
@@ -188,15 +198,7 @@ def window_max(
         return x.clone()
     if padding:
         x = F.pad(x, (padding, padding, padding, padding), value=float("-inf"))
-    w = x.shape[-1] - win_size + 1
-    rows = x[..., 0:w]
-    for k in range(1, win_size):
-        rows = torch.maximum(rows, x[..., k : k + w])
-    h = x.shape[-2] - win_size + 1
-    out = rows[..., 0:h, :]
-    for k in range(1, win_size):
-        out = torch.maximum(out, rows[..., k : k + h, :])
-    return out
+    return _window_slices(x, win_size, torch.maximum)
 
 
 def _check_ssim_args(x: torch.Tensor, data_range: float, win_size: int) -> None:
