@@ -69,7 +69,7 @@ def test_a_generation_task_is_its_solution_rendered_and_its_focus_is_the_object(
         assert torch.equal(task.focus, object_pixels.float()[None])
 
 
-@pytest.mark.parametrize("size", [40, 33])  # 33: pixel count not a multiple of 16
+@pytest.mark.parametrize("size", [40, 33])  # 33: pixel count off the vector width
 def test_sample_many_gives_the_tasks_of_one_sample_per_generator(size: int) -> None:
     sampler = TaskSampler("edit", size=size)  # every task an edit: most are checked
     one = [np.random.default_rng(20 + i) for i in range(12)]

@@ -409,9 +409,9 @@ class TaskSampler:
         rendered and checked together.
 
         Each generator is advanced as if it were alone: a candidate's draws all come before
-        its check. At canvas sizes whose pixel count is not a multiple
-        of 16 (the widest vector unit's floats) the checks run one at a time, since there
-        vectorised kernels can round an image's last pixels differently in a batch.
+        its check. A check's CIELAB conversion gives an image the same values in a batch as
+        alone (:func:`~unigen_sb3.rewards.metrics.rgb_to_lab`), so batching changes no
+        outcome.
         """
         tasks: list[Task | None] = [None] * len(rngs)
         candidates: dict[int, Task] = {}
@@ -424,22 +424,16 @@ class TaskSampler:
                 tasks[i] = self._generate(rng, render=render)
             else:
                 candidates[i] = self._edit_candidate(rng)
-        batched = (self.size * self.size) % 16 == 0
         tries = dict.fromkeys(candidates, 1)
         while candidates:
             checked = [i for i, t in candidates.items() if self._needs_check(t)]
-            rendered = [i for i in candidates if render or i in checked]
-            if batched:
-                render_targets([candidates[i] for i in rendered])
-            else:
-                for i in rendered:
-                    render_targets([candidates[i]])
+            render_targets([candidates[i] for i in candidates if render or i in checked])
             passed = set(candidates) - set(checked)
             passed |= {
                 i
                 for i, ok in zip(
                     checked,
-                    need_fractions_reached([candidates[i] for i in checked], batched=batched),
+                    need_fractions_reached([candidates[i] for i in checked]),
                     strict=True,
                 )
                 if ok
@@ -520,13 +514,11 @@ def render_targets(tasks: Sequence[Task]) -> list[int]:
     return [k for k, _ in specs]
 
 
-def need_fractions_reached(tasks: Sequence[Task], *, batched: bool) -> list[bool]:
+def need_fractions_reached(tasks: Sequence[Task]) -> list[bool]:
     """Whether each rendered edit task changes at least :data:`MIN_NEED_FRACTION` of its
-    mask (:func:`need_fraction`); ``batched`` converts all images in one call."""
+    mask (:func:`need_fraction`, with all images converted in one call)."""
     if not tasks:
         return []
-    if not batched:
-        return [need_fraction(t.start, t.target, t.mask) >= MIN_NEED_FRACTION for t in tasks]
     de = delta_e(
         rgb_to_lab(torch.stack([t.start for t in tasks])),
         rgb_to_lab(torch.stack([t.target for t in tasks])),

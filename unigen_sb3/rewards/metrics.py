@@ -417,9 +417,22 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 _CPU_LAB_CHUNK = 16
 """Images per CIELAB conversion pass on a CPU, so that its temporaries stay in the CPU
 caches (measured on 2 cores at 64x64: 256 images in 27.5 ms as one pass, 12.5 ms in chunks
-of 16; 64 images in 3.7 and 3.2 ms). Every operation is per pixel: at 64x64 the chunks give
-the bits of one pass; at sizes whose pixel count is not a multiple of the vector width the
-vectorised kernels' scalar tails can differ in the last float32 bit."""
+of 16; 64 images in 3.7 and 3.2 ms). Every operation is per pixel, and each image's planes
+are laid out in whole vector blocks (:data:`_CPU_LAB_ALIGN`), so the chunks give the bits of
+one pass."""
+
+_CPU_LAB_ALIGN = 64
+"""On a CPU each image plane is converted as a row of a multiple of this many values (the
+pixels, then zeros), so that every pixel takes the same path through the vectorised kernels
+whatever the batch. ATen's elementwise loops run blocks of two vector registers (32 float32
+with AVX-512) and finish a range with a scalar loop, and ``pow``'s scalar and vector forms
+differ in the last bit; without the padding, at a size whose pixel count is not a multiple
+of 32 (e.g. 36x36: 1,296), which pixels fall in that scalar tail depends on where the image
+sits in the batch, and an image's CIELAB differed from its own conversion alone by up to
+3e-5. Sizes whose pixel count is a multiple of 64 (32, 48, 64, ...) need no padding and
+convert exactly as without it. With more than two threads ATen may split a large pass at
+other points; the batch-independence is tested with the two threads of this project's CI
+machine."""
 
 
 def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
@@ -427,7 +440,9 @@ def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
 
     The same formulas and constants as ``skimage.color.rgb2lab`` (illuminant D65,
     2-degree observer): L in ``[0, 100]``, a and b roughly in ``[-128, 127]``.
-    On a CPU a large batch is converted :data:`_CPU_LAB_CHUNK` images at a time.
+    On a CPU a large batch is converted :data:`_CPU_LAB_CHUNK` images at a time, and an
+    image's values do not depend on the batch it is converted in (see
+    :data:`_CPU_LAB_ALIGN`).
 
     :param x: images ``(B, 3, H, W)`` in ``[0, 1]``.
     :return: ``(B, 3, H, W)`` with channels (L, a, b).
@@ -445,12 +460,25 @@ def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
 
 
 def _lab_pass(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """:func:`rgb_to_lab` of checked images in one pass, computed in ``dtype``."""
+    """:func:`rgb_to_lab` of checked images in one pass, computed in ``dtype``; on a CPU
+    with each image plane padded to a multiple of :data:`_CPU_LAB_ALIGN` values."""
     rgb = x.to(dtype)
+    b, c, h, w = rgb.shape
+    row = -(-h * w // _CPU_LAB_ALIGN) * _CPU_LAB_ALIGN
+    if rgb.device.type != "cpu" or row == h * w:
+        return _lab_formulas(rgb)
+    planes = rgb.new_zeros((b, c, 1, row))
+    planes[:, :, 0, : h * w] = rgb.reshape(b, c, h * w)
+    return _lab_formulas(planes)[:, :, 0, : h * w].reshape(b, c, h, w)
+
+
+def _lab_formulas(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB ``(B, 3, H, W)`` (float) -> CIELAB, elementwise but for the 3x3 colour matrix."""
+    dtype = rgb.dtype
     # sRGB companding -> linear RGB.
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
-    m = torch.tensor(_XYZ_FROM_RGB, dtype=dtype, device=x.device)
-    white = torch.tensor(_D65_WHITE, dtype=dtype, device=x.device)
+    m = torch.tensor(_XYZ_FROM_RGB, dtype=dtype, device=rgb.device)
+    white = torch.tensor(_D65_WHITE, dtype=dtype, device=rgb.device)
     xyz = torch.einsum("ij,bjhw->bihw", m, linear) / white.view(1, 3, 1, 1)
     # Cube root above the CIE threshold, the linear segment below it. The clamp
     # only keeps pow away from negative bases in the branch torch.where discards.
