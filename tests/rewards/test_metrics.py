@@ -256,6 +256,37 @@ def test_rgb_to_lab_of_an_image_does_not_depend_on_its_batch(size):
     np.testing.assert_allclose(batch[0].permute(1, 2, 0).numpy(), ref, atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("threads", [5, 8])
+def test_rgb_to_lab_of_an_image_does_not_depend_on_its_batch_with_more_threads(threads):
+    # With more than 4 threads ATen split one pass of 11-13 64x64 images at points inside a
+    # vector block, and those images' CIELAB depended on the batch (found at 5, 8 and 16
+    # threads); the passes are now sized so that every thread's range holds whole blocks.
+    before = torch.get_num_threads()
+    g = torch.Generator().manual_seed(5)
+    try:
+        torch.set_num_threads(threads)
+        for size in (64, 36, 128):
+            x = torch.rand(13, 3, size, size, generator=g)
+            alone = [rgb_to_lab(x[i : i + 1]) for i in range(len(x))]
+            for lo, hi in ((0, 13), (0, 11), (2, 14)):
+                batch = rgb_to_lab(x[lo:hi])
+                for i in range(len(batch)):
+                    assert torch.equal(batch[i : i + 1], alone[lo + i]), (size, lo, hi, i)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_lab_passes_hold_whole_vector_blocks_per_thread():
+    per_image = 3 * 64 * 64
+    assert metrics._lab_pass_sizes(40, per_image, 2) == [16, 16, 8]
+    assert metrics._lab_pass_sizes(13, per_image, 8) == [10, 3]
+    assert metrics._lab_pass_sizes(1, 3 * 256 * 256, 5) == [1]
+    for threads in (1, 2, 5, 7, 16):
+        for n in range(1, 40):
+            sizes = metrics._lab_pass_sizes(n, per_image, threads)
+            assert sum(sizes) == n and max(sizes) <= metrics._CPU_LAB_CHUNK
+
+
 def test_color_accuracy_counts_pixels_within_tolerance():
     g = torch.Generator().manual_seed(3)
     target = torch.rand(2, 3, 8, 8, generator=g)
