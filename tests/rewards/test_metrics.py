@@ -258,17 +258,17 @@ def test_rgb_to_lab_of_an_image_does_not_depend_on_its_batch(size):
 
 @pytest.mark.parametrize("threads", [5, 8])
 def test_rgb_to_lab_of_an_image_does_not_depend_on_its_batch_with_more_threads(threads):
-    # With more than 4 threads ATen split one pass of 11-13 64x64 images at points inside a
-    # vector block, and those images' CIELAB depended on the batch (found at 5, 8 and 16
-    # threads); the passes are now sized so that every thread's range holds whole blocks.
+    # With more than 4 threads ATen split one pass of 11-13 64x64 images (and a single
+    # 224x224 image) at points inside a vector block, and those images' CIELAB depended on the
+    # batch (found at 5, 8 and 16 threads); each pass is now laid out in whole blocks.
     before = torch.get_num_threads()
     g = torch.Generator().manual_seed(5)
     try:
         torch.set_num_threads(threads)
-        for size in (64, 36, 128):
-            x = torch.rand(13, 3, size, size, generator=g)
-            alone = [rgb_to_lab(x[i : i + 1]) for i in range(len(x))]
-            for lo, hi in ((0, 13), (0, 11), (2, 14)):
+        for size, n in ((64, 14), (36, 14), (128, 14), (224, 3)):
+            x = torch.rand(n, 3, size, size, generator=g)
+            alone = [rgb_to_lab(x[i : i + 1]) for i in range(n)]
+            for lo, hi in ((0, n), (0, n - 3), (2, n)):
                 batch = rgb_to_lab(x[lo:hi])
                 for i in range(len(batch)):
                     assert torch.equal(batch[i : i + 1], alone[lo + i]), (size, lo, hi, i)
@@ -276,15 +276,20 @@ def test_rgb_to_lab_of_an_image_does_not_depend_on_its_batch_with_more_threads(t
         torch.set_num_threads(before)
 
 
-def test_lab_passes_hold_whole_vector_blocks_per_thread():
-    per_image = 3 * 64 * 64
-    assert metrics._lab_pass_sizes(40, per_image, 2) == [16, 16, 8]
-    assert metrics._lab_pass_sizes(13, per_image, 8) == [10, 3]
-    assert metrics._lab_pass_sizes(1, 3 * 256 * 256, 5) == [1]
+def test_lab_rows_hold_whole_vector_blocks_per_thread():
+    assert metrics._lab_row(64 * 64, 16, 2) == 4096  # the env's size: no padding at 2 threads
+    assert metrics._lab_row(48 * 48, 16, 4) == 2304
+    assert metrics._lab_row(36 * 36, 1, 1) == 1344  # 1,296 pixels: padded to 64s
+    assert metrics._lab_row(64 * 64, 13, 8) == 4160  # 5 ranges of 13 images: padded
     for threads in (1, 2, 5, 7, 16):
-        for n in range(1, 40):
-            sizes = metrics._lab_pass_sizes(n, per_image, threads)
-            assert sum(sizes) == n and max(sizes) <= metrics._CPU_LAB_CHUNK
+        for pixels in (6 * 6, 36 * 36, 64 * 64, 224 * 224):
+            for images in range(1, 17):
+                row = metrics._lab_row(pixels, images, threads)
+                values = images * 3 * row
+                tasks = max(1, min(threads, -(-values // metrics._ATEN_GRAIN)))
+                chunk = -(-values // tasks)
+                assert row >= pixels and row % metrics._CPU_LAB_ALIGN == 0
+                assert chunk % metrics._CPU_LAB_BLOCK == 0 and values % chunk == 0
 
 
 def test_color_accuracy_counts_pixels_within_tolerance():

@@ -415,24 +415,15 @@ def mask_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 _CPU_LAB_CHUNK = 16
-"""Most images per CIELAB conversion pass on a CPU, so that its temporaries stay in the CPU
+"""Images per CIELAB conversion pass on a CPU, so that its temporaries stay in the CPU
 caches (measured on 2 cores at 64x64: 256 images in 27.5 ms as one pass, 12.5 ms in chunks
 of 16; 64 images in 3.7 and 3.2 ms). Every operation is per pixel, and every pass is laid out
-so that each value takes the vectorised path (:data:`_CPU_LAB_ALIGN`), so the chunks give the
-bits of one pass."""
+so that each value takes the vectorised path (:func:`_lab_row`), so the chunks give the bits
+of one pass."""
 
 _CPU_LAB_ALIGN = 64
 """On a CPU each image plane is converted as a row of a multiple of this many values (the
-pixels, then zeros), and a pass's images are chosen so that its threads' ranges hold whole
-vector blocks (:func:`_lab_pass_sizes`): every value then takes the same path through the
-vectorised kernels whatever the batch.
-
-Why: ATen's elementwise loops run blocks of two vector registers (32 float32 with AVX-512)
-and finish each thread's range with a scalar loop, and ``pow``'s scalar and vector forms
-differ in the last bit. Without the padding, at a size whose pixel count is not a multiple of
-32 (e.g. 36x36: 1,296), which pixels fall in that scalar tail depends on where the image sits
-in the batch: an image's CIELAB differed from its conversion alone by up to 3e-5. Sizes whose
-pixel count is a multiple of 64 (32, 48, 64, ...) need no padding."""
+pixels, then zeros; see :func:`_lab_row`)."""
 
 _CPU_LAB_BLOCK = 32
 """Values per block of ATen's vectorised elementwise loop (two 16-float AVX-512 registers; a
@@ -443,25 +434,27 @@ _ATEN_GRAIN = 32768
 ``min(threads, ceil(values / GRAIN))`` threads in ranges of ``ceil(values / threads)``."""
 
 
-def _lab_pass_sizes(n: int, per_image: int, threads: int) -> list[int]:
-    """Images per CPU conversion pass for ``n`` images of ``per_image`` values (a multiple
-    of :data:`_CPU_LAB_BLOCK`): at most :data:`_CPU_LAB_CHUNK` each, and each pass's values
-    split among the threads ATen uses in whole vector blocks (with more than 4 threads a pass
-    of 11-13 64x64 images would put a range boundary inside a block: it runs as 10 and the
-    rest). A single image is always its own consistent pass."""
-    sizes = []
-    left = n
-    while left:
-        b = min(left, _CPU_LAB_CHUNK)
-        while b > 1:
-            values = b * per_image
-            tasks = min(threads, -(-values // _ATEN_GRAIN))
-            if (values // _CPU_LAB_BLOCK) % tasks == 0:
-                break
-            b -= 1
-        sizes.append(b)
-        left -= b
-    return sizes
+def _lab_row(pixels: int, images: int, threads: int) -> int:
+    """Values per image plane in a CPU conversion pass of ``images`` images of ``pixels``
+    pixels with ``threads`` threads: the smallest multiple of :data:`_CPU_LAB_ALIGN` from
+    ``pixels`` up with which every thread's range of the pass holds whole vector blocks.
+
+    Why: ATen's elementwise loops run blocks of :data:`_CPU_LAB_BLOCK` values and end each
+    thread's range with a scalar loop, and ``pow``'s scalar and vector forms differ in the
+    last bit. Where a range ends inside a block, which pixels take the scalar loop depends on
+    where an image sits in the batch: at 36x36 (1,296 pixels) an image's CIELAB differed from
+    its conversion alone by up to 3e-5, and with 5 or more threads so did 11-13 64x64 images
+    converted together. With every range made of whole blocks, every value takes the vector
+    path, in any batch. Sizes whose pixel count is a multiple of 64 (32, 48, 64, ...) need no
+    padding with up to 4 threads.
+    """
+    row = -(-pixels // _CPU_LAB_ALIGN) * _CPU_LAB_ALIGN
+    while True:
+        values = images * 3 * row
+        tasks = max(1, min(threads, -(-values // _ATEN_GRAIN)))
+        if (values // _CPU_LAB_BLOCK) % tasks == 0:
+            return row
+        row += _CPU_LAB_ALIGN
 
 
 def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
@@ -469,9 +462,9 @@ def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
 
     The same formulas and constants as ``skimage.color.rgb2lab`` (illuminant D65,
     2-degree observer): L in ``[0, 100]``, a and b roughly in ``[-128, 127]``.
-    On a CPU a large batch is converted up to :data:`_CPU_LAB_CHUNK` images at a time, and an
-    image's values do not depend on the batch it is converted in (see :data:`_CPU_LAB_ALIGN`;
-    tested with 1 to 16 threads for images of up to 128x128).
+    On a CPU a large batch is converted :data:`_CPU_LAB_CHUNK` images at a time, and an
+    image's values do not depend on the batch it is converted in (see :func:`_lab_row`;
+    the tests run 1, 2, 5 and 8 threads, images of up to 224x224).
 
     :param x: images ``(B, 3, H, W)`` in ``[0, 1]``.
     :return: ``(B, 3, H, W)`` with channels (L, a, b).
@@ -479,33 +472,23 @@ def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
     """
     _check_image(x, "x")
     dtype = torch.promote_types(x.dtype, torch.float32)
+    n = x.shape[0]
     if x.device.type != "cpu":
         return _lab_formulas(x.to(dtype))
-    n, _, h, w = x.shape
-    per_image = 3 * _lab_row(h * w)
-    sizes = _lab_pass_sizes(n, per_image, torch.get_num_threads())
-    if len(sizes) == 1:
+    if n <= _CPU_LAB_CHUNK:
         return _lab_pass(x, dtype)
     out = torch.empty(x.shape, dtype=dtype)
-    lo = 0
-    for b in sizes:
-        out[lo : lo + b] = _lab_pass(x[lo : lo + b], dtype)
-        lo += b
+    for lo in range(0, n, _CPU_LAB_CHUNK):
+        out[lo : lo + _CPU_LAB_CHUNK] = _lab_pass(x[lo : lo + _CPU_LAB_CHUNK], dtype)
     return out
-
-
-def _lab_row(pixels: int) -> int:
-    """Values per image plane in a CPU conversion: ``pixels`` rounded up to
-    :data:`_CPU_LAB_ALIGN`."""
-    return -(-pixels // _CPU_LAB_ALIGN) * _CPU_LAB_ALIGN
 
 
 def _lab_pass(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """:func:`rgb_to_lab` of checked images on a CPU in one pass, computed in ``dtype``,
-    each image plane padded to a multiple of :data:`_CPU_LAB_ALIGN` values."""
+    each image plane laid out as a row of :func:`_lab_row` values."""
     rgb = x.to(dtype)
     b, c, h, w = rgb.shape
-    row = _lab_row(h * w)
+    row = _lab_row(h * w, b, torch.get_num_threads())
     if row == h * w:
         return _lab_formulas(rgb)
     planes = rgb.new_zeros((b, c, 1, row))
