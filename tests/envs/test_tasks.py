@@ -10,7 +10,7 @@ import torch
 from unigen_sb3.data.shapes import load_shapes_spec
 from unigen_sb3.envs.canvas import apply_ops
 from unigen_sb3.envs.core import render_pending_targets
-from unigen_sb3.envs.tasks import TaskSampler
+from unigen_sb3.envs.tasks import Task, TaskSampler
 
 
 @pytest.mark.parametrize("size", [40.7, "64", True, 12, 7])
@@ -67,6 +67,35 @@ def test_a_generation_task_is_its_solution_rendered_and_its_focus_is_the_object(
         object_pixels = (steps[1] != steps[0]).any(dim=0)
         assert object_pixels.any() and not object_pixels.all()
         assert torch.equal(task.focus, object_pixels.float()[None])
+
+
+def test_sample_many_renders_a_round_of_targets_in_one_canvas_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The batched env draws its new tasks with render=True: generation targets and every
+    # edit candidate of the first round go to one canvas call, redrawn candidates to one
+    # call per later round (no second call for the unchecked targets at reset).
+    import unigen_sb3.envs.tasks as tasks_module
+
+    calls: list[int] = []
+    render = tasks_module.render_targets
+
+    def counted(tasks: list[Task]) -> list[int]:
+        rendered = render(tasks)
+        calls.append(len(rendered))
+        return rendered
+
+    monkeypatch.setattr(tasks_module, "render_targets", counted)
+    sampler = TaskSampler("unified", size=36)
+    rngs = [np.random.default_rng(40 + i) for i in range(16)]
+    got = sampler.sample_many(rngs)
+    assert {t.kind for t in got} == {"generate", "edit"}
+    assert all(t.pending_render is None for t in got)
+    assert calls and calls[0] == 16
+    alone = [sampler.sample(np.random.default_rng(40 + i)) for i in range(16)]
+    for a, b in zip(alone, got, strict=True):
+        for name in ("target", "start", "mask", "focus", "segments"):
+            assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 
 @pytest.mark.parametrize("size", [40, 33])  # 33: pixel count off the vector width

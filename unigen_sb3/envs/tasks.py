@@ -373,7 +373,8 @@ class TaskSampler:
         """
         return self.sample_many([rng], render=render)[0]
 
-    def _generate(self, rng: np.random.Generator, *, render: bool) -> Task:
+    def _generate(self, rng: np.random.Generator) -> Task:
+        """A generation task drawn from ``rng``, its object not drawn yet (``pending_render``)."""
         prompt = self.generate_prompts[int(rng.integers(len(self.generate_prompts)))]
         solution = generation_solution(prompt, self.size)
         start = torch.full((3, self.size, self.size), _BLANK)
@@ -383,7 +384,7 @@ class TaskSampler:
         # its colour only, so it is rendered once per colour and the object drawn on it.
         op, params = solution[0]
         background = _background(self.size, op, params.tobytes())
-        task = Task(
+        return Task(
             kind="generate",
             source="shapes",
             prompt=prompt,
@@ -396,9 +397,6 @@ class TaskSampler:
             solution=solution,
             pending_render=solution[1],
         )
-        if render:
-            finish_render([task], _render(background, mask, segments, solution[1:])[None])
-        return task
 
     def sample_many(
         self, rngs: Sequence[np.random.Generator], *, render: bool = True
@@ -408,10 +406,15 @@ class TaskSampler:
         must be checked (rendered, then redrawn if they change too little of their mask)
         rendered and checked together.
 
+        :param render: render every target (``False``: only those a check needs; the others
+            keep their last action in :attr:`Task.pending_render`). Either way the targets
+            of a round are rendered in one canvas call: the first round's holds the
+            generation targets and every edit candidate, a later one the redrawn candidates.
+
         Each generator is advanced as if it were alone: a candidate's draws all come before
-        its check. A check's CIELAB conversion gives an image the same values in a batch as
-        alone (:func:`~unigen_sb3.rewards.metrics.rgb_to_lab`), so batching changes no
-        outcome.
+        its check. The canvas ops and a check's CIELAB conversion give an image the same
+        values in a batch as alone (:func:`~unigen_sb3.envs.canvas.apply_ops`,
+        :func:`~unigen_sb3.rewards.metrics.rgb_to_lab`), so batching changes no outcome.
         """
         tasks: list[Task | None] = [None] * len(rngs)
         candidates: dict[int, Task] = {}
@@ -421,13 +424,18 @@ class TaskSampler:
             else:
                 kind = self.task
             if kind == "generate":
-                tasks[i] = self._generate(rng, render=render)
+                tasks[i] = self._generate(rng)
             else:
                 candidates[i] = self._edit_candidate(rng)
+        # Generation targets go with the first round's candidates: one canvas call.
+        generated = [t for t in tasks if t is not None] if render else []
         tries = dict.fromkeys(candidates, 1)
         while candidates:
             checked = [i for i, t in candidates.items() if self._needs_check(t)]
-            render_targets([candidates[i] for i in candidates if render or i in checked])
+            render_targets(
+                generated + [candidates[i] for i in candidates if render or i in checked]
+            )
+            generated = []
             passed = set(candidates) - set(checked)
             passed |= {
                 i
@@ -445,6 +453,7 @@ class TaskSampler:
                     raise RuntimeError(_no_edit_task_message())
                 tries[i] += 1
                 candidates[i] = self._edit_candidate(rngs[i])
+        render_targets(generated)  # when no task was an edit
         return cast(list[Task], tasks)
 
     @staticmethod

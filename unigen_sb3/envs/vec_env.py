@@ -203,7 +203,8 @@ class UniGenVecEnv(VecEnv):
             tasks, images, rows = self.bank.next(indices)
             infos = self.core.reset(indices, tasks, images, bank_rows=rows)
         else:
-            tasks = self.sampler.sample_many([self._rngs[i] for i in indices], render=False)
+            # Every target rendered in the sampler's canvas call with the checked ones.
+            tasks = self.sampler.sample_many([self._rngs[i] for i in indices])
             infos = self.core.reset(indices, tasks)
         for i, info in zip(indices, infos, strict=True):
             self.reset_infos[i] = info
