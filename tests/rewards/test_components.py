@@ -9,6 +9,7 @@ from skimage.color import deltaE_cie76, rgb2lab
 from skimage.metrics import structural_similarity
 
 from unigen_sb3.envs.env import shared_reward_computer
+from unigen_sb3.rewards import components
 from unigen_sb3.rewards.components import (
     COMPONENT_RANGES,
     GUARD_METRICS,
@@ -350,3 +351,18 @@ def test_sub_metrics_equal_independent_computations(computer: RewardComputer) ->
     np.testing.assert_allclose(
         r["edit"].sub["localization"].numpy(), hit / union, atol=1.01 / union.min(), rtol=0
     )
+
+
+@pytest.mark.parametrize("size", [36, 64])
+def test_start_lab_of_single_colour_canvases_equals_their_full_conversion(size: int) -> None:
+    # prepare() converts a single-colour start (generation's blank canvas) from one pixel;
+    # the values must be those of converting the whole canvas, bit for bit.
+    g = torch.Generator().manual_seed(4)
+    starts = torch.rand(6, 3, size, size, generator=g)
+    starts[1] = 1.0  # the blank start
+    starts[3] = torch.tensor([0.2, 0.6, 0.9]).view(3, 1, 1)
+    starts[4] = 0.03  # below the sRGB companding threshold
+    full = rgb_to_lab(starts)
+    assert torch.equal(components._start_lab(starts), full)
+    for rows in ([1, 3], [0, 2], [4]):  # all single-colour, none, one
+        assert torch.equal(components._start_lab(starts[rows]), full[rows])

@@ -167,6 +167,28 @@ def masked_lab_style_stats(lab: Tensor, mask: Tensor) -> Tensor:
     return torch.cat([mean, var.sqrt()], dim=1)
 
 
+def _start_lab(start: Tensor) -> Tensor:
+    """:func:`~unigen_sb3.rewards.metrics.rgb_to_lab` of start canvases, (B,3,H,W).
+
+    On a CPU a single-colour canvas (generation's blank start: half of a unified env's
+    resets) is converted from one pixel and broadcast: the conversion is per pixel and gives
+    a pixel the same bits whatever the image or batch around it, so the values are those of
+    converting the whole canvas.
+    """
+    if start.device.type != "cpu":
+        return rgb_to_lab(start)
+    flat = start.flatten(2)
+    uniform = (flat == flat[:, :, :1]).all(dim=2).all(dim=1)
+    if not bool(uniform.any()):
+        return rgb_to_lab(start)
+    out = torch.empty(start.shape, dtype=torch.promote_types(start.dtype, torch.float32))
+    rest = ~uniform
+    if bool(rest.any()):
+        out[rest] = rgb_to_lab(start[rest])
+    out[uniform] = rgb_to_lab(start[uniform][:, :, :1, :1])
+    return out
+
+
 def _style_gap(stats_x: Tensor, stats_y: Tensor) -> Tensor:
     return torch.linalg.vector_norm(stats_x - stats_y, dim=-1)
 
@@ -275,7 +297,7 @@ class RewardComputer:
             :meth:`prepare_perceptual` adds the rest when ``quality`` is first needed.
         """
         target_lab = task.target_lab if task.target_lab is not None else rgb_to_lab(task.target)
-        start_lab = rgb_to_lab(task.start)
+        lab_of_start = _start_lab(task.start)
         focus = task.focus if task.focus is not None else task.mask
         parts = style_parts(task.mask, focus)
         target_style = _part_stats(target_lab, parts)
@@ -285,8 +307,8 @@ class RewardComputer:
             target_lab=target_lab,
             outside=outside_windows(task.mask),
             target_style=target_style,
-            need=delta_e(start_lab, target_lab) > self.color_tol,
-            start_style_gap=_style_gap(_part_stats(start_lab, parts), target_style),
+            need=delta_e(lab_of_start, target_lab) > self.color_tol,
+            start_style_gap=_style_gap(_part_stats(lab_of_start, parts), target_style),
         )
         return self.prepare_perceptual(prepared) if perceptual else prepared
 
